@@ -1,0 +1,158 @@
+//! Identifiers that cannot hold invalid values.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("not a UUID: {0:?}")]
+    NotUuid(String),
+    #[error("must be 1 to 128 printable characters")]
+    BadUserId,
+    #[error("must start with {prefix:?} and hold only letters, digits and '_'")]
+    BadStripeId { prefix: &'static str },
+}
+
+/// Our transaction id: a UUID, also written into every Stripe object's `metadata[transaction_id]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TransactionId(Uuid);
+
+impl TransactionId {
+    pub fn new() -> Self {
+        TransactionId(Uuid::new_v4())
+    }
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        Uuid::parse_str(s)
+            .map(TransactionId)
+            .map_err(|_| IdError::NotUuid(s.to_owned()))
+    }
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for TransactionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for TransactionId {
+    fn from(u: Uuid) -> Self {
+        TransactionId(u)
+    }
+}
+
+impl fmt::Display for TransactionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TransactionId {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TransactionId::parse(s)
+    }
+}
+
+/// The user id of the identity provider (the JWT `sub`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let ok = (1..=128).contains(&s.len()) && !s.chars().any(char::is_control) && s.trim() == s;
+        if ok {
+            Ok(UserId(s.to_owned()))
+        } else {
+            Err(IdError::BadUserId)
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn valid_stripe_id(s: &str, prefix: &'static str) -> Result<(), IdError> {
+    let ok = s.len() <= 255
+        && s.len() > prefix.len()
+        && s.starts_with(prefix)
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(IdError::BadStripeId { prefix })
+    }
+}
+
+macro_rules! stripe_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+            pub fn parse(s: &str) -> Result<Self, IdError> {
+                valid_stripe_id(s, $prefix).map(|()| $name(s.to_owned()))
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+stripe_id!(
+    /// A Stripe event id (`evt_…`).
+    StripeEventId, "evt_"
+);
+stripe_id!(
+    /// A Stripe payment method id (`pm_…`); test tokens such as `pm_card_visa` also parse.
+    PaymentMethodId, "pm_"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stripe_ids_need_their_prefix_and_safe_characters() {
+        assert!(StripeEventId::parse("evt_1Abc").is_ok());
+        assert!(StripeEventId::parse("evt_").is_err());
+        assert!(StripeEventId::parse("pi_123").is_err());
+        assert!(PaymentMethodId::parse("pm_card_visa").is_ok());
+        assert!(PaymentMethodId::parse("pm_1 2").is_err());
+    }
+
+    #[test]
+    fn user_ids_are_bounded_and_printable() {
+        assert!(UserId::parse("user-1").is_ok());
+        assert!(UserId::parse("").is_err());
+        assert!(UserId::parse(&"x".repeat(129)).is_err());
+        assert!(UserId::parse("a\nb").is_err());
+        assert!(UserId::parse(" padded").is_err());
+    }
+
+    #[test]
+    fn transaction_ids_are_uuids() {
+        assert!(TransactionId::parse("not-a-uuid").is_err());
+        let id = TransactionId::new();
+        assert_eq!(TransactionId::parse(&id.to_string()), Ok(id));
+    }
+}

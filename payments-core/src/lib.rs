@@ -1,0 +1,33 @@
+//! The payments domain and its Postgres store, shared by `payments-api` and
+//! `webhook-ingestor`. No transport lives here (no tonic, axum or hyper).
+//!
+//! - [`money`] and [`ids`]: values that cannot be invalid (`Money`, `Currency`,
+//!   `TransactionId`, `UserId`, Stripe ids).
+//! - [`transaction`]: the transaction record, its kind and status.
+//! - [`state_machine`]: the pure transition function every writer goes through.
+//! - [`stripe_event`]: the Stripe event envelope and what each event type means.
+//! - [`store`]: the SQL, each query taking a connection so callers compose them
+//!   into one database transaction.
+//! - [`settle`]: applying a signal to a locked transaction — status, audit trail,
+//!   ledger, outbox — in the caller's database transaction.
+//! - [`testing`] (feature `testing`): a fresh database per test, dropped afterwards.
+
+pub mod ids;
+pub mod money;
+pub mod settle;
+pub mod state_machine;
+pub mod store;
+pub mod stripe_event;
+pub mod transaction;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
+pub use money::{Currency, Money, MoneyError};
+pub use state_machine::{Current, Decision, Effect, Signal, Transition, decide};
+pub use stripe_event::{CardDetails, EventError, Meaning, StripeEvent, Target};
+pub use transaction::{Transaction, TransactionKind, TransactionStatus};
+
+/// The channel the `transactions` trigger notifies with `"{id}:{version}"`.
+pub const TRANSACTION_CHANNEL: &str = "transaction_changed";

@@ -1,0 +1,271 @@
+//! Applying a signal to a transaction: the one path through which every writer —
+//! the ingestor, reconciliation, the request path — changes a transaction's state
+//! and moves money. The caller opens the database transaction and locks the row
+//! (`store::lock_transaction` / `lock_by_target`); this commits nothing itself, so the
+//! status, the audit trail, the ledger, the outbox and the doorbell (a trigger on the
+//! row) all land in the caller's single commit.
+
+use sqlx::PgConnection;
+
+use crate::{
+    Current, Decision, Effect, Signal, Transaction, TransactionKind, TransactionStatus, decide,
+    store::{self, Movement, MovementKind, OutboxKind, StoreError},
+};
+
+/// Why a transition happened, recorded in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause<'a> {
+    /// A Stripe event (webhook, catch-up or replay), by id.
+    StripeEvent(&'a str),
+    /// Stripe's synchronous answer to our own request.
+    Request,
+    /// The reconciliation sweeper read the object from Stripe.
+    Reconciliation,
+}
+
+impl<'a> Cause<'a> {
+    fn label(self) -> &'static str {
+        match self {
+            Cause::StripeEvent(_) => "stripe_event",
+            Cause::Request => "request",
+            Cause::Reconciliation => "reconciliation",
+        }
+    }
+
+    fn event_id(self) -> Option<&'a str> {
+        match self {
+            Cause::StripeEvent(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// What the object behind the signal said besides the signal itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The object's currency, if it names one.
+    pub currency: Option<&'a str>,
+    /// The charge behind a successful PaymentIntent.
+    pub charge: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The transaction changed (or money moved); the new row.
+    Applied(Transaction),
+    Stale,
+    Deferred(&'static str),
+    /// Recorded for an operator: invalid for this transaction, or a currency mismatch.
+    Flagged(String),
+}
+
+/// Decides and writes. `tx` must be locked by the caller in the same database transaction.
+pub async fn apply(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    signal: &Signal,
+    cause: Cause<'_>,
+    context: Context<'_>,
+) -> Result<Outcome, StoreError> {
+    if let Some(currency) = context.currency
+        && !currency.eq_ignore_ascii_case(tx.currency.as_str())
+    {
+        let why = format!(
+            "currency mismatch: Stripe says {currency}, transaction is {}",
+            tx.currency
+        );
+        store::flag_transaction(conn, tx.id, &why).await?;
+        return Ok(Outcome::Flagged(why));
+    }
+    let current = Current {
+        kind: tx.kind,
+        status: tx.status,
+        amount: tx.amount,
+        amount_refunded: tx.amount_refunded,
+    };
+    let transition = match decide(current, signal) {
+        Decision::Apply(t) => t,
+        Decision::Stale => return Ok(Outcome::Stale),
+        Decision::Defer(why) => return Ok(Outcome::Deferred(why)),
+        Decision::Invalid(why) => return Ok(Outcome::Flagged(why.to_owned())),
+    };
+
+    let (failure_code, failure_message) = transition.failure.clone().unzip();
+    let row = sqlx::query(
+        "UPDATE transactions SET status = $2, amount_refunded = $3, \
+         failure_code = CASE WHEN $2 = 'failed' THEN $4 WHEN $2 = 'succeeded' THEN NULL ELSE failure_code END, \
+         failure_message = CASE WHEN $2 = 'failed' THEN $5 WHEN $2 = 'succeeded' THEN NULL ELSE failure_message END, \
+         stripe_charge_id = COALESCE(stripe_charge_id, $6) \
+         WHERE id = $1 RETURNING version",
+    )
+    .bind(tx.id.as_uuid())
+    .bind(transition.to.as_str())
+    .bind(transition.amount_refunded)
+    .bind(failure_code)
+    .bind(failure_message)
+    .bind(context.charge.filter(|_| transition.to == TransactionStatus::Succeeded))
+    .fetch_one(&mut *conn)
+    .await?;
+    let version: i64 = sqlx::Row::try_get(&row, "version")?;
+
+    let event_id = cause.event_id();
+    sqlx::query(
+        "INSERT INTO transaction_transitions (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tx.id.as_uuid())
+    .bind(tx.status.as_str())
+    .bind(transition.to.as_str())
+    .bind(version)
+    .bind(cause.label())
+    .bind(event_id)
+    .execute(&mut *conn)
+    .await?;
+
+    for effect in &transition.effects {
+        if let Some(flag) = run_effect(conn, tx, effect, event_id).await? {
+            store::flag_transaction(conn, tx.id, &flag).await?;
+        }
+    }
+    let updated = store::get_transaction(conn, tx.id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))?;
+    Ok(Outcome::Applied(updated))
+}
+
+/// Runs one effect; returns a reason to flag the transaction if it could not be done
+/// as the rules want (the rest of the transition still commits).
+async fn run_effect(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    effect: &Effect,
+    event_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let movement = |kind, key, amount| Movement {
+        user_id: &tx.user_id,
+        transaction_id: tx.id,
+        kind,
+        key,
+        amount,
+        currency: tx.currency,
+        stripe_event_id: event_id,
+    };
+    match effect {
+        Effect::CreditWallet => {
+            let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency).await?;
+            if wallet.currency != tx.currency {
+                return Ok(Some(format!(
+                    "not credited: wallet is in {}, payment in {}",
+                    wallet.currency, tx.currency
+                )));
+            }
+            let kind = match tx.kind {
+                TransactionKind::Coupon => MovementKind::CouponCredit,
+                _ => MovementKind::PaymentCredit,
+            };
+            store::record_movement(conn, &movement(kind, "", tx.amount)).await?;
+        }
+        Effect::EndTrial => {
+            store::end_trial(conn, &tx.user_id).await?;
+        }
+        Effect::MarkCardValidated => {
+            let Some(pm) = &tx.payment_method_id else {
+                return Ok(Some(
+                    "validated, but the transaction names no payment method".into(),
+                ));
+            };
+            store::mark_validated(conn, &tx.user_id, pm, tx.card_fingerprint.as_deref()).await?;
+        }
+        Effect::GrantTrialIfRequested => return grant_trial(conn, tx, event_id).await,
+        Effect::ReleaseHold => {
+            let Some(pi) = &tx.stripe_payment_intent_id else {
+                return Ok(Some("no PaymentIntent recorded to release".into()));
+            };
+            let key = format!("release-hold-{}", tx.id);
+            store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+        }
+        Effect::DebitRefund {
+            delta,
+            amount_refunded,
+        } => {
+            let key = amount_refunded.to_string();
+            record_in_wallet_currency(conn, tx, &movement(MovementKind::RefundDebit, &key, -delta))
+                .await?;
+        }
+        Effect::DebitDispute { dispute_id, amount } => {
+            record_in_wallet_currency(
+                conn,
+                tx,
+                &movement(MovementKind::DisputeDebit, dispute_id, -amount),
+            )
+            .await?;
+        }
+        Effect::ReverseDispute { dispute_id, amount } => {
+            record_in_wallet_currency(
+                conn,
+                tx,
+                &movement(MovementKind::DisputeReversal, dispute_id, *amount),
+            )
+            .await?;
+        }
+    }
+    Ok(None)
+}
+
+async fn record_in_wallet_currency(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    m: &Movement<'_>,
+) -> Result<(), StoreError> {
+    store::ensure_wallet(conn, &tx.user_id, tx.currency).await?;
+    store::record_movement(conn, m).await?;
+    Ok(())
+}
+
+async fn grant_trial(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    event_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    use sqlx::Connection;
+
+    let Some(credit) = tx.trial_credit else {
+        return Ok(None);
+    };
+    let Some(fingerprint) = tx.card_fingerprint.as_deref().filter(|f| !f.is_empty()) else {
+        return Ok(Some("trial not granted: card fingerprint unknown".into()));
+    };
+    let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency).await?;
+    if wallet.currency != tx.currency {
+        return Ok(Some(format!(
+            "trial not granted: wallet is in {}",
+            wallet.currency
+        )));
+    }
+    // Card claim, trial start and credit stand or fall together (a savepoint).
+    let mut savepoint = conn.begin().await?;
+    if !store::claim_trial_for_card(&mut savepoint, fingerprint, &tx.user_id, tx.id).await? {
+        savepoint.rollback().await?;
+        return Ok(Some(
+            "trial not granted: this card already started a trial".into(),
+        ));
+    }
+    if !store::start_trial(&mut savepoint, &tx.user_id, credit).await? {
+        savepoint.rollback().await?;
+        return Ok(Some(
+            "trial not granted: the wallet already had a trial".into(),
+        ));
+    }
+    let grant = Movement {
+        user_id: &tx.user_id,
+        transaction_id: tx.id,
+        kind: MovementKind::TrialGrant,
+        key: "",
+        amount: credit,
+        currency: tx.currency,
+        stripe_event_id: event_id,
+    };
+    store::record_movement(&mut savepoint, &grant).await?;
+    savepoint.commit().await?;
+    Ok(None)
+}

@@ -1,0 +1,198 @@
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::{StripeEvent, TransactionId};
+
+/// Where a stored event is in its processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    /// Stored, not yet applied.
+    Received,
+    Applied,
+    /// Valid but late or duplicate: changed nothing.
+    Stale,
+    /// A type we store but do not act on.
+    Ignored,
+    /// No transaction found yet: retried by the worker.
+    Unmatched,
+    /// Presupposes a state not reached yet: retried by the worker.
+    Deferred,
+    /// Recorded but needs an operator (invalid for its transaction, currency mismatch).
+    Flagged,
+    /// Retry budget exhausted.
+    Dead,
+}
+
+impl EventState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Received => "received",
+            EventState::Applied => "applied",
+            EventState::Stale => "stale",
+            EventState::Ignored => "ignored",
+            EventState::Unmatched => "unmatched",
+            EventState::Deferred => "deferred",
+            EventState::Flagged => "flagged",
+            EventState::Dead => "dead",
+        }
+    }
+
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            EventState::Received | EventState::Unmatched | EventState::Deferred
+        )
+    }
+}
+
+/// How an event reached the inbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    Webhook,
+    CatchUp,
+    Replay,
+}
+
+impl EventSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            EventSource::Webhook => "webhook",
+            EventSource::CatchUp => "catch_up",
+            EventSource::Replay => "replay",
+        }
+    }
+}
+
+/// Stores a verified event. Returns false when its id is already stored (a redelivery).
+pub async fn insert_event(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    source: EventSource,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(event.id.as_str())
+    .bind(&event.event_type)
+    .bind(&event.api_version)
+    .bind(event.created)
+    .bind(event.livemode)
+    .bind(&event.payload)
+    .bind(source.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub event_type: String,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub transaction_id: Option<Uuid>,
+    pub payload: serde_json::Value,
+}
+
+const COLUMNS: &str = "id, type, state, attempts, last_error, received_at, transaction_id, payload";
+
+/// Locks one stored event for processing (waits for another worker holding it).
+pub async fn lock_event(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<StoredEvent>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM stripe_events WHERE id = $1 FOR UPDATE");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Claims retryable events whose time has come; rows other workers hold are skipped.
+pub async fn claim_due_events(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM stripe_events WHERE state IN ('received', 'unmatched', 'deferred') \
+         AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
+         ORDER BY created LIMIT $1 FOR UPDATE SKIP LOCKED"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// The outcome of one processing attempt.
+#[derive(Debug, Clone)]
+pub struct EventOutcome<'a> {
+    pub state: EventState,
+    pub transaction_id: Option<TransactionId>,
+    pub error: Option<&'a str>,
+    /// For retryable states: when to try again.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Whether this attempt counts against the retry budget.
+    pub count_attempt: bool,
+}
+
+pub async fn record_event_outcome(
+    conn: &mut PgConnection,
+    id: &str,
+    o: &EventOutcome<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE stripe_events SET state = $2, transaction_id = COALESCE($3, transaction_id), \
+         last_error = $4, next_attempt_at = $5, attempts = attempts + $6::int, \
+         processed_at = CASE WHEN $2 IN ('received', 'unmatched', 'deferred') THEN processed_at ELSE now() END \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(o.state.as_str())
+    .bind(o.transaction_id.map(|t| t.as_uuid()))
+    .bind(o.error)
+    .bind(o.next_attempt_at)
+    .bind(i32::from(o.count_attempt))
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn list_dead_events(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<StoredEvent>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM stripe_events WHERE state = 'dead' ORDER BY received_at DESC LIMIT $1"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// Puts an event back in the queue with a fresh retry budget.
+pub async fn requeue_event(conn: &mut PgConnection, id: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE stripe_events SET state = 'received', attempts = 0, next_attempt_at = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The newest event creation time stored, where a catch-up pass over `GET /v1/events` resumes.
+pub async fn latest_event_created(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sqlx::query_scalar("SELECT max(created) FROM stripe_events")
+        .fetch_one(&mut *conn)
+        .await?)
+}

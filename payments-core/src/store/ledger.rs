@@ -1,0 +1,104 @@
+use sqlx::PgConnection;
+
+use super::StoreError;
+use crate::{Currency, TransactionId, UserId};
+
+/// The kinds of wallet movement; each happens at most once per (transaction, key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MovementKind {
+    PaymentCredit,
+    CouponCredit,
+    TrialGrant,
+    RefundDebit,
+    DisputeDebit,
+    DisputeReversal,
+}
+
+impl MovementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MovementKind::PaymentCredit => "payment_credit",
+            MovementKind::CouponCredit => "coupon_credit",
+            MovementKind::TrialGrant => "trial_grant",
+            MovementKind::RefundDebit => "refund_debit",
+            MovementKind::DisputeDebit => "dispute_debit",
+            MovementKind::DisputeReversal => "dispute_reversal",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Movement<'a> {
+    pub user_id: &'a UserId,
+    pub transaction_id: TransactionId,
+    pub kind: MovementKind,
+    /// Distinguishes several movements of one kind on one transaction ("" if only one).
+    pub key: &'a str,
+    /// Signed minor units: credits positive, debits negative.
+    pub amount: i64,
+    pub currency: Currency,
+    pub stripe_event_id: Option<&'a str>,
+}
+
+/// Appends a movement unless it already happened. The unique key on
+/// (transaction, kind, key) is what makes a credit happen once, whatever the
+/// application does; a trigger moves the wallet balance in the same statement.
+pub async fn record_movement(
+    conn: &mut PgConnection,
+    m: &Movement<'_>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transaction_id, kind, movement_key) DO NOTHING",
+    )
+    .bind(m.user_id.as_str())
+    .bind(m.transaction_id.as_uuid())
+    .bind(m.kind.as_str())
+    .bind(m.key)
+    .bind(m.amount)
+    .bind(m.currency.as_str())
+    .bind(m.stripe_event_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerMismatch {
+    pub user_id: String,
+    pub balance: i64,
+    pub ledger_sum: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerReport {
+    pub wallets_checked: i64,
+    pub mismatches: Vec<LedgerMismatch>,
+}
+
+/// Every wallet whose balance differs from the sum of its ledger.
+pub async fn check_ledger(conn: &mut PgConnection) -> Result<LedgerReport, StoreError> {
+    let wallets_checked: i64 = sqlx::query_scalar("SELECT count(*) FROM wallets")
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT w.user_id, w.balance, COALESCE(l.total, 0)::bigint FROM wallets w \
+         LEFT JOIN (SELECT user_id, sum(amount) AS total FROM ledger_entries GROUP BY user_id) l \
+           ON l.user_id = w.user_id \
+         WHERE w.balance <> COALESCE(l.total, 0) ORDER BY w.user_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mismatches = rows
+        .into_iter()
+        .map(|(user_id, balance, ledger_sum)| LedgerMismatch {
+            user_id,
+            balance,
+            ledger_sum,
+        })
+        .collect();
+    Ok(LedgerReport {
+        wallets_checked,
+        mismatches,
+    })
+}

@@ -1,0 +1,95 @@
+//! The Postgres store: the queries both services use. Every function takes a
+//! `&mut PgConnection`, which a pool connection and an open database transaction
+//! both give (`&mut *tx`), so callers compose several queries into one commit.
+
+mod customers;
+mod events;
+mod ledger;
+mod outbox;
+mod payment_methods;
+mod transactions;
+mod wallets;
+
+pub use customers::*;
+pub use events::*;
+pub use ledger::*;
+pub use outbox::*;
+pub use payment_methods::*;
+pub use transactions::*;
+pub use wallets::*;
+
+use sqlx::{PgPool, postgres::PgPoolOptions};
+
+/// The errors of the store. Transports map them to their own statuses in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or the connection broke: retry later.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// A unique constraint refused the write; carries the constraint's name.
+    #[error("conflict on {0}")]
+    Conflict(String),
+    /// A row holds a value the domain types refuse (a bug or a manual edit).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e),
+            // Server shutting down / connection failures / admin shutdown.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+            {
+                StoreError::Unavailable(e)
+            }
+            _ => StoreError::Other(e),
+        }
+    }
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// Whether this is the unique violation of the named constraint.
+    pub fn is_conflict_on(&self, constraint: &str) -> bool {
+        matches!(self, StoreError::Conflict(c) if c == constraint)
+    }
+}
+
+/// Connection settings shared by both services.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: std::time::Duration,
+}
+
+pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .connect(&config.url)
+        .await
+        .map_err(StoreError::from)
+}
+
+/// Applies pending migrations. sqlx's migrator takes an advisory lock, so several
+/// instances starting together apply each migration once.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("../migrations").run(pool).await
+}

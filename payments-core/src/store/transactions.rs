@@ -1,0 +1,270 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Row, postgres::PgRow};
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::{
+    Currency, Target, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
+};
+
+const COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refunded, failure_code, \
+    failure_message, payment_method_id, coupon_code, card_fingerprint, trial_credit, flagged, \
+    stripe_payment_intent_id, stripe_invoice_id, stripe_charge_id, client_secret, idempotency_key, \
+    request_fingerprint, version, created_at, updated_at";
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("transactions.{what} = {value:?}"))
+}
+
+pub(crate) fn from_row(row: &PgRow) -> Result<Transaction, StoreError> {
+    let user: String = row.try_get("user_id")?;
+    let kind: String = row.try_get("kind")?;
+    let status: String = row.try_get("status")?;
+    let currency: String = row.try_get("currency")?;
+    Ok(Transaction {
+        id: TransactionId::from(row.try_get::<Uuid, _>("id")?),
+        user_id: UserId::parse(&user).map_err(|_| corrupt("user_id", &user))?,
+        kind: TransactionKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
+        status: TransactionStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        amount: row.try_get("amount")?,
+        currency: Currency::parse(&currency).map_err(|_| corrupt("currency", &currency))?,
+        amount_refunded: row.try_get("amount_refunded")?,
+        failure_code: row.try_get("failure_code")?,
+        failure_message: row.try_get("failure_message")?,
+        payment_method_id: row.try_get("payment_method_id")?,
+        coupon_code: row.try_get("coupon_code")?,
+        card_fingerprint: row.try_get("card_fingerprint")?,
+        trial_credit: row.try_get("trial_credit")?,
+        flagged: row.try_get("flagged")?,
+        stripe_payment_intent_id: row.try_get("stripe_payment_intent_id")?,
+        stripe_invoice_id: row.try_get("stripe_invoice_id")?,
+        stripe_charge_id: row.try_get("stripe_charge_id")?,
+        client_secret: row.try_get("client_secret")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        request_fingerprint: row.try_get("request_fingerprint")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// A transaction about to be created, before Stripe is called.
+#[derive(Debug, Clone)]
+pub struct NewTransaction {
+    pub user_id: UserId,
+    pub kind: TransactionKind,
+    pub amount: i64,
+    pub currency: Currency,
+    pub payment_method_id: Option<String>,
+    pub coupon_code: Option<String>,
+    pub card_fingerprint: Option<String>,
+    pub trial_credit: Option<i64>,
+    pub idempotency_key: String,
+    /// What the request was, so a reused key with other parameters is caught.
+    pub request_fingerprint: String,
+}
+
+#[derive(Debug)]
+pub enum Inserted {
+    New(Transaction),
+    /// The user already used this idempotency key; the stored transaction comes back.
+    Existing(Transaction),
+}
+
+/// Inserts in CREATED, or returns the transaction already stored under the user's
+/// idempotency key. The unique constraint decides, so concurrent retries agree.
+pub async fn insert_transaction(
+    conn: &mut PgConnection,
+    new: &NewTransaction,
+) -> Result<Inserted, StoreError> {
+    let sql = format!(
+        "INSERT INTO transactions (id, user_id, kind, status, amount, currency, payment_method_id, \
+         coupon_code, card_fingerprint, trial_credit, idempotency_key, request_fingerprint) \
+         VALUES ($1, $2, $3, 'created', $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(TransactionId::new().as_uuid())
+        .bind(new.user_id.as_str())
+        .bind(new.kind.as_str())
+        .bind(new.amount)
+        .bind(new.currency.as_str())
+        .bind(&new.payment_method_id)
+        .bind(&new.coupon_code)
+        .bind(&new.card_fingerprint)
+        .bind(new.trial_credit)
+        .bind(&new.idempotency_key)
+        .bind(&new.request_fingerprint)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(row) = row {
+        return Ok(Inserted::New(from_row(&row)?));
+    }
+    let sql =
+        format!("SELECT {COLUMNS} FROM transactions WHERE user_id = $1 AND idempotency_key = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(new.user_id.as_str())
+        .bind(&new.idempotency_key)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Inserted::Existing(from_row(&row)?))
+}
+
+pub async fn get_transaction(
+    conn: &mut PgConnection,
+    id: TransactionId,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Locks the row for the rest of the database transaction: every writer of a
+/// transaction's state takes this lock first, so transitions are serialized.
+pub async fn lock_transaction(
+    conn: &mut PgConnection,
+    id: TransactionId,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = $1 FOR UPDATE");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Finds and locks the transaction an event is about: by our id in the metadata,
+/// else by the PaymentIntent, Invoice or Charge id recorded on it.
+pub async fn lock_by_target(
+    conn: &mut PgConnection,
+    target: &Target,
+) -> Result<Option<Transaction>, StoreError> {
+    if let Some(id) = target.transaction_id
+        && let Some(tx) = lock_transaction(conn, id).await?
+    {
+        return Ok(Some(tx));
+    }
+    for (column, value) in [
+        ("stripe_payment_intent_id", &target.payment_intent),
+        ("stripe_invoice_id", &target.invoice),
+        ("stripe_charge_id", &target.charge),
+    ] {
+        let Some(value) = value else { continue };
+        let sql = format!("SELECT {COLUMNS} FROM transactions WHERE {column} = $1 FOR UPDATE");
+        if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            return Ok(Some(from_row(&row)?));
+        }
+    }
+    Ok(None)
+}
+
+/// Reads many transactions in one query (the watchers' safety re-read).
+pub async fn get_transactions(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<Transaction>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM transactions WHERE id = ANY($1)");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Keyset position for newest-first listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+pub async fn list_transactions(
+    conn: &mut PgConnection,
+    user: &UserId,
+    limit: i64,
+    after: Option<ListCursor>,
+) -> Result<Vec<Transaction>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions WHERE user_id = $1 \
+         AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3)) \
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user.as_str())
+        .bind(after.map(|c| c.created_at))
+        .bind(after.map(|c| c.id))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The Stripe object a transaction is now tied to, recorded as soon as Stripe answers.
+#[derive(Debug, Clone, Default)]
+pub struct StripeRefs<'a> {
+    pub payment_intent_id: Option<&'a str>,
+    pub invoice_id: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+}
+
+pub async fn set_stripe_refs(
+    conn: &mut PgConnection,
+    id: TransactionId,
+    refs: &StripeRefs<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE transactions SET \
+         stripe_payment_intent_id = COALESCE(stripe_payment_intent_id, $2), \
+         stripe_invoice_id = COALESCE(stripe_invoice_id, $3), \
+         client_secret = COALESCE($4, client_secret) WHERE id = $1",
+    )
+    .bind(id.as_uuid())
+    .bind(refs.payment_intent_id)
+    .bind(refs.invoice_id)
+    .bind(refs.client_secret)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Not settled and untouched for longer than `older_than`: candidates for reconciliation.
+/// Rows another instance is reconciling are skipped.
+pub async fn lock_unsettled(
+    conn: &mut PgConnection,
+    older_than: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Transaction>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions \
+         WHERE status IN ('created', 'pending', 'requires_action') AND updated_at < $1 \
+         ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(older_than)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn flag_transaction(
+    conn: &mut PgConnection,
+    id: TransactionId,
+    why: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE transactions SET flagged = $2 WHERE id = $1 AND flagged IS DISTINCT FROM $2",
+    )
+    .bind(id.as_uuid())
+    .bind(why)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+use super::*;
+
+fn event(event_type: &str, object: Value) -> StripeEvent {
+    let payload = serde_json::json!({
+        "id": "evt_1", "object": "event", "type": event_type, "created": 1_700_000_000,
+        "livemode": false, "data": { "object": object }
+    });
+    StripeEvent::from_value(payload).expect("valid envelope")
+}
+
+/// Real payloads from many API versions (see testdata/stripe-events/SOURCES.md).
+#[test]
+fn every_recorded_stripe_event_parses_and_has_a_meaning() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/stripe-events");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("testdata present") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let raw = std::fs::read(&path).expect("readable");
+        let event = StripeEvent::parse(&raw).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file_type = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        assert!(
+            file_type.starts_with(&event.event_type),
+            "{file_type} vs {}",
+            event.event_type
+        );
+        let meaning = event
+            .meaning()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if event.event_type != "payment_intent.created"
+            && event.event_type != "charge.dispute.closed"
+        {
+            assert!(
+                matches!(meaning, Meaning::Transaction { .. }),
+                "{}: {meaning:?}",
+                path.display()
+            );
+        }
+        seen += 1;
+    }
+    assert!(seen >= 20, "only {seen} recorded events found");
+}
+
+#[test]
+fn the_envelope_needs_id_type_and_created() {
+    assert!(matches!(
+        StripeEvent::parse(b"not json"),
+        Err(EventError::NotJson(_))
+    ));
+    assert!(matches!(
+        StripeEvent::parse(b"[]"),
+        Err(EventError::NotAnEvent(_))
+    ));
+    let no_id = br#"{"type":"x","created":1,"data":{"object":{}}}"#;
+    assert_eq!(
+        StripeEvent::parse(no_id).err(),
+        Some(EventError::NotAnEvent("no id"))
+    );
+    let no_type = br#"{"id":"evt_1","created":1,"data":{"object":{}}}"#;
+    assert_eq!(
+        StripeEvent::parse(no_type).err(),
+        Some(EventError::NotAnEvent("no type"))
+    );
+    let not_event =
+        br#"{"id":"evt_1","object":"charge","type":"x","created":1,"data":{"object":{}}}"#;
+    assert!(StripeEvent::parse(not_event).is_err());
+}
+
+#[test]
+fn our_transaction_id_in_metadata_is_the_first_way_to_find_the_transaction() {
+    let id = TransactionId::new();
+    let e = event(
+        "payment_intent.succeeded",
+        serde_json::json!({"id": "pi_1", "object": "payment_intent", "currency": "usd",
+            "latest_charge": "ch_1", "metadata": {"transaction_id": id.to_string()}}),
+    );
+    let Ok(Meaning::Transaction {
+        target,
+        signal,
+        currency,
+        charge,
+        ..
+    }) = e.meaning()
+    else {
+        panic!("a PaymentIntent event is about a transaction");
+    };
+    assert_eq!(target.transaction_id, Some(id));
+    assert_eq!(target.payment_intent.as_deref(), Some("pi_1"));
+    assert_eq!(signal, Signal::Succeeded);
+    assert_eq!(currency.as_deref(), Some("usd"));
+    assert_eq!(charge.as_deref(), Some("ch_1"));
+}
+
+#[test]
+fn a_payment_failure_carries_the_decline_code_before_the_error_code() {
+    let e = event(
+        "payment_intent.payment_failed",
+        serde_json::json!({"id": "pi_1", "object": "payment_intent", "last_payment_error":
+            {"code": "card_declined", "decline_code": "insufficient_funds", "message": "No funds."}}),
+    );
+    let Ok(Meaning::Transaction { signal, .. }) = e.meaning() else {
+        panic!("transaction event")
+    };
+    assert_eq!(
+        signal,
+        Signal::Failed {
+            code: "insufficient_funds".into(),
+            message: "No funds.".into()
+        }
+    );
+}
+
+#[test]
+fn refunds_and_disputes_find_the_payment_through_the_charge() {
+    let e = event(
+        "charge.refunded",
+        serde_json::json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount_refunded": 250}),
+    );
+    let Ok(Meaning::Transaction { target, signal, .. }) = e.meaning() else {
+        panic!("transaction event")
+    };
+    assert_eq!(
+        signal,
+        Signal::Refunded {
+            amount_refunded: 250
+        }
+    );
+    assert_eq!(target.charge.as_deref(), Some("ch_1"));
+    assert_eq!(target.payment_intent.as_deref(), Some("pi_1"));
+
+    let e = event(
+        "charge.dispute.closed",
+        serde_json::json!({"id": "dp_1", "object": "dispute", "charge": "ch_1", "amount": 100, "status": "won"}),
+    );
+    let Ok(Meaning::Transaction { target, signal, .. }) = e.meaning() else {
+        panic!("transaction event")
+    };
+    assert_eq!(
+        signal,
+        Signal::DisputeClosed {
+            dispute_id: "dp_1".into(),
+            amount: 100,
+            won: true
+        }
+    );
+    assert_eq!(target.charge.as_deref(), Some("ch_1"));
+}
+
+#[test]
+fn a_refund_event_without_its_amount_is_an_error_not_a_guess() {
+    let e = event(
+        "charge.refunded",
+        serde_json::json!({"id": "ch_1", "object": "charge"}),
+    );
+    assert!(matches!(
+        e.meaning(),
+        Err(EventError::MissingField {
+            field: "amount_refunded",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn unknown_types_mean_nothing_but_are_still_events() {
+    let e = event(
+        "customer.created",
+        serde_json::json!({"id": "cus_1", "object": "customer"}),
+    );
+    assert_eq!(e.meaning(), Ok(Meaning::Nothing));
+}

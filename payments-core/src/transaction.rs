@@ -1,0 +1,113 @@
+//! The transaction record: its kind, its status and the row both services read.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{Currency, TransactionId, UserId};
+
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The value stored in the database.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// What a transaction does to the wallet.
+    TransactionKind {
+        Payment = "payment",
+        Coupon = "coupon",
+        CardValidation = "card_validation",
+    }
+);
+
+text_enum!(
+    /// Where a transaction is in its life.
+    TransactionStatus {
+        Created = "created",
+        Pending = "pending",
+        RequiresAction = "requires_action",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Canceled = "canceled",
+        Refunded = "refunded",
+    }
+);
+
+impl TransactionStatus {
+    /// Settled: a watcher has its answer. FAILED may still become SUCCEEDED if the
+    /// customer retries the same PaymentIntent, and SUCCEEDED may become REFUNDED, but
+    /// neither is waiting on anything.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            TransactionStatus::Succeeded
+                | TransactionStatus::Failed
+                | TransactionStatus::Canceled
+                | TransactionStatus::Refunded
+        )
+    }
+}
+
+/// A transaction as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transaction {
+    pub id: TransactionId,
+    pub user_id: UserId,
+    pub kind: TransactionKind,
+    pub status: TransactionStatus,
+    pub amount: i64,
+    pub currency: Currency,
+    pub amount_refunded: i64,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub payment_method_id: Option<String>,
+    pub coupon_code: Option<String>,
+    pub card_fingerprint: Option<String>,
+    /// Set on a card validation started by StartTrial: the credit its success grants.
+    pub trial_credit: Option<i64>,
+    pub flagged: Option<String>,
+    pub stripe_payment_intent_id: Option<String>,
+    pub stripe_invoice_id: Option<String>,
+    pub stripe_charge_id: Option<String>,
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+    pub idempotency_key: String,
+    pub request_fingerprint: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Transaction {
+    /// The client secret is only worth handing out while the customer must act.
+    pub fn client_secret_if_action_required(&self) -> Option<&str> {
+        match self.status {
+            TransactionStatus::RequiresAction => self.client_secret.as_deref(),
+            _ => None,
+        }
+    }
+}
