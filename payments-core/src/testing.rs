@@ -75,8 +75,9 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
-        let pool = self.pool.clone();
         // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
+        // The pool is not closed first: that would wait for connections whose return is
+        // scheduled on the runtime this thread blocks. FORCE ends them instead.
         let cleanup = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -85,7 +86,6 @@ impl Drop for TestDb {
                 return;
             };
             rt.block_on(async move {
-                pool.close().await;
                 let dropped = match PgConnection::connect(&admin_url).await {
                     Ok(mut admin) => admin
                         .execute(sqlx::AssertSqlSafe(format!(

@@ -1,0 +1,102 @@
+//! One watcher's stream: the snapshot, then every newer version, until settled.
+
+use std::sync::Arc;
+
+use futures::Stream;
+use payments_core::{Transaction, TransactionStatus, store::StoreError};
+use tokio_util::sync::CancellationToken;
+
+use super::hub::Subscription;
+
+/// A subscribed watcher. Dropping it (or its stream) frees everything it held.
+pub struct Watch {
+    snapshot: Arc<Transaction>,
+    subscription: Subscription,
+    await_status: Option<TransactionStatus>,
+    shutdown: CancellationToken,
+}
+
+struct State {
+    subscription: Subscription,
+    last_version: i64,
+    done: bool,
+    await_status: Option<TransactionStatus>,
+    shutdown: CancellationToken,
+    first: Option<Arc<Transaction>>,
+}
+
+impl Watch {
+    pub(super) fn new(
+        snapshot: Arc<Transaction>,
+        subscription: Subscription,
+        await_status: Option<TransactionStatus>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Watch { snapshot, subscription, await_status, shutdown }
+    }
+
+    /// The state when the watch began: the first message.
+    pub fn snapshot(&self) -> &Transaction {
+        &self.snapshot
+    }
+
+    /// The snapshot first, then each newer committed version (intermediate versions
+    /// may be coalesced; the latest always arrives). Ends after a settled status or
+    /// `await_status`. At shutdown it ends with `StoreError::Unavailable`, which the
+    /// transport maps to a status the client retries on.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Transaction, StoreError>> + Send + 'static {
+        let state = State {
+            last_version: 0,
+            first: Some(self.snapshot),
+            subscription: self.subscription,
+            done: false,
+            await_status: self.await_status,
+            shutdown: self.shutdown,
+        };
+        futures::stream::unfold(state, next)
+    }
+}
+
+fn finished(tx: &Transaction, await_status: Option<TransactionStatus>) -> bool {
+    tx.status.is_settled() || Some(tx.status) == await_status
+}
+
+async fn next(mut s: State) -> Option<(Result<Transaction, StoreError>, State)> {
+    if s.done {
+        return None;
+    }
+    if let Some(first) = s.first.take() {
+        return Some(s.emit(first));
+    }
+    loop {
+        let newer = s.subscription.rx.borrow_and_update().clone().filter(|t| t.version > s.last_version);
+        if let Some(tx) = newer {
+            return Some(s.emit(tx));
+        }
+        tokio::select! {
+            changed = s.subscription.rx.changed() => {
+                if changed.is_err() {
+                    // The hub dropped the slot: only at shutdown.
+                    s.done = true;
+                    return Some((Err(shutting_down()), s));
+                }
+            }
+            () = s.shutdown.cancelled() => {
+                s.done = true;
+                return Some((Err(shutting_down()), s));
+            }
+        }
+    }
+}
+
+impl State {
+    fn emit(mut self, tx: Arc<Transaction>) -> (Result<Transaction, StoreError>, State) {
+        self.last_version = tx.version;
+        self.done = finished(&tx, self.await_status);
+        (Ok(Transaction::clone(&tx)), self)
+    }
+}
+
+fn shutting_down() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::PoolClosed)
+}

@@ -1,0 +1,16 @@
+//! Stripe's objects and the synchronous operations on them. Each function takes `&mut Store`
+//! (the caller holds the lock), validates like Stripe, mutates, emits events, and returns the
+//! object's JSON or an [`ApiError`](crate::error::ApiError).
+
+pub mod cards;
+pub mod charges;
+pub mod confirmation;
+pub mod coupons;
+pub mod customers;
+pub mod disputes;
+pub mod events;
+pub mod invoice_items;
+pub mod invoice_lifecycle;
+pub mod invoices;
+pub mod payment_intents;
+pub mod payment_methods;

@@ -1,0 +1,13 @@
+//! Integration tests: async-stripe (and raw HTTP where async-stripe has no call) against a
+//! simulator started in-process on port 0. One test binary keeps link time down.
+
+mod customers_and_payment_methods;
+mod events;
+mod invoices_and_discounts;
+mod payment_intents;
+mod protocol;
+mod refunds_and_disputes;
+mod support;
+mod three_d_secure;
+mod webhooks;
+mod wire_shapes;
