@@ -49,6 +49,9 @@ pub struct Context<'a> {
     pub charge: Option<&'a str>,
 }
 
+// One outcome per applied signal, returned and consumed at once: boxing the row
+// would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The transaction changed (or money moved); the new row.

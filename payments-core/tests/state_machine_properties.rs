@@ -37,19 +37,15 @@ fn run(kind: Kind, signals: &[Signal]) -> End {
                         Effect::CreditWallet => AMOUNT,
                         Effect::DebitRefund { delta, .. } => -delta,
                         // Keyed by dispute id in the ledger: once each.
-                        Effect::DebitDispute { dispute_id, amount } => {
-                            if dispute_keys.insert(("debit", dispute_id.clone())) {
-                                -amount
-                            } else {
-                                0
-                            }
+                        Effect::DebitDispute { dispute_id, amount }
+                            if dispute_keys.insert(("debit", dispute_id.clone())) =>
+                        {
+                            -amount
                         }
-                        Effect::ReverseDispute { dispute_id, amount } => {
-                            if dispute_keys.insert(("reverse", dispute_id.clone())) {
-                                *amount
-                            } else {
-                                0
-                            }
+                        Effect::ReverseDispute { dispute_id, amount }
+                            if dispute_keys.insert(("reverse", dispute_id.clone())) =>
+                        {
+                            *amount
                         }
                         _ => 0,
                     };
@@ -181,7 +177,7 @@ fn the_ordered_flows_move_the_money_the_rules_say() {
         code: "x".into(),
         message: "y".into(),
     };
-    assert_eq!(run(Kind::Payment, &[failed.clone()]).moved, 0);
+    assert_eq!(run(Kind::Payment, std::slice::from_ref(&failed)).moved, 0);
     assert_eq!(
         run(Kind::Payment, &[failed, Signal::Succeeded]).moved,
         AMOUNT
