@@ -10,8 +10,11 @@
 //!   event that fails to apply is still stored and retried.
 //! - [`http`]: the webhook route, `/healthz`, `/readyz`, `/metrics` and gRPC health,
 //!   with the error-to-status mapping in one place.
-//! - [`workers`]: retrying unmatched and deferred events, sending the outbox.
-//! - [`stripe_api`]: the calls we make to Stripe and how their failures are retried.
+//! - [`workers`]: retrying unmatched and deferred events, sending the outbox,
+//!   reconciling stale transactions, catching up on missed events.
+//! - [`stripe_api`]: the calls we make to Stripe and how their failures are retried;
+//!   [`stripe_object`]: what a PaymentIntent or Invoice read back from Stripe says.
+//! - [`store_ext`]: queries not (yet) in the shared store.
 //! - [`metrics`]: a small Prometheus-text registry.
 //! - [`startup`]: [`App`], which binds in `build` and serves in `run_until_stopped`.
 
@@ -22,7 +25,9 @@ pub mod metrics;
 pub mod retry;
 pub mod signature;
 pub mod startup;
+pub mod store_ext;
 pub mod stripe_api;
+pub mod stripe_object;
 pub mod telemetry;
 pub mod workers;
 

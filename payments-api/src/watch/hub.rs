@@ -28,7 +28,10 @@ pub struct WatchConfig {
 
 impl Default for WatchConfig {
     fn default() -> Self {
-        WatchConfig { safety_reread: Duration::from_secs(5), reread_batch: 5_000 }
+        WatchConfig {
+            safety_reread: Duration::from_secs(5),
+            reread_batch: 5_000,
+        }
     }
 }
 
@@ -61,7 +64,11 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl WatchHub {
     /// Starts listening (the first LISTEN completes before this returns, so no watcher
     /// can subscribe before the doorbell is wired) and spawns the reader tasks.
-    pub async fn start(pool: PgPool, config: WatchConfig, shutdown: CancellationToken) -> Result<WatchHub, StoreError> {
+    pub async fn start(
+        pool: PgPool,
+        config: WatchConfig,
+        shutdown: CancellationToken,
+    ) -> Result<WatchHub, StoreError> {
         let inner = Arc::new(Inner {
             pool,
             config,
@@ -87,7 +94,10 @@ impl WatchHub {
     ) -> Result<Option<Watch>, StoreError> {
         let subscription = Subscription {
             rx: self.inner.subscribe(id.as_uuid()),
-            _guard: SlotGuard { inner: self.inner.clone(), id: id.as_uuid() },
+            _guard: SlotGuard {
+                inner: self.inner.clone(),
+                id: id.as_uuid(),
+            },
         };
         let mut conn = self.inner.pool.acquire().await?;
         let Some(snapshot) = store::get_transaction(&mut conn, id).await? else {
@@ -96,7 +106,12 @@ impl WatchHub {
         drop(conn);
         let snapshot = Arc::new(snapshot);
         self.inner.publish(snapshot.clone());
-        Ok(Some(Watch::new(snapshot, subscription, await_status, self.inner.shutdown.clone())))
+        Ok(Some(Watch::new(
+            snapshot,
+            subscription,
+            await_status,
+            self.inner.shutdown.clone(),
+        )))
     }
 
     /// Streams currently open on this instance.
@@ -168,7 +183,9 @@ impl Inner {
 
     /// Newest version any watcher of `id` has seen.
     pub(super) fn known_version(&self, id: Uuid) -> Option<i64> {
-        locked(&self.slots).get(&id).and_then(|s| s.borrow().as_ref().map(|t| t.version))
+        locked(&self.slots)
+            .get(&id)
+            .and_then(|s| s.borrow().as_ref().map(|t| t.version))
     }
 
     fn take_pending(&self, max: usize) -> Vec<Uuid> {

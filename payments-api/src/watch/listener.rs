@@ -38,7 +38,10 @@ pub(super) async fn run(inner: Arc<Inner>, mut listener: PgListener) {
                     tracing::warn!(payload = n.payload(), "unexpected doorbell payload");
                     continue;
                 };
-                if inner.known_version(id).is_some_and(|known| known >= version) {
+                if inner
+                    .known_version(id)
+                    .is_some_and(|known| known >= version)
+                {
                     continue;
                 }
                 inner.ring([id]);
@@ -46,7 +49,9 @@ pub(super) async fn run(inner: Arc<Inner>, mut listener: PgListener) {
             // The connection dropped and sqlx has re-established it (and re-LISTENed):
             // whatever was notified in between is lost.
             Ok(None) => {
-                tracing::warn!("listening connection was lost and re-established; re-reading watched transactions");
+                tracing::warn!(
+                    "listening connection was lost and re-established; re-reading watched transactions"
+                );
                 inner.ring_all();
             }
             Err(e) => {

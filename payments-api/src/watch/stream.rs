@@ -32,7 +32,12 @@ impl Watch {
         await_status: Option<TransactionStatus>,
         shutdown: CancellationToken,
     ) -> Self {
-        Watch { snapshot, subscription, await_status, shutdown }
+        Watch {
+            snapshot,
+            subscription,
+            await_status,
+            shutdown,
+        }
     }
 
     /// The state when the watch began: the first message.
@@ -44,7 +49,9 @@ impl Watch {
     /// may be coalesced; the latest always arrives). Ends after a settled status or
     /// `await_status`. At shutdown it ends with `StoreError::Unavailable`, which the
     /// transport maps to a status the client retries on.
-    pub fn into_stream(self) -> impl Stream<Item = Result<Transaction, StoreError>> + Send + 'static {
+    pub fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<Transaction, StoreError>> + Send + 'static {
         let state = State {
             last_version: 0,
             first: Some(self.snapshot),
@@ -69,7 +76,12 @@ async fn next(mut s: State) -> Option<(Result<Transaction, StoreError>, State)> 
         return Some(s.emit(first));
     }
     loop {
-        let newer = s.subscription.rx.borrow_and_update().clone().filter(|t| t.version > s.last_version);
+        let newer = s
+            .subscription
+            .rx
+            .borrow_and_update()
+            .clone()
+            .filter(|t| t.version > s.last_version);
         if let Some(tx) = newer {
             return Some(s.emit(tx));
         }

@@ -29,7 +29,10 @@ async fn new_transaction(db: &TestDb) -> TransactionId {
         request_fingerprint: "test".into(),
     };
     let mut conn = db.pool.acquire().await.expect("connection");
-    match store::insert_transaction(&mut conn, &new).await.expect("insert") {
+    match store::insert_transaction(&mut conn, &new)
+        .await
+        .expect("insert")
+    {
         Inserted::New(tx) => tx.id,
         Inserted::Existing(_) => panic!("fresh key"),
     }
@@ -38,23 +41,52 @@ async fn new_transaction(db: &TestDb) -> TransactionId {
 /// Commits a signal the way the ingestor does: lock, apply, commit (the trigger rings).
 async fn signal(db: &TestDb, id: TransactionId, signal: Signal) {
     let mut tx = db.pool.begin().await.expect("begin");
-    let current = store::lock_transaction(&mut tx, id).await.expect("lock").expect("exists");
-    settle::apply(&mut tx, &current, &signal, Cause::Request, Context::default()).await.expect("apply");
+    let current = store::lock_transaction(&mut tx, id)
+        .await
+        .expect("lock")
+        .expect("exists");
+    settle::apply(
+        &mut tx,
+        &current,
+        &signal,
+        Cause::Request,
+        Context::default(),
+    )
+    .await
+    .expect("apply");
     tx.commit().await.expect("commit");
 }
 
 async fn hub(db: &TestDb, safety_reread: Duration) -> (WatchHub, CancellationToken) {
     let token = CancellationToken::new();
-    let config = WatchConfig { safety_reread, ..WatchConfig::default() };
-    let hub = WatchHub::start(db.pool.clone(), config, token.clone()).await.expect("hub starts");
+    let config = WatchConfig {
+        safety_reread,
+        ..WatchConfig::default()
+    };
+    let hub = WatchHub::start(db.pool.clone(), config, token.clone())
+        .await
+        .expect("hub starts");
     (hub, token)
 }
 
 /// Collects a watch stream to its end.
-async fn collect(hub: &WatchHub, id: TransactionId, await_status: Option<TransactionStatus>) -> Vec<Transaction> {
-    let watch = hub.watch(id, await_status).await.expect("watch").expect("exists");
-    let items = tokio::time::timeout(WAIT, watch.into_stream().collect::<Vec<_>>()).await.expect("stream ends");
-    items.into_iter().map(|r| r.expect("no stream error")).collect()
+async fn collect(
+    hub: &WatchHub,
+    id: TransactionId,
+    await_status: Option<TransactionStatus>,
+) -> Vec<Transaction> {
+    let watch = hub
+        .watch(id, await_status)
+        .await
+        .expect("watch")
+        .expect("exists");
+    let items = tokio::time::timeout(WAIT, watch.into_stream().collect::<Vec<_>>())
+        .await
+        .expect("stream ends");
+    items
+        .into_iter()
+        .map(|r| r.expect("no stream error"))
+        .collect()
 }
 
 fn statuses(items: &[Transaction]) -> Vec<TransactionStatus> {
@@ -62,7 +94,10 @@ fn statuses(items: &[Transaction]) -> Vec<TransactionStatus> {
 }
 
 fn assert_versions_increase(items: &[Transaction]) {
-    assert!(items.windows(2).all(|w| w[0].version < w[1].version), "versions not strictly increasing");
+    assert!(
+        items.windows(2).all(|w| w[0].version < w[1].version),
+        "versions not strictly increasing"
+    );
 }
 
 const NEVER: Duration = Duration::from_secs(3600);
@@ -82,8 +117,14 @@ async fn a_change_after_subscribe_arrives_and_the_stream_ends_when_settled() {
     signal(&db, id, Signal::RequiresAction).await;
     signal(&db, id, Signal::Succeeded).await;
     let items = watcher.await.expect("watcher");
-    assert_eq!(items.first().map(|t| t.status), Some(TransactionStatus::Created));
-    assert_eq!(items.last().map(|t| t.status), Some(TransactionStatus::Succeeded));
+    assert_eq!(
+        items.first().map(|t| t.status),
+        Some(TransactionStatus::Created)
+    );
+    assert_eq!(
+        items.last().map(|t| t.status),
+        Some(TransactionStatus::Succeeded)
+    );
     assert_versions_increase(&items);
 }
 
@@ -98,7 +139,10 @@ async fn changes_racing_the_subscribe_are_never_lost() {
             signal(&db, id, Signal::Succeeded).await;
         };
         let (items, ()) = tokio::join!(collect(&hub, id, None), changes);
-        assert_eq!(items.last().map(|t| t.status), Some(TransactionStatus::Succeeded));
+        assert_eq!(
+            items.last().map(|t| t.status),
+            Some(TransactionStatus::Succeeded)
+        );
         assert_versions_increase(&items);
     }
 }
@@ -128,7 +172,10 @@ async fn every_watcher_gets_the_final_change_after_the_listening_connection_is_k
     signal(&db, id, Signal::Succeeded).await;
     for w in watchers {
         let items = w.await.expect("watcher");
-        assert_eq!(items.last().map(|t| t.status), Some(TransactionStatus::Succeeded));
+        assert_eq!(
+            items.last().map(|t| t.status),
+            Some(TransactionStatus::Succeeded)
+        );
     }
 }
 
@@ -147,9 +194,19 @@ async fn a_thousand_watchers_of_one_transaction_all_get_the_final_state() {
     let reads_before = hub.reads();
     signal(&db, id, Signal::Succeeded).await;
     let mut finished = 0;
-    while let Some(items) = tokio::time::timeout(WAIT, watchers.next()).await.expect("in time") {
-        let items: Vec<_> = items.expect("join").into_iter().map(|r| r.expect("ok")).collect();
-        assert_eq!(items.last().map(|t| t.status), Some(TransactionStatus::Succeeded));
+    while let Some(items) = tokio::time::timeout(WAIT, watchers.next())
+        .await
+        .expect("in time")
+    {
+        let items: Vec<_> = items
+            .expect("join")
+            .into_iter()
+            .map(|r| r.expect("ok"))
+            .collect();
+        assert_eq!(
+            items.last().map(|t| t.status),
+            Some(TransactionStatus::Succeeded)
+        );
         finished += 1;
     }
     assert_eq!(finished, 1_000);
@@ -163,14 +220,24 @@ async fn a_dropped_stream_frees_its_slot_at_once() {
     let db = TestDb::new().await;
     let (hub, _stop) = hub(&db, NEVER).await;
     let id = new_transaction(&db).await;
-    let stream = hub.watch(id, None).await.expect("watch").expect("exists").into_stream();
+    let stream = hub
+        .watch(id, None)
+        .await
+        .expect("watch")
+        .expect("exists")
+        .into_stream();
     let mut stream = Box::pin(stream);
     assert!(stream.next().await.is_some(), "snapshot first");
     assert_eq!((hub.open_streams(), hub.watched_transactions()), (1, 1));
     drop(stream);
     assert_eq!((hub.open_streams(), hub.watched_transactions()), (0, 0));
     // A missing transaction frees its subscription too.
-    assert!(hub.watch(TransactionId::new(), None).await.expect("query").is_none());
+    assert!(
+        hub.watch(TransactionId::new(), None)
+            .await
+            .expect("query")
+            .is_none()
+    );
     assert_eq!((hub.open_streams(), hub.watched_transactions()), (0, 0));
 }
 
@@ -188,7 +255,13 @@ async fn await_status_ends_the_stream_early() {
     }
     signal(&db, id, Signal::RequiresAction).await;
     let items = watcher.await.expect("watcher");
-    assert_eq!(statuses(&items), vec![TransactionStatus::Created, TransactionStatus::RequiresAction]);
+    assert_eq!(
+        statuses(&items),
+        vec![
+            TransactionStatus::Created,
+            TransactionStatus::RequiresAction
+        ]
+    );
 }
 
 #[tokio::test]
@@ -223,10 +296,18 @@ async fn shutdown_ends_open_streams_with_a_retryable_error() {
     let db = TestDb::new().await;
     let (hub, stop) = hub(&db, NEVER).await;
     let id = new_transaction(&db).await;
-    let mut stream = Box::pin(hub.watch(id, None).await.expect("watch").expect("exists").into_stream());
+    let mut stream = Box::pin(
+        hub.watch(id, None)
+            .await
+            .expect("watch")
+            .expect("exists")
+            .into_stream(),
+    );
     assert!(matches!(stream.next().await, Some(Ok(_))));
     stop.cancel();
-    let end = tokio::time::timeout(WAIT, stream.next()).await.expect("ends");
+    let end = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("ends");
     assert!(matches!(end, Some(Err(e)) if e.is_unavailable()));
     assert!(stream.next().await.is_none());
 }

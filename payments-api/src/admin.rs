@@ -1,0 +1,141 @@
+//! `PaymentsAdmin`, the operator service: service tokens only.
+
+use std::sync::Arc;
+
+use payments_core::store::{self, StoreError, StoredEvent};
+use payments_proto::payments::v1::{self as pb, payments_admin_server::PaymentsAdmin};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    auth::{caller, require_service},
+    error::{ApiError, ApiResult},
+    service::AppState,
+};
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+#[derive(Clone)]
+pub struct AdminApi {
+    state: Arc<AppState>,
+}
+
+impl AdminApi {
+    pub fn new(state: Arc<AppState>) -> Self {
+        AdminApi { state }
+    }
+}
+
+/// The message of an operator request, once its caller is known to be a service.
+fn operator<T>(request: Request<T>) -> Result<T, Status> {
+    require_service(&caller(&request)?)?;
+    Ok(request.into_inner())
+}
+
+fn event(e: &StoredEvent) -> pb::StripeEvent {
+    pb::StripeEvent {
+        id: e.id.clone(),
+        r#type: e.event_type.clone(),
+        state: e.state.clone(),
+        attempts: e.attempts,
+        last_error: e.last_error.clone().unwrap_or_default(),
+        received_at: Some(crate::service::timestamp(e.received_at)),
+        transaction_id: e
+            .transaction_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+impl AdminApi {
+    async fn list_dead(
+        &self,
+        req: pb::ListDeadEventsRequest,
+    ) -> ApiResult<pb::ListDeadEventsResponse> {
+        let limit = match i64::from(req.page_size) {
+            0 => DEFAULT_PAGE,
+            n if n < 0 => return Err(ApiError::invalid("page_size", "must not be negative")),
+            n => n.min(MAX_PAGE),
+        };
+        let mut conn = self.state.pool.acquire().await.map_err(StoreError::from)?;
+        let events = store::list_dead_events(&mut conn, limit).await?;
+        Ok(pb::ListDeadEventsResponse {
+            events: events.iter().map(event).collect(),
+        })
+    }
+
+    /// Puts the event back in the ingestor's queue with a fresh retry budget; its
+    /// worker applies it on its next pass.
+    async fn replay(&self, req: pb::ReplayEventRequest) -> ApiResult<pb::ReplayEventResponse> {
+        if req.event_id.is_empty() {
+            return Err(ApiError::invalid("event_id", "required"));
+        }
+        let mut db = self.state.pool.begin().await.map_err(StoreError::from)?;
+        let not_found = || ApiError::NotFound(format!("event {} not found", req.event_id));
+        store::lock_event(&mut db, &req.event_id)
+            .await?
+            .ok_or_else(not_found)?;
+        store::requeue_event(&mut db, &req.event_id).await?;
+        let stored = store::lock_event(&mut db, &req.event_id)
+            .await?
+            .ok_or_else(not_found)?;
+        db.commit().await.map_err(StoreError::from)?;
+        Ok(pb::ReplayEventResponse {
+            event: Some(event(&stored)),
+        })
+    }
+
+    async fn check_ledger(&self) -> ApiResult<pb::CheckLedgerResponse> {
+        let mut conn = self.state.pool.acquire().await.map_err(StoreError::from)?;
+        let report = store::check_ledger(&mut conn).await?;
+        Ok(pb::CheckLedgerResponse {
+            wallets_checked: report.wallets_checked,
+            mismatches: report
+                .mismatches
+                .into_iter()
+                .map(|m| pb::LedgerMismatch {
+                    user_id: m.user_id,
+                    balance: m.balance,
+                    ledger_sum: m.ledger_sum,
+                })
+                .collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl PaymentsAdmin for AdminApi {
+    async fn list_dead_events(
+        &self,
+        request: Request<pb::ListDeadEventsRequest>,
+    ) -> Result<Response<pb::ListDeadEventsResponse>, Status> {
+        let req = operator(request)?;
+        Ok(Response::new(self.list_dead(req).await?))
+    }
+
+    async fn replay_event(
+        &self,
+        request: Request<pb::ReplayEventRequest>,
+    ) -> Result<Response<pb::ReplayEventResponse>, Status> {
+        let req = operator(request)?;
+        Ok(Response::new(self.replay(req).await?))
+    }
+
+    async fn reconcile_transaction(
+        &self,
+        request: Request<pb::ReconcileTransactionRequest>,
+    ) -> Result<Response<pb::Transaction>, Status> {
+        operator(request)?;
+        Err(Status::unimplemented(
+            "ReconcileTransaction is not served yet; the ingestor's sweeper reconciles",
+        ))
+    }
+
+    async fn check_ledger(
+        &self,
+        request: Request<pb::CheckLedgerRequest>,
+    ) -> Result<Response<pb::CheckLedgerResponse>, Status> {
+        operator(request)?;
+        Ok(Response::new(AdminApi::check_ledger(self).await?))
+    }
+}

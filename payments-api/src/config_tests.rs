@@ -1,0 +1,88 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_lookup(|name| vars.get(name).cloned())
+}
+
+const MINIMAL: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://localhost/payments"),
+    ("STRIPE_SECRET_KEY", "sk_test_1"),
+    ("PAYMENTS_JWT_SECRET", "jwt-secret"),
+];
+
+#[test]
+fn the_three_secrets_are_enough_and_the_rest_defaults() {
+    let config = from(MINIMAL).expect("valid");
+    assert_eq!(config.addr.to_string(), DEFAULT_ADDR);
+    assert_eq!(config.stripe.api_base, DEFAULT_STRIPE_API_BASE);
+    assert_eq!(config.wallet.currency, Currency::USD);
+    assert_eq!(config.wallet.validation_amount, 100);
+    assert_eq!(config.cors, CorsOrigins::List(Vec::new()));
+    assert!(matches!(config.jwt, JwtKey::Hs256(_)));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = from(&[
+        ("PAYMENTS_API_ADDR", "nowhere"),
+        ("PAYMENTS_WALLET_CURRENCY", "USD"),
+        ("PAYMENTS_MIN_TOPUP", "-5"),
+        ("PAYMENTS_CORS_ORIGINS", "https://ok.example, not-an-origin"),
+    ])
+    .expect_err("invalid");
+    let text = err.to_string();
+    for needle in [
+        "PAYMENTS_API_ADDR",
+        "DATABASE_URL",
+        "STRIPE_SECRET_KEY",
+        "PAYMENTS_JWT_SECRET",
+        "PAYMENTS_WALLET_CURRENCY",
+        "PAYMENTS_MIN_TOPUP",
+        "not-an-origin",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert_eq!(err.problems.len(), 7, "{text}");
+}
+
+#[test]
+fn both_jwt_keys_at_once_are_refused() {
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("PAYMENTS_JWT_PUBLIC_KEY_FILE", "/nonexistent.pem"));
+    let err = from(&vars).expect_err("ambiguous");
+    assert!(err.to_string().contains("only one"), "{err}");
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let config = from(MINIMAL).expect("valid");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("sk_test_1"), "{debug}");
+    assert!(!debug.contains("jwt-secret"), "{debug}");
+}
+
+#[test]
+fn cors_origins_are_a_list_or_a_star() {
+    let mut vars = MINIMAL.to_vec();
+    vars.push((
+        "PAYMENTS_CORS_ORIGINS",
+        "https://app.example.com, http://localhost:5173/",
+    ));
+    let config = from(&vars).expect("valid");
+    assert_eq!(
+        config.cors,
+        CorsOrigins::List(vec![
+            HeaderValue::from_static("https://app.example.com"),
+            HeaderValue::from_static("http://localhost:5173"),
+        ])
+    );
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("PAYMENTS_CORS_ORIGINS", "*"));
+    assert_eq!(from(&vars).expect("valid").cors, CorsOrigins::Any);
+}

@@ -1,0 +1,76 @@
+//! `payments-api`: serves the payments.v1 gRPC service; `payments-api migrate`
+//! applies the database migrations and exits.
+
+use anyhow::Context as _;
+use payments_api::{App, Config, telemetry};
+use payments_core::store::{self, DbConfig};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::install(telemetry::subscriber())?;
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => serve(config).await,
+        Some("migrate") => migrate(&config).await,
+        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` or `migrate`"),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    tracing::info!(addr = %app.local_addr(), "payments-api listening");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run_until_stopped(shutdown).await
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let pool = store::connect(&DbConfig {
+        url: config.database.url.expose_secret().to_owned(),
+        max_connections: 1,
+        acquire_timeout: config.database.acquire_timeout,
+    })
+    .await
+    .context("connecting to the database")?;
+    store::migrate(&pool).await.context("applying migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

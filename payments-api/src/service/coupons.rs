@@ -1,0 +1,207 @@
+//! ApplyCoupon: a promotion code (or coupon id) redeemed as wallet credit through a
+//! zero-total invoice. The transaction row exists before the invoice is finalized;
+//! the credit arrives with the invoice's `paid` event through the ingestor.
+
+use payments_core::{
+    Signal, Transaction, TransactionKind, TransactionStatus,
+    store::{self, NewTransaction, StoreError, StripeRefs},
+};
+use payments_proto::payments::v1 as pb;
+
+use super::{AppState, charge, convert, customers::ensure_customer, idempotency, input, sql};
+use crate::{
+    auth::{Caller, authorize_user},
+    error::{ApiError, ApiResult},
+    stripe_client::{CouponInvoice, CouponProblem, Redeemable, StripeFailure},
+};
+
+/// The index that lets a user redeem a code once (unless the redemption failed).
+const COUPON_ONCE: &str = "transactions_coupon_once";
+
+#[tracing::instrument(skip_all, fields(user_id = %req.user_id, idempotency_key = %req.idempotency_key))]
+pub async fn apply_coupon(
+    state: &AppState,
+    caller: &Caller,
+    req: pb::ApplyCouponRequest,
+) -> ApiResult<pb::ApplyCouponResponse> {
+    let user = authorize_user(caller, &req.user_id)?;
+    let code = input::coupon_code(&req.code)?;
+    let key = input::idempotency_key(&req.idempotency_key)?;
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+    let currency = state.wallet_currency(&mut conn, &user).await?;
+    let mut new = NewTransaction {
+        user_id: user.clone(),
+        kind: TransactionKind::Coupon,
+        amount: 0,
+        currency,
+        payment_method_id: None,
+        coupon_code: Some(code.clone()),
+        card_fingerprint: None,
+        trial_credit: None,
+        idempotency_key: key,
+        request_fingerprint: idempotency::fingerprint(&[
+            ("kind", "coupon"),
+            ("code", &code.to_lowercase()),
+        ]),
+    };
+    let (tx, redeemable) = match idempotency::replay(&mut conn, &new).await? {
+        Some(tx) => (tx, None),
+        None => {
+            // Checked before asking Stripe; the unique index still decides races.
+            if sql::coupon_redeemed(&mut conn, &user, &code).await? {
+                return Err(StoreError::Conflict(COUPON_ONCE.into()).into());
+            }
+            let redeemable = redeemable(state, &code, currency.as_str()).await?;
+            new.amount = redeemable.amount_off;
+            (idempotency::claim(&mut conn, &new).await?, Some(redeemable))
+        }
+    };
+    drop(conn);
+    let tx = drive(state, tx, redeemable).await?;
+    Ok(pb::ApplyCouponResponse {
+        transaction: Some(convert::transaction(&tx)),
+    })
+}
+
+/// Looks the code up at Stripe and checks it can be credited to this wallet.
+async fn redeemable(state: &AppState, code: &str, currency: &str) -> ApiResult<Redeemable> {
+    let now = chrono::Utc::now().timestamp();
+    let redeemable = state
+        .stripe
+        .find_redeemable(code, now)
+        .await?
+        .map_err(|problem| refusal(problem, code))?;
+    if redeemable.currency != currency {
+        return Err(ApiError::FailedPrecondition(format!(
+            "{code} is worth {} {}, but the wallet is in {currency}",
+            redeemable.amount_off, redeemable.currency
+        )));
+    }
+    Ok(redeemable)
+}
+
+/// The error for a code that cannot be redeemed.
+fn refusal(problem: CouponProblem, code: &str) -> ApiError {
+    match problem {
+        CouponProblem::Unknown => ApiError::invalid(
+            "code",
+            format!("{code} is neither an active promotion code nor a coupon"),
+        ),
+        CouponProblem::PercentOff => ApiError::invalid(
+            "code",
+            format!("{code} is a percent-off coupon; only fixed amounts become wallet credit"),
+        ),
+        CouponProblem::NoAmount => {
+            ApiError::invalid("code", format!("{code} names no fixed amount and currency"))
+        }
+        CouponProblem::NotValid => {
+            ApiError::FailedPrecondition(format!("{code} is no longer valid"))
+        }
+        CouponProblem::Expired => ApiError::FailedPrecondition(format!("{code} has expired")),
+        CouponProblem::Exhausted => ApiError::FailedPrecondition(format!(
+            "{code} has reached its maximum number of redemptions"
+        )),
+    }
+}
+
+/// Creates (or, on a retry, finishes) the invoice of a transaction still CREATED.
+/// Every step has its own Stripe idempotency key, and the invoice id is recorded
+/// even when a later step fails, so a retry or reconciliation can finish the job.
+async fn drive(
+    state: &AppState,
+    tx: Transaction,
+    redeemable: Option<Redeemable>,
+) -> ApiResult<Transaction> {
+    if tx.status != TransactionStatus::Created {
+        return Ok(tx);
+    }
+    let customer = ensure_customer(state, &tx.user_id).await?;
+    let mut db = state.pool.begin().await.map_err(StoreError::from)?;
+    let locked = charge::lock(&mut db, &tx).await?;
+    if locked.status != TransactionStatus::Created {
+        return Ok(locked);
+    }
+    let invoice = match locked.stripe_invoice_id.clone() {
+        Some(id) => Ok(id),
+        None => create_invoice(state, &locked, &customer, redeemable).await,
+    };
+    let signal = match invoice {
+        Ok(invoice_id) => {
+            let refs = StripeRefs {
+                invoice_id: Some(&invoice_id),
+                ..StripeRefs::default()
+            };
+            store::set_stripe_refs(&mut db, locked.id, &refs).await?;
+            match state.stripe.finalize_invoice(&invoice_id, locked.id).await {
+                Ok(()) => Signal::Processing,
+                Err(StripeFailure::Unavailable(why)) => {
+                    db.commit().await.map_err(StoreError::from)?;
+                    return Err(StripeFailure::Unavailable(why).into());
+                }
+                Err(failure) => charge::refused(failure)?.1,
+            }
+        }
+        Err(Failed::Signal(signal)) => signal,
+        Err(Failed::Error(e)) => return Err(e),
+    };
+    let updated = charge::record(&mut db, &locked, Some(&signal)).await?;
+    db.commit().await.map_err(StoreError::from)?;
+    Ok(updated)
+}
+
+/// Why no invoice was created: an answer that fails the transaction, or an error.
+enum Failed {
+    Signal(Signal),
+    Error(ApiError),
+}
+
+async fn create_invoice(
+    state: &AppState,
+    tx: &Transaction,
+    customer: &str,
+    redeemable: Option<Redeemable>,
+) -> Result<String, Failed> {
+    let code = tx.coupon_code.clone().unwrap_or_default();
+    // A retry finds the code again: the first attempt's answer was not kept.
+    let redeemable = match redeemable {
+        Some(r) => r,
+        None => match redeemable_again(state, &code, tx.currency.as_str()).await {
+            Ok(r) => r,
+            Err(e) => return Err(e),
+        },
+    };
+    let request = CouponInvoice {
+        transaction_id: tx.id,
+        customer,
+        discount: &redeemable.discount,
+        amount: tx.amount,
+        currency: tx.currency,
+    };
+    match state.stripe.create_coupon_invoice(&request).await {
+        Ok(id) => Ok(id),
+        Err(failure) => match charge::refused(failure) {
+            Ok((_, signal)) => Err(Failed::Signal(signal)),
+            Err(e) => Err(Failed::Error(e)),
+        },
+    }
+}
+
+/// On a retry, a code that can no longer be redeemed fails the transaction.
+async fn redeemable_again(
+    state: &AppState,
+    code: &str,
+    currency: &str,
+) -> Result<Redeemable, Failed> {
+    match redeemable(state, code, currency).await {
+        Ok(r) => Ok(r),
+        Err(ApiError::InvalidArgument { description, .. }) => Err(Failed::Signal(Signal::Failed {
+            code: "coupon_invalid".into(),
+            message: description,
+        })),
+        Err(ApiError::FailedPrecondition(message)) => Err(Failed::Signal(Signal::Failed {
+            code: "coupon_invalid".into(),
+            message,
+        })),
+        Err(e) => Err(Failed::Error(e)),
+    }
+}

@@ -1,0 +1,163 @@
+//! [`App`]: everything the service needs, built and bound before it serves, so a
+//! test can start it on port 0 and call it at once.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use http::{HeaderName, Method};
+use payments_core::store::{self, DbConfig};
+use payments_proto::{
+    FILE_DESCRIPTOR_SET,
+    payments::v1::{
+        payments_admin_server::PaymentsAdminServer, payments_service_server::PaymentsServiceServer,
+    },
+};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Server, server::TcpIncoming};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{
+    admin::AdminApi,
+    auth::Authenticator,
+    config::{Config, CorsOrigins},
+    service::{AppState, PaymentsApi},
+    stripe_client::Stripe,
+    watch::WatchHub,
+};
+
+/// The built service: connected, migrated, listening, not yet serving.
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<AppState>,
+    auth: Authenticator,
+    cors: CorsLayer,
+    /// Ends the watch hub (and so every open WatchTransaction stream).
+    hub_shutdown: CancellationToken,
+    drain_timeout: Duration,
+}
+
+impl App {
+    /// Connects to the database, applies migrations, starts the watch hub and binds
+    /// the listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let pool = store::connect(&DbConfig {
+            url: config.database.url.expose_secret().to_owned(),
+            max_connections: config.database.max_connections,
+            acquire_timeout: config.database.acquire_timeout,
+        })
+        .await
+        .context("connecting to the database")?;
+        store::migrate(&pool)
+            .await
+            .context("applying database migrations")?;
+        let stripe = Stripe::new(&config.stripe).context("building the Stripe client")?;
+        let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
+        let hub_shutdown = CancellationToken::new();
+        let hub = WatchHub::start(pool.clone(), config.watch.clone(), hub_shutdown.clone())
+            .await
+            .context("starting the transaction watch hub")?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        let state = Arc::new(AppState {
+            pool,
+            stripe,
+            wallet: config.wallet,
+            hub,
+        });
+        Ok(App {
+            listener,
+            local_addr,
+            state,
+            auth,
+            cors: cors_layer(&config.cors),
+            hub_shutdown,
+            drain_timeout: config.drain_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves gRPC and grpc-web until `shutdown` is cancelled, then drains: open
+    /// watch streams end, in-flight calls get `drain_timeout` to finish.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let _hub_guard = self.hub_shutdown.clone().drop_guard();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<PaymentsServiceServer<PaymentsApi>>()
+            .await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("building the reflection service")?;
+        let api = PaymentsServiceServer::with_interceptor(
+            PaymentsApi::new(self.state.clone()),
+            self.auth.clone(),
+        );
+        let admin = PaymentsAdminServer::with_interceptor(
+            AdminApi::new(self.state.clone()),
+            self.auth.clone(),
+        );
+        let signal = {
+            let (shutdown, hub) = (shutdown.clone(), self.hub_shutdown.clone());
+            async move {
+                shutdown.cancelled().await;
+                health
+                    .set_not_serving::<PaymentsServiceServer<PaymentsApi>>()
+                    .await;
+                hub.cancel();
+            }
+        };
+        let serving = Server::builder()
+            .accept_http1(true)
+            .layer(self.cors)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(api)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);
+        let drain_deadline = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(self.drain_timeout).await;
+        };
+        tokio::select! {
+            served = serving => served.context("serving gRPC")?,
+            () = drain_deadline => {
+                tracing::warn!("calls still open after the drain deadline; stopping anyway");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CORS for grpc-web from browsers: the headers grpc-web sends and must read back.
+fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
+    let allow_origin = match origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => AllowOrigin::list(list.clone()),
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header("authorization"),
+            header("content-type"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(600))
+}

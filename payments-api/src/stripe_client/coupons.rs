@@ -1,0 +1,222 @@
+use payments_core::{Currency, TransactionId};
+use stripe::StripeRequest;
+use stripe_billing::{
+    invoice::{
+        CreateInvoice, CreateInvoiceDiscounts, CreateInvoicePendingInvoiceItemsBehavior,
+        FinalizeInvoiceInvoice,
+    },
+    invoice_item::CreateInvoiceItem,
+};
+use stripe_product::{
+    Coupon, PromotionCode, coupon::RetrieveCoupon, promotion_code::ListPromotionCode,
+};
+use stripe_types::Expandable;
+
+use super::{Stripe, StripeFailure, idempotent, transaction_metadata};
+
+/// What the invoice's discount names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discount {
+    PromotionCode(String),
+    Coupon(String),
+}
+
+/// A code that can be redeemed for a fixed amount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeemable {
+    pub discount: Discount,
+    pub amount_off: i64,
+    /// As Stripe wrote it (lower case); may not be one we accept.
+    pub currency: String,
+}
+
+/// Why a code cannot be redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouponProblem {
+    Unknown,
+    /// Stripe says `valid: false` (deleted, or past its limits).
+    NotValid,
+    Expired,
+    Exhausted,
+    PercentOff,
+    /// A coupon with neither an amount nor a currency.
+    NoAmount,
+}
+
+/// A zero-total invoice carrying a coupon's credit.
+#[derive(Debug, Clone)]
+pub struct CouponInvoice<'a> {
+    pub transaction_id: TransactionId,
+    pub customer: &'a str,
+    pub discount: &'a Discount,
+    pub amount: i64,
+    pub currency: Currency,
+}
+
+impl Stripe {
+    /// Finds an active promotion code named `code`, else a coupon with that id, and
+    /// checks that it can be redeemed now (`now` in Unix seconds).
+    pub async fn find_redeemable(
+        &self,
+        code: &str,
+        now: i64,
+    ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
+        let promos = ListPromotionCode::new()
+            .code(code)
+            .active(true)
+            .limit(1)
+            .customize()
+            .send(&self.client)
+            .await?;
+        if let Some(promo) = promos
+            .data
+            .into_iter()
+            .find(|p| p.code.eq_ignore_ascii_case(code))
+        {
+            return self.redeemable_promotion(promo, now).await;
+        }
+        match self.coupon(code).await {
+            Ok(coupon) => Ok(redeemable_coupon(
+                &coupon,
+                Discount::Coupon(coupon.id.to_string()),
+                now,
+            )),
+            Err(e) if e.is_missing() => Ok(Err(CouponProblem::Unknown)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn redeemable_promotion(
+        &self,
+        promo: PromotionCode,
+        now: i64,
+    ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
+        if !promo.active {
+            return Ok(Err(CouponProblem::NotValid));
+        }
+        if promo.expires_at.is_some_and(|at| at <= now) {
+            return Ok(Err(CouponProblem::Expired));
+        }
+        if promo
+            .max_redemptions
+            .is_some_and(|max| promo.times_redeemed >= max)
+        {
+            return Ok(Err(CouponProblem::Exhausted));
+        }
+        let Some(coupon) = promo.promotion.coupon else {
+            return Ok(Err(CouponProblem::NoAmount));
+        };
+        let coupon = match coupon {
+            Expandable::Object(coupon) => *coupon,
+            Expandable::Id(id) => self.coupon(id.as_ref()).await?,
+        };
+        Ok(redeemable_coupon(
+            &coupon,
+            Discount::PromotionCode(promo.id.to_string()),
+            now,
+        ))
+    }
+
+    async fn coupon(&self, id: &str) -> Result<Coupon, StripeFailure> {
+        Ok(RetrieveCoupon::new(id)
+            .customize()
+            .send(&self.client)
+            .await?)
+    }
+
+    /// Creates the draft invoice with the discount, then its one item, and returns the
+    /// invoice id. Nothing is swept in from other pending items: the item names the
+    /// invoice. Each step has its own idempotency key derived from the transaction.
+    pub async fn create_coupon_invoice(
+        &self,
+        req: &CouponInvoice<'_>,
+    ) -> Result<String, StripeFailure> {
+        let currency: stripe_types::Currency = req
+            .currency
+            .as_str()
+            .parse()
+            .unwrap_or_else(|never| match never {});
+        let discount = match req.discount {
+            Discount::PromotionCode(id) => CreateInvoiceDiscounts {
+                promotion_code: Some(id.clone()),
+                ..CreateInvoiceDiscounts::new()
+            },
+            Discount::Coupon(id) => CreateInvoiceDiscounts {
+                coupon: Some(id.clone()),
+                ..CreateInvoiceDiscounts::new()
+            },
+        };
+        let metadata = transaction_metadata(&req.transaction_id.to_string());
+        let invoice = CreateInvoice::new()
+            .customer(req.customer)
+            .currency(currency.clone())
+            .auto_advance(false)
+            .pending_invoice_items_behavior(CreateInvoicePendingInvoiceItemsBehavior::Exclude)
+            .discounts(vec![discount])
+            .metadata(metadata.clone())
+            .customize()
+            .request_strategy(idempotent(&format!("in-create-{}", req.transaction_id))?)
+            .send(&self.client)
+            .await?;
+        let invoice_id = invoice
+            .id
+            .map(|id| id.to_string())
+            .ok_or_else(|| StripeFailure::Unexpected("invoice without an id".into()))?;
+        CreateInvoiceItem::new()
+            .customer(req.customer)
+            .invoice(invoice_id.as_str())
+            .amount(req.amount)
+            .currency(currency)
+            .metadata(metadata)
+            .customize()
+            .request_strategy(idempotent(&format!("ii-create-{}", req.transaction_id))?)
+            .send(&self.client)
+            .await?;
+        Ok(invoice_id)
+    }
+
+    /// Finalizes the invoice; a zero-total invoice is paid on finalization.
+    pub async fn finalize_invoice(
+        &self,
+        invoice_id: &str,
+        transaction_id: TransactionId,
+    ) -> Result<(), StripeFailure> {
+        FinalizeInvoiceInvoice::new(invoice_id)
+            .auto_advance(false)
+            .customize()
+            .request_strategy(idempotent(&format!("in-finalize-{transaction_id}"))?)
+            .send(&self.client)
+            .await?;
+        Ok(())
+    }
+}
+
+fn redeemable_coupon(
+    coupon: &Coupon,
+    discount: Discount,
+    now: i64,
+) -> Result<Redeemable, CouponProblem> {
+    if coupon.redeem_by.is_some_and(|at| at <= now) {
+        return Err(CouponProblem::Expired);
+    }
+    if coupon
+        .max_redemptions
+        .is_some_and(|max| coupon.times_redeemed >= max)
+    {
+        return Err(CouponProblem::Exhausted);
+    }
+    if !coupon.valid {
+        return Err(CouponProblem::NotValid);
+    }
+    if coupon.percent_off.is_some() {
+        return Err(CouponProblem::PercentOff);
+    }
+    match (coupon.amount_off, &coupon.currency) {
+        (Some(amount_off), Some(currency)) if amount_off > 0 => Ok(Redeemable {
+            discount,
+            amount_off,
+            currency: currency.to_string(),
+        }),
+        _ => Err(CouponProblem::NoAmount),
+    }
+}

@@ -1,0 +1,143 @@
+//! ApplyCoupon: a promotion code or coupon id becomes wallet credit once per user.
+
+use payments_proto::payments::v1::TransactionStatus as S;
+use stripe::StripeRequest;
+use stripe_product::{
+    CouponDuration,
+    coupon::CreateCoupon,
+    promotion_code::{
+        CreatePromotionCode, CreatePromotionCodePromotion, CreatePromotionCodePromotionType,
+    },
+};
+use tonic::Code;
+
+use crate::helpers::{TestApp, assert_code};
+
+const CREDIT: i64 = 500;
+
+impl TestApp {
+    /// A fixed-amount coupon, optionally behind a promotion code.
+    async fn coupon(&self, id: &str, promotion_code: Option<&str>, max_redemptions: Option<i64>) {
+        let mut coupon = CreateCoupon::new()
+            .id(id)
+            .amount_off(CREDIT)
+            .currency(stripe_types::Currency::USD)
+            .duration(CouponDuration::Once);
+        if let Some(max) = max_redemptions {
+            coupon = coupon.max_redemptions(max);
+        }
+        coupon.send(&self.stripe).await.expect("create coupon");
+        if let Some(code) = promotion_code {
+            let promotion = CreatePromotionCodePromotion {
+                coupon: Some(id.to_owned()),
+                ..CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon)
+            };
+            CreatePromotionCode::new(promotion)
+                .code(code)
+                .customize()
+                .send(&self.stripe)
+                .await
+                .expect("create promotion code");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_promotion_code_credits_the_wallet_through_a_zero_invoice() {
+    let app = TestApp::start().await;
+    app.coupon("FIVE_OFF", Some("WELCOME5"), None).await;
+    let tx = app
+        .apply_coupon("alice", "WELCOME5", "coupon-1")
+        .await
+        .expect("coupon");
+    assert!(tx.stripe_invoice_id.starts_with("in_"), "{tx:?}");
+    assert_eq!(tx.amount, CREDIT);
+    app.wait_for("alice", &tx.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    let invoice = app
+        .sim_get(&format!("invoices/{}", tx.stripe_invoice_id))
+        .await;
+    assert_eq!(invoice["status"], "paid", "{invoice}");
+    assert_eq!(invoice["metadata"]["transaction_id"], tx.id.as_str());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_coupon_id_works_as_a_code_too() {
+    let app = TestApp::start().await;
+    app.coupon("plain-coupon", None, None).await;
+    let tx = app
+        .apply_coupon("alice", "plain-coupon", "coupon-id")
+        .await
+        .expect("coupon");
+    app.wait_for("alice", &tx.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_code_redeemed_again_by_the_same_user_is_refused() {
+    let app = TestApp::start().await;
+    app.coupon("ONCE", Some("ONCE5"), None).await;
+    let first = app
+        .apply_coupon("alice", "ONCE5", "first")
+        .await
+        .expect("coupon");
+    let retried = app
+        .apply_coupon("alice", "ONCE5", "first")
+        .await
+        .expect("a retry with the same key");
+    assert_eq!(retried.id, first.id);
+    let status = assert_code(
+        app.apply_coupon("alice", "once5", "second").await,
+        Code::AlreadyExists,
+    );
+    assert!(status.message().contains("already redeemed"), "{status:?}");
+    app.wait_for("alice", &first.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    let other = app
+        .apply_coupon("bob", "ONCE5", "bob")
+        .await
+        .expect("another user may redeem it");
+    app.wait_for("bob", &other.id, S::Succeeded).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
+    let app = TestApp::start().await;
+    let status = assert_code(
+        app.apply_coupon("alice", "NOPE", "k1").await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().contains("code"), "{status:?}");
+
+    CreateCoupon::new()
+        .id("HALF")
+        .percent_off(50.0)
+        .duration(CouponDuration::Once)
+        .send(&app.stripe)
+        .await
+        .expect("percent coupon");
+    let status = assert_code(
+        app.apply_coupon("alice", "HALF", "k2").await,
+        Code::InvalidArgument,
+    );
+    assert!(status.message().contains("percent"), "{status:?}");
+
+    app.coupon("SINGLE", Some("SINGLE5"), Some(1)).await;
+    let used = app
+        .apply_coupon("alice", "SINGLE5", "k3")
+        .await
+        .expect("first redemption");
+    app.wait_for("alice", &used.id, S::Succeeded).await;
+    let status = assert_code(
+        app.apply_coupon("bob", "SINGLE5", "k4").await,
+        Code::FailedPrecondition,
+    );
+    assert!(
+        status.message().contains("no longer valid") || status.message().contains("maximum"),
+        "{status:?}"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,349 @@
+//! `TestApp`: the whole system started for one test, with typed calls.
+
+use std::{net::SocketAddr, time::Duration};
+
+use jsonwebtoken::{EncodingKey, Header};
+use payments_core::testing::TestDb;
+use payments_proto::payments::v1 as pb;
+use pb::payments_service_client::PaymentsServiceClient;
+use serde_json::json;
+use stripe_sim::StripeSim;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Status, transport::Channel};
+
+pub const JWT_SECRET: &str = "test-jwt-secret";
+pub const WEBHOOK_SECRET: &str = "whsec_test";
+pub const TOPUP: i64 = 1_000;
+const WAIT: Duration = Duration::from_secs(15);
+
+pub type Client = PaymentsServiceClient<Channel>;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub sim: StripeSim,
+    pub stripe: stripe::Client,
+    /// Dropped last: the database outlives the servers using it.
+    _db: TestDb,
+    client: Client,
+    shutdown: CancellationToken,
+    servers: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with payments-api's test configuration changed by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut payments_api::Config)) -> TestApp {
+        let db = TestDb::new().await;
+        let sim = StripeSim::builder()
+            .webhook_secret(WEBHOOK_SECRET)
+            .seed(1)
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .start()
+            .await
+            .expect("stripe-sim starts");
+        let shutdown = CancellationToken::new();
+        let ingestor_config =
+            webhook_ingestor::Config::for_tests(&db.url, sim.base_url(), WEBHOOK_SECRET);
+        let ingestor = webhook_ingestor::App::build(ingestor_config)
+            .await
+            .expect("the ingestor starts");
+        sim.add_webhook_endpoint(format!(
+            "http://{}/v1/stripe-webhook",
+            ingestor.local_addr()
+        ));
+        let mut config = payments_api::Config::for_tests(&db.url, sim.base_url(), JWT_SECRET);
+        tweak(&mut config);
+        let api = payments_api::App::build(config)
+            .await
+            .expect("payments-api starts");
+        let addr = api.local_addr();
+        let servers = vec![
+            tokio::spawn(ingestor.run_until_stopped(shutdown.clone())),
+            tokio::spawn(api.run_until_stopped(shutdown.clone())),
+        ];
+        let client = PaymentsServiceClient::connect(format!("http://{addr}"))
+            .await
+            .expect("connect to payments-api");
+        let stripe = stripe::ClientBuilder::new("sk_test_tests")
+            .url(sim.base_url())
+            .build()
+            .expect("stripe client");
+        TestApp {
+            addr,
+            sim,
+            stripe,
+            _db: db,
+            client,
+            shutdown,
+            servers,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// Stops the servers and waits for them to end cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for server in self.servers.drain(..) {
+            let ended = tokio::time::timeout(WAIT, server).await;
+            let result = ended.expect("server stops in time").expect("no panic");
+            result.expect("server ends without error");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+// Tokens and requests.
+
+pub fn token(claims: serde_json::Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode token")
+}
+
+fn in_an_hour() -> i64 {
+    chrono::Utc::now().timestamp() + 3600
+}
+
+pub fn user_token(user: &str) -> String {
+    token(json!({"sub": user, "exp": in_an_hour()}), JWT_SECRET)
+}
+
+pub fn service_token() -> String {
+    token(
+        json!({"sub": "backoffice", "exp": in_an_hour(), "role": "service"}),
+        JWT_SECRET,
+    )
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn with_token<T>(token: &str, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    let value = format!("Bearer {token}").parse().expect("ascii header");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+pub fn as_user<T>(user: &str, message: T) -> Request<T> {
+    with_token(&user_token(user), message)
+}
+
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Err(status) if status.code() == code => status,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+// Typed calls, as `user`.
+
+impl TestApp {
+    pub async fn attach(&self, user: &str, token: &str) -> pb::PaymentMethod {
+        self.try_attach(user, token).await.expect("attach")
+    }
+
+    pub async fn try_attach(&self, user: &str, token: &str) -> Result<pb::PaymentMethod, Status> {
+        let req = pb::AttachPaymentMethodRequest {
+            user_id: user.into(),
+            payment_method_id: token.into(),
+        };
+        Ok(self
+            .client()
+            .attach_payment_method(as_user(user, req))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn create_payment(
+        &self,
+        user: &str,
+        payment_method: &str,
+        amount: i64,
+        key: &str,
+    ) -> Result<pb::CreatePaymentResponse, Status> {
+        let req = pb::CreatePaymentRequest {
+            user_id: user.into(),
+            payment_method_id: payment_method.into(),
+            amount,
+            currency: "usd".into(),
+            idempotency_key: key.into(),
+        };
+        Ok(self
+            .client()
+            .create_payment(as_user(user, req))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn apply_coupon(
+        &self,
+        user: &str,
+        code: &str,
+        key: &str,
+    ) -> Result<pb::Transaction, Status> {
+        let req = pb::ApplyCouponRequest {
+            user_id: user.into(),
+            code: code.into(),
+            idempotency_key: key.into(),
+        };
+        let response = self.client().apply_coupon(as_user(user, req)).await?;
+        Ok(response.into_inner().transaction.expect("transaction"))
+    }
+
+    pub async fn validate(
+        &self,
+        user: &str,
+        payment_method: &str,
+    ) -> Result<pb::ValidatePaymentMethodResponse, Status> {
+        let req = pb::ValidatePaymentMethodRequest {
+            user_id: user.into(),
+            payment_method_id: payment_method.into(),
+        };
+        let response = self
+            .client()
+            .validate_payment_method(as_user(user, req))
+            .await?;
+        Ok(response.into_inner())
+    }
+
+    pub async fn start_trial(
+        &self,
+        user: &str,
+        payment_method: &str,
+    ) -> Result<pb::StartTrialResponse, Status> {
+        let req = pb::StartTrialRequest {
+            user_id: user.into(),
+            payment_method_id: payment_method.into(),
+        };
+        Ok(self
+            .client()
+            .start_trial(as_user(user, req))
+            .await?
+            .into_inner())
+    }
+
+    pub async fn transaction(&self, user: &str, id: &str) -> pb::Transaction {
+        let req = pb::GetTransactionRequest {
+            transaction_id: id.into(),
+        };
+        self.client()
+            .get_transaction(as_user(user, req))
+            .await
+            .expect("get transaction")
+            .into_inner()
+    }
+
+    pub async fn wallet(&self, user: &str) -> pb::Wallet {
+        let req = pb::GetWalletRequest {
+            user_id: user.into(),
+        };
+        self.client()
+            .get_wallet(as_user(user, req))
+            .await
+            .expect("get wallet")
+            .into_inner()
+    }
+
+    /// Polls GetTransaction until the status is `want` (the product itself never polls).
+    pub async fn wait_for(
+        &self,
+        user: &str,
+        id: &str,
+        want: pb::TransactionStatus,
+    ) -> pb::Transaction {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let tx = self.transaction(user, id).await;
+            if tx.status == want as i32 {
+                return tx;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "transaction {id} still {:?}, expected {want:?}: {tx:?}",
+                pb::TransactionStatus::try_from(tx.status)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls GetWallet until the balance is `want`.
+    pub async fn wait_for_balance(&self, user: &str, want: i64) -> pb::Wallet {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let wallet = self.wallet(user).await;
+            if wallet.balance == want {
+                return wallet;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "balance of {user} is {}, expected {want}",
+                wallet.balance
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Completes (or fails) a 3DS challenge the way the customer's browser would.
+    pub async fn authenticate_3ds(&self, payment_intent: &str, client_secret: &str, succeed: bool) {
+        let url = format!(
+            "{}/test/payment_intents/{payment_intent}/authenticate",
+            self.sim.base_url()
+        );
+        let outcome = if succeed { "succeed" } else { "fail" };
+        let response = reqwest::Client::new()
+            .post(url)
+            .form(&[("outcome", outcome), ("client_secret", client_secret)])
+            .send()
+            .await
+            .expect("authenticate request");
+        assert!(
+            response.status().is_success(),
+            "3DS authenticate: {}",
+            response.text().await.unwrap_or_default()
+        );
+    }
+
+    /// Stripe objects the simulator holds, by list endpoint (e.g. `payment_intents`).
+    pub async fn sim_list(&self, resource: &str) -> Vec<serde_json::Value> {
+        let url = format!("{}/v1/{resource}?limit=100", self.sim.base_url());
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(url)
+            .bearer_auth("sk_test_tests")
+            .send()
+            .await
+            .expect("list request")
+            .json()
+            .await
+            .expect("list body");
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    /// One Stripe object from the simulator, e.g. `payment_methods/pm_123`.
+    pub async fn sim_get(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}/v1/{path}", self.sim.base_url()))
+            .bearer_auth("sk_test_tests")
+            .send()
+            .await
+            .expect("get request")
+            .json()
+            .await
+            .expect("get body")
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: a fresh database, stripe-sim, the webhook-ingestor and
+//! payments-api all run in-process on port 0; the tests speak gRPC (and grpc-web)
+//! to payments-api exactly as a client would. See `helpers` for [`helpers::TestApp`].
+
+mod admin;
+mod auth;
+mod coupons;
+mod grpc_web;
+mod helpers;
+mod payment_methods;
+mod payments;
+mod resilience;
+mod validation;

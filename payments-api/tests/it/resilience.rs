@@ -1,0 +1,124 @@
+//! When Stripe cannot be reached or its answer is lost: the transaction waits in a
+//! state a retry (or reconciliation) finishes, and retries never pay twice.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use payments_proto::payments::v1::{self as pb, TransactionStatus as S};
+use tonic::Code;
+
+use crate::helpers::{TOPUP, TestApp, as_user, assert_code};
+
+async fn only_transaction(app: &TestApp, user: &str) -> pb::Transaction {
+    let req = pb::ListTransactionsRequest {
+        user_id: user.into(),
+        page_size: 0,
+        page_token: String::new(),
+    };
+    let listed = app
+        .client()
+        .list_transactions(as_user(user, req))
+        .await
+        .expect("list")
+        .into_inner()
+        .transactions;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    listed.into_iter().next().expect("one")
+}
+
+#[tokio::test]
+async fn stripe_unreachable_is_unavailable_and_the_retry_finishes_the_payment() {
+    let app = TestApp::start().await;
+    let card = app.attach("alice", "pm_card_visa").await;
+    app.sim.faults().scope("/v1/payment_intents").fail_next(1);
+    let status = assert_code(
+        app.create_payment("alice", &card.id, TOPUP, "flaky").await,
+        Code::Unavailable,
+    );
+    assert!(status.message().contains("Stripe"), "{status:?}");
+    let waiting = only_transaction(&app, "alice").await;
+    assert_eq!(waiting.status, S::Created as i32);
+    assert!(waiting.stripe_payment_intent_id.is_empty());
+
+    let retried = app
+        .create_payment("alice", &card.id, TOPUP, "flaky")
+        .await
+        .expect("the retry goes through");
+    let tx = retried.transaction.expect("tx");
+    assert_eq!(tx.id, waiting.id);
+    app.wait_for("alice", &tx.id, S::Succeeded).await;
+    app.wait_for_balance("alice", TOPUP).await;
+    assert_eq!(app.sim_list("payment_intents").await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_answer_is_replayed_by_the_retry_without_a_second_payment_intent() {
+    let app = TestApp::start_with(|config| {
+        config.stripe.timeout = Duration::from_millis(300);
+    })
+    .await;
+    let card = app.attach("alice", "pm_card_visa").await;
+    app.sim
+        .faults()
+        .scope("/v1/payment_intents")
+        .delay_next(1, Duration::from_secs(1));
+    assert_code(
+        app.create_payment("alice", &card.id, TOPUP, "lost").await,
+        Code::Unavailable,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let retried = app
+        .create_payment("alice", &card.id, TOPUP, "lost")
+        .await
+        .expect("the retry goes through");
+    let tx = retried.transaction.expect("tx");
+    app.wait_for("alice", &tx.id, S::Succeeded).await;
+    app.wait_for_balance("alice", TOPUP).await;
+    assert_eq!(app.sim_list("payment_intents").await.len(), 1);
+    assert_eq!(app.sim_list("charges").await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_watcher_sees_every_change_until_the_payment_settles() {
+    let app = TestApp::start().await;
+    let card = app.attach("alice", "pm_card_threeDSecure2Required").await;
+    let paid = app
+        .create_payment("alice", &card.id, TOPUP, "watched")
+        .await
+        .expect("payment");
+    let tx = paid.transaction.expect("tx");
+    let watch = pb::WatchTransactionRequest {
+        transaction_id: tx.id.clone(),
+        await_status: None,
+    };
+    let mut updates = app
+        .client()
+        .watch_transaction(as_user("alice", watch))
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = updates.next().await.expect("snapshot").expect("ok");
+    assert_eq!(
+        first.transaction.expect("tx").status,
+        S::RequiresAction as i32
+    );
+    app.authenticate_3ds(&tx.stripe_payment_intent_id, &paid.client_secret, true)
+        .await;
+    let rest: Vec<pb::Transaction> = tokio::time::timeout(
+        Duration::from_secs(15),
+        updates
+            .map(|u| u.expect("ok").transaction.expect("tx"))
+            .collect(),
+    )
+    .await
+    .expect("the stream ends once settled");
+    let last = rest.last().expect("at least the settled version");
+    assert_eq!(last.status, S::Succeeded as i32);
+    assert!(
+        rest.windows(2).all(|w| w[0].version < w[1].version),
+        "{rest:?}"
+    );
+    app.stop().await;
+}

@@ -1,0 +1,246 @@
+//! Configuration: one typed struct, read from the environment once at start-up, with
+//! every problem reported together. Tests build the struct ([`Config::for_tests`]) and
+//! never touch the process environment.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use secrecy::SecretString;
+
+use crate::retry::RetryPolicy;
+
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub db_max_connections: u32,
+    /// How long a request waits for a database connection before answering 503.
+    pub db_acquire_timeout: Duration,
+    pub stripe_api_base: String,
+    pub stripe_secret_key: SecretString,
+    /// Every secret a webhook may be signed with (several while one is rolled).
+    pub webhook_secrets: Vec<SecretString>,
+    pub signature_tolerance: Duration,
+    pub body_limit: usize,
+    /// Budget and backoff for unmatched, deferred and failed events, and outbox calls.
+    pub retry: RetryPolicy,
+    pub event_worker_interval: Duration,
+    pub outbox_interval: Duration,
+    /// Per-call timeout for requests to Stripe.
+    pub stripe_timeout: Duration,
+    /// A transaction unsettled for this long is read back from Stripe.
+    pub reconcile_after: Duration,
+    /// How often the reconciliation sweeper runs; None turns it off.
+    pub reconcile_interval: Option<Duration>,
+    /// How often `GET /v1/events` is read for events we missed; None turns it off.
+    pub catch_up_interval: Option<Duration>,
+    /// How far before the newest stored event the catch-up pass starts reading.
+    pub catch_up_overlap: Duration,
+    /// After a shutdown signal, how long in-flight work may take before we give up.
+    pub shutdown_grace: Duration,
+}
+
+/// Everything wrong with the environment, one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut env = Env {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let config = Config {
+            addr: env.parse("INGESTOR_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
+            database_url: env.required("DATABASE_URL").unwrap_or_default(),
+            db_max_connections: env.positive("INGESTOR_DB_MAX_CONNECTIONS", 10),
+            db_acquire_timeout: env.millis("INGESTOR_DB_ACQUIRE_TIMEOUT_MS", 5_000),
+            stripe_api_base: env.url("STRIPE_API_BASE", "https://api.stripe.com"),
+            stripe_secret_key: env.required("STRIPE_SECRET_KEY").unwrap_or_default().into(),
+            webhook_secrets: env.secret_list("STRIPE_WEBHOOK_SECRETS"),
+            signature_tolerance: env.seconds("INGESTOR_SIGNATURE_TOLERANCE_SECS", 300),
+            body_limit: env.positive("INGESTOR_BODY_LIMIT_BYTES", 1024 * 1024),
+            retry: RetryPolicy {
+                base: env.millis("INGESTOR_RETRY_BASE_MS", 1_000),
+                max_backoff: env.seconds("INGESTOR_RETRY_MAX_BACKOFF_SECS", 3_600),
+                max_attempts: env.positive("INGESTOR_RETRY_MAX_ATTEMPTS", 20),
+            },
+            event_worker_interval: env.millis("INGESTOR_EVENT_WORKER_INTERVAL_MS", 1_000),
+            outbox_interval: env.millis("INGESTOR_OUTBOX_INTERVAL_MS", 1_000),
+            stripe_timeout: env.seconds("INGESTOR_STRIPE_TIMEOUT_SECS", 10),
+            reconcile_after: env.seconds("INGESTOR_RECONCILE_AFTER_SECS", 900),
+            reconcile_interval: env.optional_seconds("INGESTOR_RECONCILE_INTERVAL_SECS", 60),
+            catch_up_interval: env.optional_seconds("INGESTOR_CATCH_UP_INTERVAL_SECS", 300),
+            catch_up_overlap: env.seconds("INGESTOR_CATCH_UP_OVERLAP_SECS", 3_600),
+            shutdown_grace: env.seconds("INGESTOR_SHUTDOWN_GRACE_SECS", 25),
+        };
+        match env.problems.is_empty() {
+            true => Ok(config),
+            false => Err(ConfigError {
+                problems: env.problems,
+            }),
+        }
+    }
+
+    /// A configuration for tests: port 0 on loopback, fast worker intervals and a short
+    /// retry budget; reconciliation and catch-up off (turn them on by setting the fields).
+    pub fn for_tests(database_url: &str, stripe_api_base: &str, webhook_secret: &str) -> Config {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned(),
+            db_max_connections: 10,
+            db_acquire_timeout: Duration::from_secs(5),
+            stripe_api_base: stripe_api_base.to_owned(),
+            stripe_secret_key: SecretString::from("sk_test_ingestor"),
+            webhook_secrets: vec![SecretString::from(webhook_secret)],
+            signature_tolerance: Duration::from_secs(300),
+            body_limit: 1024 * 1024,
+            retry: RetryPolicy {
+                base: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(200),
+                max_attempts: 5,
+            },
+            event_worker_interval: Duration::from_millis(25),
+            outbox_interval: Duration::from_millis(25),
+            stripe_timeout: Duration::from_secs(5),
+            reconcile_after: Duration::from_secs(60),
+            reconcile_interval: None,
+            catch_up_interval: None,
+            catch_up_overlap: Duration::from_secs(3_600),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("database_url", &redact_password(&self.database_url))
+            .field("stripe_api_base", &self.stripe_api_base)
+            .field("webhook_secrets", &self.webhook_secrets.len())
+            .field("signature_tolerance", &self.signature_tolerance)
+            .field("body_limit", &self.body_limit)
+            .field("retry", &self.retry)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("catch_up_interval", &self.catch_up_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Reads variables and remembers every problem instead of stopping at the first.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn required(&mut self, name: &str) -> Option<String> {
+        let value = self.get(name);
+        if value.is_none() {
+            self.problems.push(format!("{name} is required"));
+        }
+        value
+    }
+
+    fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T {
+        let Some(raw) = self.get(name) else {
+            return default;
+        };
+        match raw.trim().parse() {
+            Ok(value) => value,
+            Err(_) => {
+                self.problems.push(format!("{name}: cannot parse {raw:?}"));
+                default
+            }
+        }
+    }
+
+    fn positive<T: FromStr + Default + PartialOrd>(&mut self, name: &str, default: T) -> T {
+        let Some(raw) = self.get(name) else {
+            return default;
+        };
+        match raw.trim().parse::<T>() {
+            Ok(value) if value > T::default() => value,
+            Ok(_) => {
+                self.problems
+                    .push(format!("{name} must be greater than zero"));
+                default
+            }
+            Err(_) => {
+                self.problems.push(format!("{name}: cannot parse {raw:?}"));
+                default
+            }
+        }
+    }
+
+    fn seconds(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_secs(self.positive(name, default))
+    }
+
+    fn millis(&mut self, name: &str, default: u64) -> Duration {
+        Duration::from_millis(self.positive(name, default))
+    }
+
+    /// Seconds, where 0 turns the feature off.
+    fn optional_seconds(&mut self, name: &str, default: u64) -> Option<Duration> {
+        let secs: u64 = self.parse(name, default);
+        (secs > 0).then(|| Duration::from_secs(secs))
+    }
+
+    fn url(&mut self, name: &str, default: &str) -> String {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        let value = value.trim().trim_end_matches('/').to_owned();
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            self.problems
+                .push(format!("{name} must be an http:// or https:// URL"));
+        }
+        value
+    }
+
+    /// A comma-separated list of secrets; at least one, none empty.
+    fn secret_list(&mut self, name: &str) -> Vec<SecretString> {
+        let Some(raw) = self.required(name) else {
+            return Vec::new();
+        };
+        let items: Vec<&str> = raw.split(',').map(str::trim).collect();
+        if items.iter().any(|s| s.is_empty()) {
+            self.problems.push(format!(
+                "{name} has an empty entry (use a,b to list two secrets)"
+            ));
+        }
+        items
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

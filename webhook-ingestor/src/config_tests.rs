@@ -1,0 +1,106 @@
+use std::collections::HashMap;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_lookup(|name| map.get(name).cloned())
+}
+
+const MINIMAL: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://u:pw@db/payments"),
+    ("STRIPE_SECRET_KEY", "sk_test_1"),
+    ("STRIPE_WEBHOOK_SECRETS", "whsec_a"),
+];
+
+#[test]
+fn defaults_fill_everything_but_the_secrets() -> Result<(), ConfigError> {
+    let config = load(MINIMAL)?;
+    assert_eq!(
+        config.addr,
+        std::net::SocketAddr::from(([0, 0, 0, 0], 8080))
+    );
+    assert_eq!(config.stripe_api_base, "https://api.stripe.com");
+    assert_eq!(config.signature_tolerance, Duration::from_secs(300));
+    assert_eq!(config.body_limit, 1024 * 1024);
+    assert_eq!(config.webhook_secrets.len(), 1);
+    assert_eq!(config.reconcile_interval, Some(Duration::from_secs(60)));
+    Ok(())
+}
+
+#[test]
+fn missing_secrets_are_all_reported_together() {
+    let err = load(&[]).err().map(|e| e.problems).unwrap_or_default();
+    assert_eq!(
+        err,
+        [
+            "DATABASE_URL is required",
+            "STRIPE_SECRET_KEY is required",
+            "STRIPE_WEBHOOK_SECRETS is required",
+        ]
+    );
+}
+
+#[test]
+fn bad_values_are_reported_with_the_missing_ones() {
+    let err = load(&[
+        ("INGESTOR_ADDR", "nowhere"),
+        ("INGESTOR_SIGNATURE_TOLERANCE_SECS", "0"),
+        ("INGESTOR_BODY_LIMIT_BYTES", "lots"),
+        ("STRIPE_API_BASE", "api.stripe.com"),
+        ("STRIPE_WEBHOOK_SECRETS", "whsec_a,,whsec_b"),
+    ])
+    .err()
+    .map(|e| e.problems)
+    .unwrap_or_default();
+    assert_eq!(err.len(), 7, "{err:#?}");
+    assert!(err.iter().any(|p| p.starts_with("INGESTOR_ADDR")));
+    assert!(err.iter().any(|p| p.contains("greater than zero")));
+    assert!(
+        err.iter()
+            .any(|p| p.starts_with("INGESTOR_BODY_LIMIT_BYTES"))
+    );
+    assert!(err.iter().any(|p| p.starts_with("STRIPE_API_BASE")));
+    assert!(err.iter().any(|p| p.contains("empty entry")));
+}
+
+#[test]
+fn several_webhook_secrets_allow_rotation() -> Result<(), ConfigError> {
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("STRIPE_WEBHOOK_SECRETS", " whsec_old , whsec_new "));
+    let config = load(&vars)?;
+    let secrets: Vec<&str> = config
+        .webhook_secrets
+        .iter()
+        .map(|s| s.expose_secret())
+        .collect();
+    assert_eq!(secrets, ["whsec_old", "whsec_new"]);
+    Ok(())
+}
+
+#[test]
+fn zero_turns_the_sweepers_off() -> Result<(), ConfigError> {
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("INGESTOR_RECONCILE_INTERVAL_SECS", "0"));
+    vars.push(("INGESTOR_CATCH_UP_INTERVAL_SECS", "0"));
+    let config = load(&vars)?;
+    assert_eq!(config.reconcile_interval, None);
+    assert_eq!(config.catch_up_interval, None);
+    Ok(())
+}
+
+#[test]
+fn debug_output_hides_secrets_and_the_database_password() -> Result<(), ConfigError> {
+    let config = load(MINIMAL)?;
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("pw"), "{shown}");
+    assert!(!shown.contains("whsec_a"), "{shown}");
+    assert!(!shown.contains("sk_test_1"), "{shown}");
+    assert!(shown.contains("postgres://u:***@db/payments"), "{shown}");
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! The webhook's errors and the one place they become HTTP statuses. Stripe retries
+//! anything that is not 2xx, so every path that did not store the event answers with
+//! an error status, and only refusals Stripe cannot fix by retrying are 4xx.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use payments_core::{EventError, store::StoreError};
+
+use crate::signature::Rejection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 400: the signature did not verify; the body says which check failed.
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    /// 413: the body is larger than the configured limit.
+    #[error("body too large")]
+    BodyTooLarge,
+    /// 400: the body could not be read as sent.
+    #[error("unreadable body")]
+    UnreadableBody,
+    /// 400: signed, but not a Stripe event (bad JSON, no id or type).
+    #[error("{0}")]
+    NotAnEvent(#[from] EventError),
+    /// 503: the database is unreachable; the event is not stored and Stripe will retry.
+    #[error("database unavailable")]
+    Unavailable(#[source] StoreError),
+    /// 500: any other failure before the event was stored.
+    #[error("internal error")]
+    Internal(#[source] StoreError),
+}
+
+impl From<StoreError> for WebhookError {
+    fn from(e: StoreError) -> Self {
+        match e.is_unavailable() {
+            true => WebhookError::Unavailable(e),
+            false => WebhookError::Internal(e),
+        }
+    }
+}
+
+impl WebhookError {
+    /// The label counted in `ingestor_webhooks_rejected_total`, for refusals.
+    pub fn rejection_reason(&self) -> Option<&'static str> {
+        match self {
+            WebhookError::Rejected(r) => Some(r.reason()),
+            WebhookError::BodyTooLarge => Some("body_too_large"),
+            WebhookError::UnreadableBody => Some("unreadable_body"),
+            WebhookError::NotAnEvent(_) => Some("not_an_event"),
+            WebhookError::Unavailable(_) | WebhookError::Internal(_) => None,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            WebhookError::Rejected(_)
+            | WebhookError::UnreadableBody
+            | WebhookError::NotAnEvent(_) => StatusCode::BAD_REQUEST,
+            WebhookError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for WebhookError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %crate::error_chain(&self), "webhook not stored");
+        } else {
+            tracing::info!(reason = %self, "webhook refused");
+        }
+        // Our own messages only: the source chain stays in the log.
+        (status, self.to_string()).into_response()
+    }
+}

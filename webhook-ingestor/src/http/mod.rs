@@ -1,0 +1,80 @@
+//! The HTTP surface: the webhook, the probes, the metrics, and the standard gRPC
+//! health service, all on one port (gRPC needs HTTP/2, which the server speaks
+//! in clear text next to HTTP/1.1).
+
+mod error;
+mod webhook;
+
+pub use error::WebhookError;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::{get, post},
+};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tonic_health::server::HealthReporter;
+
+use crate::{metrics::Metrics, retry::RetryPolicy};
+
+/// How long `/readyz` waits for `SELECT 1`.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the handlers share.
+pub struct AppState {
+    pub pool: PgPool,
+    pub metrics: Arc<Metrics>,
+    pub webhook_secrets: Vec<SecretString>,
+    pub signature_tolerance: Duration,
+    pub retry: RetryPolicy,
+}
+
+pub fn router(state: Arc<AppState>, body_limit: usize) -> (Router, HealthReporter) {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let grpc = tonic::service::Routes::new(health_service)
+        .prepare()
+        .into_axum_router();
+    let http = Router::new()
+        .route(
+            "/v1/stripe-webhook",
+            post(webhook::receive).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    (http.merge(grpc), health)
+}
+
+/// The process is up and serving.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The database answers: this instance can store events.
+async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    let ping = sqlx::query("SELECT 1").execute(&state.pool);
+    match tokio::time::timeout(READY_TIMEOUT, ping).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %crate::error_chain(&e), "not ready: database error");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,146 @@
+//! The inbox: every verified event is stored in `stripe_events` and applied in the same
+//! database transaction, so the event, the transaction's new state and its side
+//! effects commit together or not at all.
+//!
+//! - [`receive`] is the webhook (and catch-up) path: insert, and if the id is new,
+//!   process it at once. `INSERT … ON CONFLICT DO NOTHING` decides duplicates, also
+//!   between instances: the second insert waits on the unique index and sees the first.
+//! - [`process`] is shared with the retry worker: apply inside a savepoint, then record
+//!   the outcome (and the next attempt, or the dead letter) on the event row.
+
+mod apply;
+
+pub use apply::Handled;
+
+use chrono::Utc;
+use payments_core::{
+    StripeEvent, TransactionStatus,
+    store::{self, EventOutcome, EventSource, EventState, StoreError},
+};
+use sqlx::{Connection, PgConnection, PgPool};
+
+use crate::{metrics::Metrics, retry::RetryPolicy};
+
+/// What the webhook path did with an event.
+#[derive(Debug)]
+pub enum Received {
+    /// Newly stored and processed.
+    Stored(Report),
+    /// Its id was already stored: nothing was repeated.
+    Duplicate,
+}
+
+/// Stores `event` and, if it is new, processes it, in one database transaction.
+/// An error means the event is not stored.
+pub async fn receive(
+    pool: &PgPool,
+    event: &StripeEvent,
+    source: EventSource,
+    policy: &RetryPolicy,
+) -> Result<Received, StoreError> {
+    let mut tx = pool.begin().await?;
+    if !store::insert_event(&mut tx, event, source).await? {
+        tx.rollback().await?;
+        return Ok(Received::Duplicate);
+    }
+    let report = process(&mut tx, event, 0, policy).await?;
+    tx.commit().await?;
+    Ok(Received::Stored(report))
+}
+
+/// One processing attempt of a stored event, in the caller's database transaction.
+/// Only the database being unavailable is an error (the caller rolls back); any other
+/// failure is recorded on the event, which stays stored and is retried.
+pub async fn process(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    attempts_before: i32,
+    policy: &RetryPolicy,
+) -> Result<Report, StoreError> {
+    let mut savepoint = conn.begin().await?;
+    let handled = match apply::apply(&mut savepoint, event).await {
+        Ok(handled) => {
+            savepoint.commit().await?;
+            handled
+        }
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => {
+            savepoint.rollback().await?;
+            tracing::error!(
+                event_id = %event.id, error = %crate::error_chain(&e),
+                "applying the event failed; it stays stored and will be retried"
+            );
+            Handled::failed(e.to_string())
+        }
+    };
+    record(conn, event, handled, attempts_before, policy).await
+}
+
+/// Records the attempt's outcome; a retryable outcome past the budget becomes dead.
+async fn record(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    handled: Handled,
+    attempts_before: i32,
+    policy: &RetryPolicy,
+) -> Result<Report, StoreError> {
+    let attempts = u32::try_from(attempts_before.saturating_add(1)).unwrap_or(u32::MAX);
+    let (state, next_attempt_at) = match handled.state.is_retryable() {
+        false => (handled.state, None),
+        true => match policy.next_attempt_at(attempts, Utc::now()) {
+            Some(at) => (handled.state, Some(at)),
+            None => (EventState::Dead, None),
+        },
+    };
+    let outcome = EventOutcome {
+        state,
+        transaction_id: handled.transaction_id,
+        error: handled.note.as_deref(),
+        next_attempt_at,
+        count_attempt: true,
+    };
+    store::record_event_outcome(conn, event.id.as_str(), &outcome).await?;
+    if state == EventState::Dead {
+        tracing::warn!(
+            event_id = %event.id, event_type = %event.event_type, attempts,
+            reason = handled.note.as_deref().unwrap_or_default(),
+            "event dead-lettered after its retry budget"
+        );
+    }
+    Ok(Report {
+        event_type: event.event_type.clone(),
+        handled: handled.state,
+        state,
+        transition: handled.transition,
+    })
+}
+
+/// What a committed attempt did, for metrics (counted only after the commit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub event_type: String,
+    /// The attempt's own outcome.
+    pub handled: EventState,
+    /// The state recorded (dead when a retryable outcome spent the budget).
+    pub state: EventState,
+    pub transition: Option<(TransactionStatus, TransactionStatus)>,
+}
+
+impl Report {
+    pub fn count(&self, metrics: &Metrics) {
+        metrics.event_outcome(self.state.as_str());
+        match self.handled {
+            EventState::Applied => metrics.event_applied(&self.event_type),
+            EventState::Unmatched => metrics.event_unmatched(),
+            _ => {}
+        }
+        if self.state == EventState::Dead {
+            metrics.event_dead_lettered();
+        }
+        if let Some((from, to)) = self.transition
+            && from != to
+        {
+            metrics.transition(from.as_str(), to.as_str());
+        }
+    }
+}

@@ -1,0 +1,148 @@
+use super::*;
+
+const SECRET: &str = "whsec_test_secret";
+const OTHER: &str = "whsec_other_secret";
+const NOW: i64 = 1_700_000_000;
+const BODY: &[u8] = br#"{"id":"evt_1","object":"event"}"#;
+
+fn secrets(list: &[&str]) -> Vec<SecretString> {
+    list.iter().map(|s| SecretString::from(*s)).collect()
+}
+
+fn check(secrets: &[SecretString], header: Option<&str>, body: &[u8]) -> Result<i64, Rejection> {
+    let verifier = Verifier {
+        secrets,
+        tolerance: Duration::from_secs(300),
+    };
+    verify(verifier, header.map(str::as_bytes), body, NOW)
+}
+
+#[test]
+fn a_correctly_signed_body_is_accepted() {
+    let header = signature_header(SECRET, NOW, BODY);
+    assert_eq!(check(&secrets(&[SECRET]), Some(&header), BODY), Ok(NOW));
+}
+
+#[test]
+fn the_key_is_the_whole_secret_including_its_prefix() {
+    // Computed independently with Python's hmac module over b'1700000000.' + BODY.
+    let expected = "0c8670ed117751cc551a20e35839447075c42800ea3cf3e8a2fbda99cd1e6edd";
+    assert_eq!(sign(SECRET, NOW, BODY), expected);
+    assert_ne!(sign("test_secret", NOW, BODY), expected);
+}
+
+#[test]
+fn a_missing_header_is_refused() {
+    assert_eq!(
+        check(&secrets(&[SECRET]), None, BODY),
+        Err(Rejection::MissingSignature)
+    );
+}
+
+#[test]
+fn headers_without_t_or_v1_are_malformed() {
+    let sig = sign(SECRET, NOW, BODY);
+    for header in [
+        format!("v1={sig}"),
+        format!("t={NOW}"),
+        format!("t={NOW},v0={sig}"),
+        format!("t=soon,v1={sig}"),
+        format!("t={NOW},t={NOW},v1={sig}"),
+        format!("t={NOW},v1=nothex"),
+        format!("t={NOW},v1={}", &sig[..10]),
+        format!("t={NOW};v1={sig}"),
+        String::new(),
+    ] {
+        assert_eq!(
+            check(&secrets(&[SECRET]), Some(&header), BODY),
+            Err(Rejection::MalformedHeader),
+            "{header:?}"
+        );
+    }
+}
+
+#[test]
+fn a_header_that_is_not_utf8_is_malformed() {
+    let verifier = Verifier {
+        secrets: &secrets(&[SECRET]),
+        tolerance: Duration::from_secs(300),
+    };
+    assert_eq!(
+        verify(verifier, Some(&[0xff, 0xfe]), BODY, NOW),
+        Err(Rejection::MalformedHeader)
+    );
+}
+
+#[test]
+fn other_schemes_are_ignored_and_any_v1_may_match() {
+    let good = sign(SECRET, NOW, BODY);
+    let wrong = sign(OTHER, NOW, BODY);
+    let header = format!("t={NOW}, v0={wrong}, v1={wrong}, v1={good}, v9=whatever");
+    assert_eq!(check(&secrets(&[SECRET]), Some(&header), BODY), Ok(NOW));
+}
+
+#[test]
+fn a_signature_under_another_secret_is_refused() {
+    let header = signature_header(OTHER, NOW, BODY);
+    assert_eq!(
+        check(&secrets(&[SECRET]), Some(&header), BODY),
+        Err(Rejection::NoMatchingSignature)
+    );
+}
+
+#[test]
+fn a_changed_body_or_timestamp_breaks_the_signature() {
+    let sig = sign(SECRET, NOW, BODY);
+    let header = format!("t={NOW},v1={sig}");
+    assert_eq!(
+        check(&secrets(&[SECRET]), Some(&header), b"{}"),
+        Err(Rejection::NoMatchingSignature)
+    );
+    let shifted = format!("t={},v1={sig}", NOW - 1);
+    assert_eq!(
+        check(&secrets(&[SECRET]), Some(&shifted), BODY),
+        Err(Rejection::NoMatchingSignature)
+    );
+}
+
+#[test]
+fn during_rotation_either_secret_is_accepted() {
+    let both = secrets(&[SECRET, OTHER]);
+    for secret in [SECRET, OTHER] {
+        let header = signature_header(secret, NOW, BODY);
+        assert_eq!(check(&both, Some(&header), BODY), Ok(NOW), "{secret}");
+    }
+}
+
+#[test]
+fn no_secret_configured_accepts_nothing() {
+    let header = signature_header(SECRET, NOW, BODY);
+    assert_eq!(
+        check(&[], Some(&header), BODY),
+        Err(Rejection::NoMatchingSignature)
+    );
+}
+
+#[test]
+fn timestamps_beyond_the_tolerance_either_way_are_refused() {
+    let s = secrets(&[SECRET]);
+    for (t, expected) in [
+        (NOW - 300, Ok(NOW - 300)),
+        (NOW - 301, Err(Rejection::TimestampOutsideTolerance)),
+        (NOW + 300, Ok(NOW + 300)),
+        (NOW + 301, Err(Rejection::TimestampOutsideTolerance)),
+        (0, Err(Rejection::TimestampOutsideTolerance)),
+    ] {
+        let header = signature_header(SECRET, t, BODY);
+        assert_eq!(check(&s, Some(&header), BODY), expected, "t={t}");
+    }
+}
+
+#[test]
+fn an_unsigned_old_request_learns_only_that_the_signature_is_wrong() {
+    let header = signature_header(OTHER, NOW - 10_000, BODY);
+    assert_eq!(
+        check(&secrets(&[SECRET]), Some(&header), BODY),
+        Err(Rejection::NoMatchingSignature)
+    );
+}

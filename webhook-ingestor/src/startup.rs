@@ -1,0 +1,235 @@
+//! Building the service (database, migrations, listener) and running it until a
+//! shutdown token fires, then draining within a deadline.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::Router;
+use payments_core::store::{self, DbConfig};
+use sqlx::PgPool;
+use tokio::{net::TcpListener, task::JoinSet};
+use tokio_util::sync::CancellationToken;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+use crate::{
+    Config,
+    http::{self, AppState},
+    metrics::Metrics,
+    stripe_api::StripeApi,
+    workers::{
+        self, catch_up::CatchUp, events::EventWorker, outbox::OutboxWorker, reconcile::Reconciler,
+    },
+};
+
+pub struct App {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    pool: PgPool,
+    router: Router,
+    health: HealthReporter,
+    metrics: Arc<Metrics>,
+    workers: Workers,
+    shutdown_grace: Duration,
+}
+
+/// The background loops and how often they run.
+struct Workers {
+    events: EventWorker,
+    event_interval: Duration,
+    outbox: OutboxWorker,
+    outbox_interval: Duration,
+    /// Off when its interval is not configured.
+    reconcile: Option<(Reconciler, Duration)>,
+    catch_up: Option<(CatchUp, Duration)>,
+}
+
+impl App {
+    /// Connects to the database, applies migrations and binds the listener, so the
+    /// address is known (port 0 works) before anything is served.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let db = DbConfig {
+            url: config.database_url.clone(),
+            max_connections: config.db_max_connections,
+            acquire_timeout: config.db_acquire_timeout,
+        };
+        let pool = store::connect(&db)
+            .await
+            .context("connecting to the database")?;
+        store::migrate(&pool)
+            .await
+            .context("applying database migrations")?;
+        let stripe = StripeApi::new(
+            &config.stripe_api_base,
+            &config.stripe_secret_key,
+            config.stripe_timeout,
+        )
+        .context("building the Stripe client")?;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+
+        let metrics = Arc::new(Metrics::default());
+        let state = Arc::new(AppState {
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+            webhook_secrets: config.webhook_secrets,
+            signature_tolerance: config.signature_tolerance,
+            retry: config.retry,
+        });
+        let (router, health) = http::router(state, config.body_limit);
+        let workers = Workers {
+            events: EventWorker {
+                pool: pool.clone(),
+                metrics: metrics.clone(),
+                retry: config.retry,
+            },
+            event_interval: config.event_worker_interval,
+            outbox: OutboxWorker {
+                pool: pool.clone(),
+                stripe: stripe.clone(),
+                metrics: metrics.clone(),
+                retry: config.retry,
+            },
+            outbox_interval: config.outbox_interval,
+            reconcile: config.reconcile_interval.map(|interval| {
+                let reconciler = Reconciler {
+                    pool: pool.clone(),
+                    stripe: stripe.clone(),
+                    metrics: metrics.clone(),
+                    after: config.reconcile_after,
+                };
+                (reconciler, interval)
+            }),
+            catch_up: config.catch_up_interval.map(|interval| {
+                let catch_up = CatchUp {
+                    pool: pool.clone(),
+                    stripe: stripe.clone(),
+                    metrics: metrics.clone(),
+                    retry: config.retry,
+                    overlap: config.catch_up_overlap,
+                };
+                (catch_up, interval)
+            }),
+        };
+        Ok(App {
+            listener,
+            local_addr,
+            pool,
+            router,
+            health,
+            metrics,
+            workers,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` is cancelled; then stops
+    /// accepting, lets in-flight requests and worker passes (and so their database
+    /// transactions) finish, and gives up after the configured grace period.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.health
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        let mut tasks = self.workers.spawn(&shutdown);
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(server.into_future());
+        tracing::info!(addr = %self.local_addr, "webhook-ingestor serving");
+
+        let early_exit = tokio::select! {
+            () = shutdown.cancelled() => None,
+            ended = &mut server => Some(ended),
+        };
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        if let Some(ended) = early_exit {
+            shutdown.cancel();
+            ended
+                .context("the HTTP server task failed")?
+                .context("the HTTP server stopped")?;
+            anyhow::bail!("the HTTP server stopped before shutdown was requested");
+        }
+        tracing::info!("shutting down: draining requests and workers");
+        let drain = async {
+            let served = server.await;
+            while let Some(joined) = tasks.join_next().await {
+                if let Err(e) = joined {
+                    tracing::error!(error = %e, "a worker task failed");
+                }
+            }
+            served
+        };
+        match tokio::time::timeout(self.shutdown_grace, drain).await {
+            Ok(served) => served
+                .context("the HTTP server task failed")?
+                .context("the HTTP server failed")?,
+            Err(_) => tracing::warn!(
+                grace = ?self.shutdown_grace,
+                "shutdown grace elapsed; abandoning what is still running"
+            ),
+        }
+        self.pool.close().await;
+        tracing::info!("webhook-ingestor stopped");
+        Ok(())
+    }
+}
+
+impl Workers {
+    fn spawn(self, shutdown: &CancellationToken) -> JoinSet<()> {
+        let mut tasks = JoinSet::new();
+        let (events, token) = (self.events, shutdown.clone());
+        tasks.spawn(workers::every(
+            "events",
+            self.event_interval,
+            shutdown.clone(),
+            move || {
+                let (events, token) = (events.clone(), token.clone());
+                async move { events.drain(&token).await }
+            },
+        ));
+        let outbox = self.outbox;
+        tasks.spawn(workers::every(
+            "outbox",
+            self.outbox_interval,
+            shutdown.clone(),
+            move || {
+                let outbox = outbox.clone();
+                async move { outbox.pass().await }
+            },
+        ));
+        if let Some((reconciler, interval)) = self.reconcile {
+            let token = shutdown.clone();
+            tasks.spawn(workers::every(
+                "reconcile",
+                interval,
+                shutdown.clone(),
+                move || {
+                    let (reconciler, token) = (reconciler.clone(), token.clone());
+                    async move { reconciler.pass(&token).await }
+                },
+            ));
+        }
+        if let Some((catch_up, interval)) = self.catch_up {
+            tasks.spawn(workers::every(
+                "catch_up",
+                interval,
+                shutdown.clone(),
+                move || {
+                    let catch_up = catch_up.clone();
+                    async move { catch_up.pass().await }
+                },
+            ));
+        }
+        tasks
+    }
+}

@@ -1,0 +1,90 @@
+//! The catch-up pass: reads `GET /v1/events` from a little before the newest event we
+//! stored and puts whatever is missing through the inbox (source `catch_up`), exactly
+//! as if its webhook had arrived. Redelivered ids are duplicates and change nothing.
+//! It covers webhooks Stripe gave up on and events created while the endpoint was
+//! misconfigured.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use chrono::Utc;
+use payments_core::{
+    StripeEvent,
+    store::{self, EventSource},
+};
+use sqlx::PgPool;
+
+use crate::{
+    inbox::{self, Received},
+    metrics::Metrics,
+    retry::RetryPolicy,
+    stripe_api::StripeApi,
+};
+
+/// The event types payments-core gives a meaning to (at most 20: Stripe's limit).
+const TYPES: &[&str] = &[
+    "payment_intent.succeeded",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.canceled",
+    "payment_intent.payment_failed",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.voided",
+    "invoice.payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "payment_method.attached",
+    "payment_method.detached",
+];
+
+#[derive(Clone)]
+pub struct CatchUp {
+    pub pool: PgPool,
+    pub stripe: StripeApi,
+    pub metrics: Arc<Metrics>,
+    pub retry: RetryPolicy,
+    /// How far before the newest stored event to look: events are not stored in
+    /// creation order, so one missed earlier than the newest must still be found.
+    pub overlap: Duration,
+}
+
+impl CatchUp {
+    pub async fn pass(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await.context("catch-up start")?;
+        let newest = store::latest_event_created(&mut conn).await?;
+        drop(conn);
+        let overlap = chrono::Duration::from_std(self.overlap).unwrap_or_default();
+        let since = newest.unwrap_or_else(Utc::now) - overlap;
+        let events = self
+            .stripe
+            .reader()
+            .events_since(since.timestamp(), TYPES)
+            .await
+            .context("listing Stripe events")?;
+        for raw in events {
+            let event = match StripeEvent::from_value(raw) {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Stripe listed something that is not an event; skipped");
+                    self.metrics.caught_up("not_an_event");
+                    continue;
+                }
+            };
+            let received = inbox::receive(&self.pool, &event, EventSource::CatchUp, &self.retry)
+                .await
+                .with_context(|| format!("storing caught-up event {}", event.id))?;
+            match received {
+                Received::Duplicate => self.metrics.caught_up("duplicate"),
+                Received::Stored(report) => {
+                    tracing::info!(event_id = %event.id, event_type = %event.event_type, "stored a missed event");
+                    report.count(&self.metrics);
+                    self.metrics.caught_up("stored");
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! Background loops: retrying stored events, sending the outbox, and (when turned on)
+//! reconciling stale transactions and catching up on missed events.
+//!
+//! Each loop claims its work with `FOR UPDATE SKIP LOCKED`, so any number of instances
+//! can run them side by side without processing anything twice. Each checks the
+//! shutdown token only between units of work, so a database transaction that has
+//! started always finishes.
+
+pub mod catch_up;
+pub mod events;
+pub mod outbox;
+pub mod reconcile;
+
+use std::{future::Future, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs `pass` every `interval` until `shutdown`. A failed pass is logged with its
+/// cause and retried at the next tick; the loop never exits on an error.
+pub async fn every<F, Fut>(
+    name: &'static str,
+    interval: Duration,
+    shutdown: CancellationToken,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    loop {
+        if let Err(e) = pass().await {
+            tracing::error!(
+                worker = name,
+                error = format!("{e:#}"),
+                "worker pass failed"
+            );
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+    tracing::info!(worker = name, "worker stopped");
+}

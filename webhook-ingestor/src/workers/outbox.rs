@@ -1,0 +1,98 @@
+//! Sends the calls to Stripe that transitions queued in the `outbox` table (today:
+//! cancelling a card-validation PaymentIntent to release its hold). A row is claimed
+//! with `SKIP LOCKED`, called with its own idempotency key, then completed or
+//! rescheduled with backoff; past the retry budget it is dead and logged.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::Utc;
+use payments_core::store::{self, OutboxKind, OutboxRow, StoreError};
+use sqlx::{PgConnection, PgPool};
+
+use crate::{
+    metrics::Metrics,
+    retry::RetryPolicy,
+    stripe_api::{CallResult, StripeApi},
+};
+
+/// Rows per database transaction: the calls run while their rows are locked, so keep
+/// the transaction short.
+const BATCH: i64 = 5;
+
+#[derive(Clone)]
+pub struct OutboxWorker {
+    pub pool: PgPool,
+    pub stripe: StripeApi,
+    pub metrics: Arc<Metrics>,
+    pub retry: RetryPolicy,
+}
+
+impl OutboxWorker {
+    pub async fn pass(&self) -> anyhow::Result<()> {
+        while self.send_batch().await.context("sending the outbox")? == BATCH {}
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .context("reading the outbox depth")?;
+        let depth = store::outbox_depth(&mut conn).await?;
+        self.metrics.set_outbox_depth(depth);
+        Ok(())
+    }
+
+    /// Sends one batch of due rows; returns how many were claimed.
+    async fn send_batch(&self) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = store::claim_outbox(&mut tx, BATCH).await?;
+        let mut results = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let result = self.call(row).await;
+            settle_row(&mut tx, row, &result, &self.retry).await?;
+            results.push(result);
+        }
+        tx.commit().await?;
+        for result in &results {
+            self.metrics.outbox_call(match result {
+                CallResult::Done => "done",
+                CallResult::Retry(_) => "retry",
+                CallResult::Permanent(_) => "failed",
+            });
+        }
+        Ok(i64::try_from(rows.len()).unwrap_or(BATCH))
+    }
+
+    async fn call(&self, row: &OutboxRow) -> CallResult {
+        match OutboxKind::parse(&row.kind) {
+            Some(OutboxKind::CancelPaymentIntent) => {
+                self.stripe
+                    .cancel_payment_intent(&row.target, &row.idempotency_key)
+                    .await
+            }
+            None => CallResult::Permanent(format!("unknown outbox kind {:?}", row.kind)),
+        }
+    }
+}
+
+async fn settle_row(
+    conn: &mut PgConnection,
+    row: &OutboxRow,
+    result: &CallResult,
+    retry: &RetryPolicy,
+) -> Result<(), StoreError> {
+    let attempts = u32::try_from(row.attempts.saturating_add(1)).unwrap_or(u32::MAX);
+    let (why, next) = match result {
+        CallResult::Done => return store::complete_outbox(conn, row.id).await,
+        CallResult::Retry(why) => (why, retry.next_attempt_at(attempts, Utc::now())),
+        CallResult::Permanent(why) => (why, None),
+    };
+    if next.is_none() {
+        tracing::warn!(
+            outbox_id = row.id, kind = %row.kind, target = %row.target, attempts, error = %why,
+            "outbox call dead-lettered"
+        );
+    } else {
+        tracing::info!(outbox_id = row.id, attempts, error = %why, "outbox call will be retried");
+    }
+    store::fail_outbox(conn, row.id, why, next).await
+}

@@ -1,0 +1,19 @@
+//! Integration tests: the real HTTP server on port 0, a fresh PostgreSQL database per
+//! test, events signed the way Stripe signs them.
+//!
+//! Tests run on the multi-thread runtime: dropping a `TestDb` blocks its thread until
+//! the pool is closed, and a pool connection's return runs as a task, which needs a
+//! second worker to make progress.
+
+mod events;
+mod helpers;
+
+mod availability;
+mod cards;
+mod concurrency;
+mod fixtures;
+mod flows;
+mod proxy;
+mod randomized;
+mod rejections;
+mod retries;

@@ -1,0 +1,118 @@
+//! Events that cannot be applied when they arrive are kept and retried, never dropped.
+
+use payments_core::TransactionStatus as Status;
+
+use crate::{
+    events::{Pi, event_id},
+    helpers::{NewTx, Result, TestApp, eventually},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_beat_its_transaction_is_applied_by_the_worker() -> Result {
+    let app = TestApp::start_with(|c| c.retry.max_attempts = 100).await?;
+    let pi = Pi {
+        id: "pi_early",
+        tx: None,
+        amount: 1_200,
+        currency: "usd",
+    };
+    let event = pi.succeeded();
+
+    assert_eq!(app.deliver(&event).await?, "stored");
+    assert_eq!(app.event_state(&event_id(&event)).await?, "unmatched");
+
+    // payments-api commits the row and records the PaymentIntent after Stripe answered.
+    let tx = app.payment("rita", 1_200, "pi_early").await?;
+    eventually("the worker applies the event", || async {
+        Ok(app.transaction(tx.id).await?.status == Status::Succeeded)
+    })
+    .await?;
+    assert_eq!(app.balance("rita").await?, 1_200);
+    assert_eq!(app.event_state(&event_id(&event)).await?, "applied");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_that_never_matches_is_dead_lettered_after_its_budget() -> Result {
+    let app = TestApp::start().await?;
+    let event = Pi {
+        id: "pi_nobody",
+        tx: None,
+        amount: 100,
+        currency: "usd",
+    }
+    .succeeded();
+    let id = event_id(&event);
+
+    app.deliver(&event).await?;
+    eventually("the event is dead", || async {
+        Ok(app.event_state(&id).await? == "dead")
+    })
+    .await?;
+
+    let (_, attempts, why) = app.event_row(&id).await?.unwrap_or_default();
+    assert_eq!(attempts, 5, "the test budget is five attempts");
+    assert!(why.is_some_and(|w| w.contains("no transaction")));
+    assert_eq!(app.metrics.events_dead_lettered(), 1);
+    let (_, metrics) = app.get("/metrics").await?;
+    assert!(
+        metrics.contains("ingestor_events_dead_lettered_total 1\n"),
+        "{metrics}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_before_its_success_is_deferred_then_applied() -> Result {
+    let app = TestApp::start_with(|c| c.retry.max_attempts = 100).await?;
+    let tx = app.payment("sam", 500, "pi_sam").await?;
+    let pi = Pi {
+        id: "pi_sam",
+        tx: Some(tx.id),
+        amount: 500,
+        currency: "usd",
+    };
+    let refund = pi.refunded(500);
+
+    app.deliver(&refund).await?;
+    assert_eq!(app.event_state(&event_id(&refund)).await?, "deferred");
+    assert_eq!(app.transaction(tx.id).await?.status, Status::Created);
+
+    app.deliver(&pi.succeeded()).await?;
+    eventually("the refund is applied", || async {
+        Ok(app.transaction(tx.id).await?.status == Status::Refunded)
+    })
+    .await?;
+    assert_eq!(app.balance("sam").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_while_applying_keeps_the_event_and_retries_it() -> Result {
+    let app = TestApp::start().await?;
+    app.payment("tom", 300, "pi_taken").await?;
+    // A second transaction whose event claims a PaymentIntent already recorded on the
+    // first: recording it violates a unique constraint inside the savepoint.
+    let other = app.insert(&NewTx::payment("uma", 300)).await?;
+    let event = Pi {
+        id: "pi_taken",
+        tx: Some(other.id),
+        amount: 300,
+        currency: "usd",
+    }
+    .succeeded();
+    let id = event_id(&event);
+
+    assert_eq!(app.deliver(&event).await?, "stored");
+    let (state, _, why) = app.event_row(&id).await?.unwrap_or_default();
+    assert!(state == "received" || state == "dead", "{state}");
+    assert!(why.is_some_and(|w| w.contains("conflict")));
+    assert_eq!(app.transaction(other.id).await?.status, Status::Created);
+
+    eventually("the event is dead", || async {
+        Ok(app.event_state(&id).await? == "dead")
+    })
+    .await?;
+    assert_eq!(app.balance("uma").await?, 0);
+    Ok(())
+}
