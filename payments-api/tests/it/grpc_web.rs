@@ -130,3 +130,109 @@ async fn the_health_service_reports_serving() {
     assert_eq!(answer.status, ServingStatus::Serving as i32);
     app.stop().await;
 }
+
+/// Reads grpc-web frames off a streaming HTTP/1.1 body as they arrive.
+struct FrameReader {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+enum Frame {
+    Data(Vec<u8>),
+    Trailers(String),
+}
+
+impl FrameReader {
+    async fn next(&mut self) -> Option<Frame> {
+        loop {
+            if self.buffer.len() >= 5 {
+                let len = u32::from_be_bytes([
+                    self.buffer[1],
+                    self.buffer[2],
+                    self.buffer[3],
+                    self.buffer[4],
+                ]) as usize;
+                if self.buffer.len() >= 5 + len {
+                    let flag = self.buffer[0];
+                    let payload = self.buffer[5..5 + len].to_vec();
+                    self.buffer.drain(..5 + len);
+                    return Some(if flag & 0x80 == 0 {
+                        Frame::Data(payload)
+                    } else {
+                        Frame::Trailers(String::from_utf8_lossy(&payload).into_owned())
+                    });
+                }
+            }
+            let chunk = self.response.chunk().await.expect("body chunk")?;
+            self.buffer.extend_from_slice(&chunk);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_grpc_web_client_streams_a_watch_until_the_payment_settles() {
+    let app = TestApp::start().await;
+    let card = app.attach("alice", "pm_card_threeDSecure2Required").await;
+    let created = app
+        .create_payment("alice", &card.id, 1_500, "grpc-web-watch")
+        .await
+        .expect("create payment");
+    let tx = created.transaction.expect("transaction");
+    let http1 = reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("client");
+    let request = pb::WatchTransactionRequest {
+        transaction_id: tx.id.clone(),
+        await_status: None,
+    };
+    let response = http1
+        .post(format!(
+            "http://{}/payments.v1.PaymentsService/WatchTransaction",
+            app.addr
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("authorization", format!("Bearer {}", user_token("alice")))
+        .body(frame(&request))
+        .send()
+        .await
+        .expect("grpc-web request");
+    assert_eq!(
+        (response.status().as_u16(), response.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
+    let mut frames = FrameReader {
+        response,
+        buffer: Vec::new(),
+    };
+    let status_of = |data: &[u8]| {
+        pb::TransactionUpdate::decode(data)
+            .expect("an update")
+            .transaction
+            .expect("transaction")
+            .status
+    };
+
+    // The first message arrives while the stream stays open, before the customer acts.
+    let Some(Frame::Data(first)) = frames.next().await else {
+        panic!("a first message")
+    };
+    assert_eq!(
+        status_of(&first),
+        pb::TransactionStatus::RequiresAction as i32
+    );
+    app.authenticate_3ds(&tx.stripe_payment_intent_id, &created.client_secret, true)
+        .await;
+
+    let mut last = None;
+    let trailers = loop {
+        match frames.next().await.expect("the stream ends with trailers") {
+            Frame::Data(data) => last = Some(status_of(&data)),
+            Frame::Trailers(t) => break t,
+        }
+    };
+    assert_eq!(last, Some(pb::TransactionStatus::Succeeded as i32));
+    assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
+    app.stop().await;
+}
