@@ -8,7 +8,7 @@ use payments_core::{
 };
 use payments_proto::payments::v1 as pb;
 
-use super::{AppState, charge, convert, customers::ensure_customer, idempotency, input, sql};
+use super::{AppState, charge, convert, customers::ensure_customer, idempotency, input};
 use crate::{
     auth::{Caller, authorize_user},
     error::{ApiError, ApiResult},
@@ -48,7 +48,7 @@ pub async fn apply_coupon(
         Some(tx) => (tx, None),
         None => {
             // Checked before asking Stripe; the unique index still decides races.
-            if sql::coupon_redeemed(&mut conn, &user, &code).await? {
+            if store::coupon_redeemed(&mut conn, &user, &code).await? {
                 return Err(StoreError::Conflict(COUPON_ONCE.into()).into());
             }
             let redeemable = redeemable(state, &code, currency.as_str()).await?;

@@ -7,7 +7,7 @@ use payments_core::{
 };
 use sqlx::PgConnection;
 
-use super::{input::DERIVED_KEY_PREFIX, sql};
+use super::input::DERIVED_KEY_PREFIX;
 use crate::error::{ApiError, ApiResult};
 
 /// A canonical `name=value;…` string of what a request asks for, stored as the
@@ -80,7 +80,7 @@ pub async fn replay(
     conn: &mut PgConnection,
     new: &NewTransaction,
 ) -> ApiResult<Option<Transaction>> {
-    let Some(tx) = sql::find_by_idempotency_key(conn, &new.user_id, &new.idempotency_key).await?
+    let Some(tx) = store::find_by_idempotency_key(conn, &new.user_id, &new.idempotency_key).await?
     else {
         return Ok(None);
     };
@@ -98,7 +98,7 @@ pub async fn derived_key(
     payment_method: &str,
 ) -> ApiResult<String> {
     let prefix = format!("{DERIVED_KEY_PREFIX}{purpose}:{payment_method}:");
-    let attempt = sql::failed_attempts(conn, user, &prefix).await?;
+    let attempt = store::failed_attempts(conn, user, &prefix).await?;
     Ok(format!("{prefix}{attempt}"))
 }
 

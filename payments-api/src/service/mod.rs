@@ -17,7 +17,6 @@ mod input;
 mod payment_methods;
 mod payments;
 mod queries;
-mod sql;
 mod validation;
 mod watch;
 

@@ -9,7 +9,7 @@ use payments_core::{
 };
 use payments_proto::payments::v1 as pb;
 
-use super::{AppState, charge, convert, idempotency, input, payments::owned_payment_method, sql};
+use super::{AppState, charge, convert, idempotency, input, payments::owned_payment_method};
 use crate::{
     auth::{Caller, authorize_user},
     error::{ApiError, ApiResult},
@@ -27,7 +27,7 @@ pub async fn validate_payment_method(
     let card = owned_payment_method(&mut conn, &user, &payment_method).await?;
     // Already proven: answer with the validation that proved it, charging nothing.
     if card.validated()
-        && let Some(tx) = sql::validating_transaction(&mut conn, &user, &card.id).await?
+        && let Some(tx) = store::validating_transaction(&mut conn, &user, &card.id).await?
     {
         return Ok(validation_response(&tx));
     }
