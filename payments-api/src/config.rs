@@ -15,6 +15,8 @@ use crate::watch::WatchConfig;
 pub struct Config {
     /// Where gRPC and grpc-web are served (`PAYMENTS_API_ADDR`).
     pub addr: SocketAddr,
+    /// Where `GET /metrics` is served (Prometheus text format).
+    pub metrics_addr: SocketAddr,
     pub database: DatabaseConfig,
     pub stripe: StripeConfig,
     /// How bearer tokens are verified.
@@ -108,6 +110,10 @@ impl Config {
             problems: Vec::new(),
         };
         let addr = env.parsed("PAYMENTS_API_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)));
+        let metrics_addr = env.parsed(
+            "PAYMENTS_METRICS_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 9090)),
+        );
         let database = DatabaseConfig {
             url: env.secret("DATABASE_URL"),
             max_connections: env.parsed("PAYMENTS_DB_MAX_CONNECTIONS", 10),
@@ -134,6 +140,7 @@ impl Config {
         }
         Ok(Config {
             addr,
+            metrics_addr,
             database,
             stripe,
             jwt,
@@ -148,6 +155,7 @@ impl Config {
     pub fn for_tests(database_url: &str, stripe_api_base: &str, jwt_secret: &str) -> Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseConfig {
                 url: database_url.into(),
                 max_connections: 10,

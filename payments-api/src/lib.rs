@@ -13,16 +13,16 @@
 //! - [`service`]: the RPC handlers, one module per concern.
 //! - [`stripe_client`]: the Stripe calls and the classification of their failures.
 //! - [`watch`]: the hub that streams transaction changes to watchers.
-//! - [`telemetry`]: the tracing subscriber.
+//! - [`metrics`]: the Prometheus metrics served at `GET /metrics`.
 
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod service;
 pub mod startup;
 pub mod stripe_client;
-pub mod telemetry;
 pub mod watch;
 
 pub use config::{Config, ConfigError};

@@ -2,14 +2,15 @@
 //! applies the database migrations and exits.
 
 use anyhow::Context as _;
-use payments_api::{App, Config, telemetry};
+use payments_api::{App, Config};
 use payments_core::store::{self, DbConfig};
 use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    telemetry::install(telemetry::subscriber())?;
+    let otel = payments_telemetry::OtelConfig::from_env("payments-api");
+    let telemetry = payments_telemetry::build(&otel)?.install()?;
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -17,11 +18,15 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    match std::env::args().nth(1).as_deref() {
+    let result = match std::env::args().nth(1).as_deref() {
         None | Some("serve") => serve(config).await,
         Some("migrate") => migrate(&config).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` or `migrate`"),
-    }
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; expected `serve` or `migrate`"
+        )),
+    };
+    telemetry.shutdown();
+    result
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -22,6 +22,7 @@ use crate::{
     admin::AdminApi,
     auth::Authenticator,
     config::{Config, CorsOrigins},
+    metrics::Metrics,
     service::{AppState, PaymentsApi},
     stripe_client::Stripe,
     watch::WatchHub,
@@ -31,9 +32,11 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics_listener: TcpListener,
     state: Arc<AppState>,
     auth: Authenticator,
     cors: CorsLayer,
+    metrics: Arc<Metrics>,
     /// Ends the watch hub (and so every open WatchTransaction stream).
     hub_shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -53,7 +56,9 @@ impl App {
         store::migrate(&pool)
             .await
             .context("applying database migrations")?;
-        let stripe = Stripe::new(&config.stripe).context("building the Stripe client")?;
+        let metrics = Arc::new(Metrics::default());
+        let stripe =
+            Stripe::new(&config.stripe, metrics.clone()).context("building the Stripe client")?;
         let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
         let hub_shutdown = CancellationToken::new();
         let hub = WatchHub::start(pool.clone(), config.watch.clone(), hub_shutdown.clone())
@@ -63,6 +68,9 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        let metrics_listener = TcpListener::bind(config.metrics_addr)
+            .await
+            .with_context(|| format!("binding {}", config.metrics_addr))?;
         let state = Arc::new(AppState {
             pool,
             stripe,
@@ -72,9 +80,11 @@ impl App {
         Ok(App {
             listener,
             local_addr,
+            metrics_listener,
             state,
             auth,
             cors: cors_layer(&config.cors),
+            metrics,
             hub_shutdown,
             drain_timeout: config.drain_timeout,
         })
@@ -82,6 +92,13 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `GET /metrics` answers.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_listener
+            .local_addr()
+            .unwrap_or(self.local_addr)
     }
 
     /// Serves gRPC and grpc-web until `shutdown` is cancelled, then drains: open
@@ -114,15 +131,28 @@ impl App {
                 hub.cancel();
             }
         };
-        let serving = Server::builder()
-            .accept_http1(true)
-            .layer(self.cors)
-            .layer(tonic_web::GrpcWebLayer::new())
-            .add_service(health_service)
+        let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection)
             .add_service(api)
-            .add_service(admin)
+            .add_service(admin);
+        let serving = Server::builder()
+            .accept_http1(true)
+            .trace_fn(rpc_span)
+            .layer(self.cors)
+            .layer(tonic_web::GrpcWebLayer::new())
+            .add_routes(routes)
             .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);
+        let metrics = axum::Router::new().route(
+            "/metrics",
+            metrics_route(self.metrics.clone(), self.state.hub.clone()),
+        );
+        let metrics_server = axum::serve(self.metrics_listener, metrics)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        tokio::spawn(async move {
+            if let Err(e) = metrics_server.await {
+                tracing::error!(error = %e, "the metrics endpoint stopped");
+            }
+        });
         let drain_deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(self.drain_timeout).await;
@@ -135,6 +165,32 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// A span per RPC, a child of the caller's W3C trace context when it sends one.
+fn rpc_span(request: &http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "rpc",
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.method = %request.uri().path(),
+        transaction_id = tracing::field::Empty,
+    );
+    payments_telemetry::extract_parent(&span, request.headers());
+    span
+}
+
+/// `GET /metrics` in Prometheus' text format.
+fn metrics_route(metrics: Arc<Metrics>, hub: WatchHub) -> axum::routing::MethodRouter {
+    axum::routing::get(move || {
+        let body = metrics.render(&hub);
+        async move {
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                body,
+            )
+        }
+    })
 }
 
 /// CORS for grpc-web from browsers: the headers grpc-web sends and must read back.

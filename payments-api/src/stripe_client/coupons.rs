@@ -12,7 +12,7 @@ use stripe_product::{
 };
 use stripe_types::Expandable;
 
-use super::{Stripe, StripeFailure, idempotent, transaction_metadata};
+use super::{Observed, Stripe, StripeFailure, idempotent, transaction_metadata};
 
 /// What the invoice's discount names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +67,7 @@ impl Stripe {
             .limit(1)
             .customize()
             .send(&self.client)
+            .observed(&self.metrics, "find_redeemable")
             .await?;
         if let Some(promo) = promos
             .data
@@ -121,6 +122,7 @@ impl Stripe {
         Ok(RetrieveCoupon::new(id)
             .customize()
             .send(&self.client)
+            .observed(&self.metrics, "coupon")
             .await?)
     }
 
@@ -157,6 +159,7 @@ impl Stripe {
             .customize()
             .request_strategy(idempotent(&format!("in-create-{}", req.transaction_id))?)
             .send(&self.client)
+            .observed(&self.metrics, "create_coupon_invoice")
             .await?;
         let invoice_id = invoice
             .id
@@ -171,6 +174,7 @@ impl Stripe {
             .customize()
             .request_strategy(idempotent(&format!("ii-create-{}", req.transaction_id))?)
             .send(&self.client)
+            .observed(&self.metrics, "create_coupon_invoice")
             .await?;
         Ok(invoice_id)
     }
@@ -186,6 +190,7 @@ impl Stripe {
             .customize()
             .request_strategy(idempotent(&format!("in-finalize-{transaction_id}"))?)
             .send(&self.client)
+            .observed(&self.metrics, "finalize_invoice")
             .await?;
         Ok(())
     }

@@ -1,7 +1,7 @@
 use stripe::StripeRequest;
 use stripe_core::customer::CreateCustomer;
 
-use super::{Stripe, StripeFailure, idempotent};
+use super::{Observed, Stripe, StripeFailure, idempotent};
 
 impl Stripe {
     /// Creates the Stripe customer of a user. The idempotency key is derived from the
@@ -14,6 +14,7 @@ impl Stripe {
             .customize()
             .request_strategy(idempotent(&format!("customer-{user_id}"))?)
             .send(&self.client)
+            .observed(&self.metrics, "create_customer")
             .await?;
         Ok(customer.id.to_string())
     }

@@ -13,15 +13,19 @@ mod payment_methods;
 pub use coupons::{CouponInvoice, CouponProblem, Discount, Redeemable};
 pub use payment_intents::{IntentOutcome, IntentRequest};
 
+use std::{sync::Arc, time::Instant};
+
 use secrecy::ExposeSecret;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
+use tracing::Instrument as _;
 
-use crate::config::StripeConfig;
+use crate::{config::StripeConfig, metrics::Metrics};
 
 /// A Stripe client for this service's calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Stripe {
     client: stripe::Client,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Stripe {
@@ -107,13 +111,13 @@ impl From<StripeError> for StripeFailure {
 }
 
 impl Stripe {
-    pub fn new(config: &StripeConfig) -> Result<Self, StripeError> {
+    pub fn new(config: &StripeConfig, metrics: Arc<Metrics>) -> Result<Self, StripeError> {
         let client = stripe::ClientBuilder::new(config.secret_key.expose_secret())
             .url(config.api_base.as_str())
             .timeout(config.timeout)
             .request_strategy(RequestStrategy::Once)
             .build()?;
-        Ok(Stripe { client })
+        Ok(Stripe { client, metrics })
     }
 }
 
@@ -128,3 +132,44 @@ fn idempotent(key: &str) -> Result<RequestStrategy, StripeFailure> {
 fn transaction_metadata(transaction_id: &str) -> std::collections::HashMap<String, String> {
     [("transaction_id".to_owned(), transaction_id.to_owned())].into()
 }
+
+/// The failure class a metric counts a Stripe error under.
+fn failure_class(e: &StripeError) -> &'static str {
+    match e {
+        StripeError::Stripe(_, 402) => "declined",
+        StripeError::Stripe(_, status) if *status == 409 || *status == 429 || *status >= 500 => {
+            "unavailable"
+        }
+        StripeError::Stripe(..) => "rejected",
+        StripeError::ClientError(_) | StripeError::Timeout => "unavailable",
+        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => "unexpected",
+    }
+}
+
+/// Every Stripe call runs in its own span and is timed and counted by operation.
+pub(crate) trait Observed<T>:
+    std::future::Future<Output = Result<T, StripeError>> + Sized
+{
+    fn observed(
+        self,
+        metrics: &Arc<Metrics>,
+        operation: &'static str,
+    ) -> impl std::future::Future<Output = Result<T, StripeError>> {
+        let metrics = metrics.clone();
+        let span =
+            tracing::info_span!("stripe", otel.kind = "client", stripe.operation = operation);
+        async move {
+            let started = Instant::now();
+            let result = self.await;
+            metrics.stripe_call(
+                operation,
+                started.elapsed(),
+                result.as_ref().err().map(failure_class),
+            );
+            result
+        }
+        .instrument(span)
+    }
+}
+
+impl<T, F: std::future::Future<Output = Result<T, StripeError>>> Observed<T> for F {}

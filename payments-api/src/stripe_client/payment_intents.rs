@@ -5,7 +5,7 @@ use stripe_core::{
     payment_intent::CreatePaymentIntent,
 };
 
-use super::{Stripe, StripeFailure, idempotent, transaction_metadata};
+use super::{Observed, Stripe, StripeFailure, idempotent, transaction_metadata};
 
 /// A PaymentIntent to create and confirm for a transaction.
 #[derive(Debug, Clone)]
@@ -56,6 +56,7 @@ impl Stripe {
             .customize()
             .request_strategy(idempotent(&format!("pi-create-{}", req.transaction_id))?)
             .send(&self.client)
+            .observed(&self.metrics, "create_payment_intent")
             .await?;
         Ok(outcome(&intent))
     }

@@ -2,7 +2,7 @@ use payments_core::CardDetails;
 use stripe::StripeRequest;
 use stripe_payment::payment_method::{AttachPaymentMethod, DetachPaymentMethod};
 
-use super::{Stripe, StripeFailure};
+use super::{Observed, Stripe, StripeFailure};
 
 impl Stripe {
     /// Attaches a payment method (or a test token, which Stripe turns into a new
@@ -16,6 +16,7 @@ impl Stripe {
             .customer(customer)
             .customize()
             .send(&self.client)
+            .observed(&self.metrics, "attach_payment_method")
             .await?;
         let card = pm.card.as_ref();
         Ok(CardDetails {
@@ -33,6 +34,7 @@ impl Stripe {
         let sent = DetachPaymentMethod::new(payment_method)
             .customize()
             .send(&self.client)
+            .observed(&self.metrics, "detach_payment_method")
             .await;
         match sent.map_err(StripeFailure::from) {
             Ok(_) => Ok(()),

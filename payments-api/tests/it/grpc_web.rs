@@ -236,3 +236,36 @@ async fn a_grpc_web_client_streams_a_watch_until_the_payment_settles() {
     assert!(trailers.contains("grpc-status:0"), "{trailers:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_count_stripe_calls_and_open_watch_streams() {
+    let app = TestApp::start().await;
+    let card = app.attach("alice", "pm_card_visa").await;
+    app.create_payment("alice", &card.id, 1_000, "metrics")
+        .await
+        .expect("payment");
+    let declined = app.attach("alice", "pm_card_chargeDeclined").await;
+    app.create_payment("alice", &declined.id, 1_000, "metrics-declined")
+        .await
+        .expect("declined is an answer");
+    let response = reqwest::get(format!("http://{}/metrics", app.metrics_addr))
+        .await
+        .expect("metrics request");
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    let metrics = response.text().await.expect("metrics body");
+    assert!(
+        metrics.contains("payments_watch_streams_open 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "payments_stripe_call_duration_seconds_count{operation=\"create_payment_intent\"} 2"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("payments_stripe_call_errors_total{operation=\"create_payment_intent\",kind=\"declined\"} 1"),
+        "{metrics}"
+    );
+    app.stop().await;
+}

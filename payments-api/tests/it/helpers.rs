@@ -21,6 +21,7 @@ pub type Client = PaymentsServiceClient<Channel>;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
     pub sim: StripeSim,
     pub stripe: stripe::Client,
     /// Dropped last: the database outlives the servers using it.
@@ -61,6 +62,7 @@ impl TestApp {
             .await
             .expect("payments-api starts");
         let addr = api.local_addr();
+        let metrics_addr = api.metrics_addr();
         let servers = vec![
             tokio::spawn(ingestor.run_until_stopped(shutdown.clone())),
             tokio::spawn(api.run_until_stopped(shutdown.clone())),
@@ -74,6 +76,7 @@ impl TestApp {
             .expect("stripe client");
         TestApp {
             addr,
+            metrics_addr,
             sim,
             stripe,
             _db: db,
