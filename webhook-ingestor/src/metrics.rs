@@ -51,6 +51,14 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// A labeled counter with its name, help text and label names.
+type Family<'a> = (
+    &'a Labeled,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
 #[derive(Default)]
 pub struct Metrics {
     webhooks_verified: AtomicU64,
@@ -136,7 +144,26 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let simple = [
+        for (name, help, value) in self.plain_counters() {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        for (counter, name, help, labels) in self.labeled_counters() {
+            counter.render(&mut out, name, help, labels);
+        }
+        let name = "ingestor_outbox_depth";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Outbox rows waiting to be sent.\n# TYPE {name} gauge\n{name} {}",
+            self.outbox_depth()
+        );
+        out
+    }
+
+    fn plain_counters(&self) -> [(&'static str, &'static str, u64); 4] {
+        [
             (
                 "ingestor_webhooks_verified_total",
                 "Webhooks whose signature verified.",
@@ -157,62 +184,54 @@ impl Metrics {
                 "Events that spent their retry budget.",
                 self.events_dead_lettered(),
             ),
-        ];
-        for (name, help, value) in simple {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        self.webhooks_rejected.render(
-            &mut out,
-            "ingestor_webhooks_rejected_total",
-            "Webhooks refused, by reason.",
-            &["reason"],
-        );
-        self.events_applied.render(
-            &mut out,
-            "ingestor_events_applied_total",
-            "Events that changed a transaction or moved money, by type.",
-            &["type"],
-        );
-        self.event_outcomes.render(
-            &mut out,
-            "ingestor_event_outcomes_total",
-            "Event processing attempts, by resulting state.",
-            &["state"],
-        );
-        self.transitions.render(
-            &mut out,
-            "ingestor_transitions_total",
-            "Transaction status changes committed, by from and to status.",
-            &["from", "to"],
-        );
-        self.outbox_calls.render(
-            &mut out,
-            "ingestor_outbox_calls_total",
-            "Outbox calls to Stripe, by result.",
-            &["result"],
-        );
-        self.reconciled.render(
-            &mut out,
-            "ingestor_reconciliations_total",
-            "Transactions read back from Stripe by the sweeper, by outcome.",
-            &["outcome"],
-        );
-        self.caught_up.render(
-            &mut out,
-            "ingestor_catch_up_events_total",
-            "Events listed by the catch-up pass, by result.",
-            &["result"],
-        );
-        let name = "ingestor_outbox_depth";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Outbox rows waiting to be sent.\n# TYPE {name} gauge\n{name} {}",
-            self.outbox_depth()
-        );
-        out
+        ]
+    }
+
+    fn labeled_counters(&self) -> [Family<'_>; 7] {
+        [
+            (
+                &self.webhooks_rejected,
+                "ingestor_webhooks_rejected_total",
+                "Webhooks refused, by reason.",
+                &["reason"],
+            ),
+            (
+                &self.events_applied,
+                "ingestor_events_applied_total",
+                "Events that changed a transaction or moved money, by type.",
+                &["type"],
+            ),
+            (
+                &self.event_outcomes,
+                "ingestor_event_outcomes_total",
+                "Event processing attempts, by resulting state.",
+                &["state"],
+            ),
+            (
+                &self.transitions,
+                "ingestor_transitions_total",
+                "Transaction status changes committed, by from and to status.",
+                &["from", "to"],
+            ),
+            (
+                &self.outbox_calls,
+                "ingestor_outbox_calls_total",
+                "Outbox calls to Stripe, by result.",
+                &["result"],
+            ),
+            (
+                &self.reconciled,
+                "ingestor_reconciliations_total",
+                "Transactions read back from Stripe by the sweeper, by outcome.",
+                &["outcome"],
+            ),
+            (
+                &self.caught_up,
+                "ingestor_catch_up_events_total",
+                "Events listed by the catch-up pass, by result.",
+                &["result"],
+            ),
+        ]
     }
 }
 

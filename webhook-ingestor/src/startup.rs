@@ -70,6 +70,7 @@ impl App {
         let local_addr = listener.local_addr().context("reading the bound address")?;
 
         let metrics = Arc::new(Metrics::default());
+        let workers = Workers::new(&config, &pool, &stripe, &metrics);
         let state = Arc::new(AppState {
             pool: pool.clone(),
             metrics: metrics.clone(),
@@ -78,7 +79,114 @@ impl App {
             retry: config.retry,
         });
         let (router, health) = http::router(state, config.body_limit);
-        let workers = Workers {
+        Ok(App {
+            listener,
+            local_addr,
+            pool,
+            router,
+            health,
+            metrics,
+            workers,
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Serves HTTP and runs the workers until `shutdown` is cancelled; then stops
+    /// accepting, lets in-flight requests and worker passes (and so their database
+    /// transactions) finish, and gives up after the configured grace period.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.health
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        let tasks = self.workers.spawn(&shutdown);
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut server = tokio::spawn(server.into_future());
+        tracing::info!(addr = %self.local_addr, "webhook-ingestor serving");
+
+        // The server only ends by itself on an error: graceful shutdown follows the token.
+        let ended_early = tokio::select! {
+            () = shutdown.cancelled() => None,
+            ended = &mut server => Some(ended),
+        };
+        self.health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        let unrequested = ended_early.is_some() && !shutdown.is_cancelled();
+        shutdown.cancel();
+        tracing::info!("shutting down: draining requests and workers");
+        let server = match ended_early {
+            Some(ended) => Served::Ended(ended),
+            None => Served::Running(server),
+        };
+        let drained = drain(server, tasks, self.shutdown_grace).await;
+        // Connections still checked out belong to work abandoned at the deadline.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
+        drained?;
+        if unrequested {
+            anyhow::bail!("the HTTP server stopped before shutdown was requested");
+        }
+        tracing::info!("webhook-ingestor stopped");
+        Ok(())
+    }
+}
+
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+enum Served {
+    Running(ServerTask),
+    Ended(Result<std::io::Result<()>, tokio::task::JoinError>),
+}
+
+/// Waits for in-flight requests and worker passes, up to `grace`; whatever is still
+/// running then is aborted.
+async fn drain(server: Served, mut tasks: JoinSet<()>, grace: Duration) -> anyhow::Result<()> {
+    let abort = match &server {
+        Served::Running(task) => Some(task.abort_handle()),
+        Served::Ended(_) => None,
+    };
+    let finish = async {
+        let served = match server {
+            Served::Running(task) => task.await,
+            Served::Ended(ended) => ended,
+        };
+        while let Some(joined) = tasks.join_next().await {
+            if let Err(e) = joined {
+                tracing::error!(error = %e, "a worker task failed");
+            }
+        }
+        served
+    };
+    match tokio::time::timeout(grace, finish).await {
+        Ok(served) => {
+            served
+                .context("the HTTP server task failed")?
+                .context("the HTTP server failed")?;
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "shutdown grace elapsed; aborting what is still running"
+            );
+            if let Some(abort) = abort {
+                abort.abort();
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Workers {
+    fn new(config: &Config, pool: &PgPool, stripe: &StripeApi, metrics: &Arc<Metrics>) -> Self {
+        Workers {
             events: EventWorker {
                 pool: pool.clone(),
                 metrics: metrics.clone(),
@@ -111,80 +219,9 @@ impl App {
                 };
                 (catch_up, interval)
             }),
-        };
-        Ok(App {
-            listener,
-            local_addr,
-            pool,
-            router,
-            health,
-            metrics,
-            workers,
-            shutdown_grace: config.shutdown_grace,
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    pub fn metrics(&self) -> Arc<Metrics> {
-        self.metrics.clone()
-    }
-
-    /// Serves HTTP and runs the workers until `shutdown` is cancelled; then stops
-    /// accepting, lets in-flight requests and worker passes (and so their database
-    /// transactions) finish, and gives up after the configured grace period.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.health
-            .set_service_status("", ServingStatus::Serving)
-            .await;
-        let mut tasks = self.workers.spawn(&shutdown);
-        let server = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
-        tracing::info!(addr = %self.local_addr, "webhook-ingestor serving");
-
-        let early_exit = tokio::select! {
-            () = shutdown.cancelled() => None,
-            ended = &mut server => Some(ended),
-        };
-        self.health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        if let Some(ended) = early_exit {
-            shutdown.cancel();
-            ended
-                .context("the HTTP server task failed")?
-                .context("the HTTP server stopped")?;
-            anyhow::bail!("the HTTP server stopped before shutdown was requested");
         }
-        tracing::info!("shutting down: draining requests and workers");
-        let drain = async {
-            let served = server.await;
-            while let Some(joined) = tasks.join_next().await {
-                if let Err(e) = joined {
-                    tracing::error!(error = %e, "a worker task failed");
-                }
-            }
-            served
-        };
-        match tokio::time::timeout(self.shutdown_grace, drain).await {
-            Ok(served) => served
-                .context("the HTTP server task failed")?
-                .context("the HTTP server failed")?,
-            Err(_) => tracing::warn!(
-                grace = ?self.shutdown_grace,
-                "shutdown grace elapsed; abandoning what is still running"
-            ),
-        }
-        self.pool.close().await;
-        tracing::info!("webhook-ingestor stopped");
-        Ok(())
     }
-}
 
-impl Workers {
     fn spawn(self, shutdown: &CancellationToken) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
         let (events, token) = (self.events, shutdown.clone());

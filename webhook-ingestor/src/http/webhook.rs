@@ -9,6 +9,7 @@ use axum::{
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
 use payments_core::{StripeEvent, store::EventSource};
 use tracing::Span;
@@ -19,21 +20,34 @@ use crate::{
     signature::{self, SIGNATURE_HEADER, Verifier},
 };
 
+/// What a stored (or already stored) event is acknowledged with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    Stored,
+    Duplicate,
+}
+
+impl IntoResponse for Ack {
+    fn into_response(self) -> Response {
+        let body = match self {
+            Ack::Stored => "stored",
+            Ack::Duplicate => "duplicate",
+        };
+        (StatusCode::OK, body).into_response()
+    }
+}
+
 #[tracing::instrument(skip_all, fields(event_id, event_type))]
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, &'static str), WebhookError> {
+) -> Result<Ack, WebhookError> {
     let result = store_and_apply(&state, &headers, body).await;
-    match &result {
-        Ok((_, "duplicate")) => state.metrics.webhook_duplicate(),
-        Err(e) => {
-            if let Some(reason) = e.rejection_reason() {
-                state.metrics.webhook_rejected(reason);
-            }
-        }
-        Ok(_) => {}
+    if let Err(e) = &result
+        && let Some(reason) = e.rejection_reason()
+    {
+        state.metrics.webhook_rejected(reason);
     }
     result
 }
@@ -42,7 +56,7 @@ async fn store_and_apply(
     state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, &'static str), WebhookError> {
+) -> Result<Ack, WebhookError> {
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => WebhookError::BodyTooLarge,
         _ => WebhookError::UnreadableBody,
@@ -60,11 +74,14 @@ async fn store_and_apply(
         .record("event_id", event.id.as_str())
         .record("event_type", event.event_type.as_str());
     match inbox::receive(&state.pool, &event, EventSource::Webhook, &state.retry).await? {
-        Received::Duplicate => Ok((StatusCode::OK, "duplicate")),
+        Received::Duplicate => {
+            state.metrics.webhook_duplicate();
+            Ok(Ack::Duplicate)
+        }
         Received::Stored(report) => {
             report.count(&state.metrics);
             tracing::info!(state = report.state.as_str(), "event stored");
-            Ok((StatusCode::OK, "stored"))
+            Ok(Ack::Stored)
         }
     }
 }

@@ -77,6 +77,22 @@ impl Instance {
         Ok(text)
     }
 
+    /// Delivers like Stripe does under load: a 5xx (nothing stored) is retried.
+    pub async fn deliver_retrying(&self, event: &serde_json::Value) -> Result<String> {
+        for _ in 0..20 {
+            let (status, text) = self.post(event).await?;
+            match status {
+                200 => return Ok(text),
+                500..=599 => {
+                    eprintln!("delivery answered {status}: {text}; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                _ => bail!("delivery answered {status}: {text}"),
+            }
+        }
+        bail!("still failing after 20 deliveries")
+    }
+
     pub async fn get(&self, path: &str) -> Result<(u16, String)> {
         let response = self.http.get(self.url(path)).send().await?;
         Ok((response.status().as_u16(), response.text().await?))

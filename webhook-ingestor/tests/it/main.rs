@@ -17,3 +17,4 @@ mod proxy;
 mod randomized;
 mod rejections;
 mod retries;
+mod with_sim;

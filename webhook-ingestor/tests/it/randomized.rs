@@ -58,24 +58,8 @@ fn story(rng: &mut StdRng, index: usize, amount: i64, tx: TransactionId, user: S
             Status::Refunded,
             0,
         ),
-        6 => (
-            vec![
-                pi.succeeded(),
-                pi.dispute("charge.dispute.created", &dispute, "needs_response"),
-                pi.dispute("charge.dispute.closed", &dispute, "won"),
-            ],
-            Status::Succeeded,
-            amount,
-        ),
-        _ => (
-            vec![
-                pi.succeeded(),
-                pi.dispute("charge.dispute.created", &dispute, "needs_response"),
-                pi.dispute("charge.dispute.closed", &dispute, "lost"),
-            ],
-            Status::Succeeded,
-            0,
-        ),
+        6 => (disputed(&pi, &dispute, "won"), Status::Succeeded, amount),
+        _ => (disputed(&pi, &dispute, "lost"), Status::Succeeded, 0),
     };
     Story {
         tx,
@@ -84,6 +68,14 @@ fn story(rng: &mut StdRng, index: usize, amount: i64, tx: TransactionId, user: S
         status,
         net,
     }
+}
+
+fn disputed(pi: &Pi<'_>, dispute: &str, outcome: &str) -> Vec<Value> {
+    vec![
+        pi.succeeded(),
+        pi.dispute("charge.dispute.created", dispute, "needs_response"),
+        pi.dispute("charge.dispute.closed", dispute, outcome),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,25 +104,7 @@ async fn shuffled_duplicated_concurrent_streams_settle_to_the_expected_state() -
         stories.push(story(&mut rng, index, amount, tx.id, user));
     }
 
-    let mut deliveries: Vec<(bool, Value)> = Vec::new();
-    for event in stories.iter().flat_map(|s| s.events.iter()) {
-        for _ in 0..rng.random_range(1..=3) {
-            deliveries.push((rng.random_bool(0.5), event.clone()));
-        }
-    }
-    deliveries.shuffle(&mut rng);
-    let results: Vec<Result<String>> = stream::iter(deliveries.iter())
-        .map(|(to_second, event)| {
-            let target = if *to_second { &second } else { &app.app };
-            target.deliver(event)
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for result in results {
-        result?;
-    }
-
+    deliver_shuffled(&mut rng, &stories, [&app.app, &second]).await?;
     eventually("every deferred event is applied", || async {
         let waiting = app
             .count("SELECT count(*) FROM stripe_events WHERE state IN ('received', 'unmatched', 'deferred')")
@@ -138,9 +112,31 @@ async fn shuffled_duplicated_concurrent_streams_settle_to_the_expected_state() -
         Ok(waiting == 0)
     })
     .await?;
+    assert_settled(&app, &stories, seed).await?;
+    second.stop().await?;
+    Ok(())
+}
 
+/// Every event one to three times, shuffled, 16 at a time, each to a random instance.
+async fn deliver_shuffled(rng: &mut StdRng, stories: &[Story], to: [&Instance; 2]) -> Result {
+    let mut deliveries: Vec<(usize, &Value)> = Vec::new();
+    for event in stories.iter().flat_map(|s| s.events.iter()) {
+        for _ in 0..rng.random_range(1..=3) {
+            deliveries.push((rng.random_range(0..2), event));
+        }
+    }
+    deliveries.shuffle(rng);
+    let results: Vec<Result<String>> = stream::iter(deliveries)
+        .map(|(instance, event)| to[instance].deliver_retrying(event))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    results.into_iter().try_for_each(|r| r.map(drop))
+}
+
+async fn assert_settled(app: &TestApp, stories: &[Story], seed: u64) -> Result {
     let mut expected_balance: BTreeMap<&str, i64> = BTreeMap::new();
-    for s in &stories {
+    for s in stories {
         let tx = app.transaction(s.tx).await?;
         assert_eq!(tx.status, s.status, "seed {seed}: transaction {}", s.tx);
         *expected_balance.entry(s.user.as_str()).or_default() += s.net;
@@ -148,14 +144,12 @@ async fn shuffled_duplicated_concurrent_streams_settle_to_the_expected_state() -
     for (user, balance) in expected_balance {
         assert_eq!(app.balance(user).await?, balance, "seed {seed}: {user}");
     }
-    assert_eq!(
-        app.count("SELECT count(*) FROM stripe_events WHERE state = 'dead'")
-            .await?,
-        0
-    );
+    let dead = app
+        .count("SELECT count(*) FROM stripe_events WHERE state = 'dead'")
+        .await?;
+    assert_eq!(dead, 0, "seed {seed}");
     let mut conn = app.pool().acquire().await?;
     let report = store::check_ledger(&mut conn).await?;
     assert!(report.mismatches.is_empty(), "{:?}", report.mismatches);
-    second.stop().await?;
     Ok(())
 }

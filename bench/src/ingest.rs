@@ -1,0 +1,147 @@
+//! Webhook ingest: N concurrent senders post signed `payment_intent.succeeded` events,
+//! each for its own pre-inserted CREATED payment, so every event is verified, stored and
+//! applied (wallet credited) in one commit before its 200. Counted over a measured
+//! window after a warm-up; the database is checked afterwards for one credit per 200.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    db::BenchDb,
+    events::{Change, Sender},
+    procfs::{CpuMeter, CpuUse},
+    sampler::{WaitProfile, WaitSampler},
+    stats::Latency,
+};
+
+const WARMUP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestRun {
+    pub senders: usize,
+    /// Events acknowledged inside the measured window.
+    pub events: u64,
+    pub events_per_s: f64,
+    pub latency: Latency,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Every 200 of the run (warm-up included) and the credits the database holds for them.
+    pub acknowledged: u64,
+    pub credited: u64,
+    /// The pre-inserted rows ran out before the window ended (raise the rate cap).
+    pub exhausted: bool,
+    /// Machine, webhook-ingestor (processes[0]) and PostgreSQL CPU over the window.
+    pub cpu: CpuUse,
+    pub waits: WaitProfile,
+}
+
+pub struct Ingest<'a> {
+    pub db: &'a BenchDb,
+    pub sender: &'a Sender,
+    pub ingestor_pid: u32,
+    /// An upper bound of events/s, to size the pre-inserted rows.
+    pub rate_cap: f64,
+}
+
+struct Shared {
+    next: AtomicU64,
+    rows: u64,
+    first: u64,
+    window_start: Instant,
+    window_end: Instant,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+    acknowledged: AtomicU64,
+}
+
+impl Ingest<'_> {
+    pub async fn run(&self, senders: usize, secs: Duration) -> anyhow::Result<IngestRun> {
+        let rows = ((WARMUP + secs).as_secs_f64() * self.rate_cap).ceil() as u64;
+        let first = self.db.fresh_transactions(rows).await?;
+        let start = Instant::now();
+        let shared = Arc::new(Shared {
+            next: AtomicU64::new(0),
+            rows,
+            first,
+            window_start: start + WARMUP,
+            window_end: start + WARMUP + secs,
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+            acknowledged: AtomicU64::new(0),
+        });
+        let tasks: Vec<_> = (0..senders)
+            .map(|_| tokio::spawn(send_until_done(self.sender.clone(), shared.clone())))
+            .collect();
+        tokio::time::sleep_until(shared.window_start.into()).await;
+        let sampler = WaitSampler::start(self.db.pool.clone(), Duration::from_millis(20));
+        let cpu = CpuMeter::start(&[self.ingestor_pid]);
+        tokio::time::sleep_until(shared.window_end.into()).await;
+        let cpu = cpu.stop();
+        let waits = sampler.stop().await;
+        let mut samples = Vec::new();
+        for task in tasks {
+            samples.extend(task.await?);
+        }
+        let exhausted = shared.next.load(Ordering::Relaxed) >= rows;
+        let acknowledged = shared.acknowledged.load(Ordering::Relaxed);
+        let credited = self.db.credited(first, rows).await?;
+        let events = samples.len() as u64;
+        let first_error = shared
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        Ok(IngestRun {
+            senders,
+            events,
+            events_per_s: events as f64 / secs.as_secs_f64(),
+            latency: Latency::of(samples),
+            errors: shared.errors.load(Ordering::Relaxed),
+            first_error,
+            acknowledged,
+            credited,
+            exhausted,
+            cpu,
+            waits,
+        })
+    }
+}
+
+/// One sender: one event at a time on its keep-alive connection until the window ends.
+/// Returns the latencies of the events acknowledged inside the window.
+async fn send_until_done(sender: Sender, shared: Arc<Shared>) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    loop {
+        if Instant::now() >= shared.window_end {
+            break;
+        }
+        let i = shared.next.fetch_add(1, Ordering::Relaxed);
+        if i >= shared.rows {
+            break;
+        }
+        match sender.post(Change::Succeeded, shared.first + i).await {
+            Ok(ack) => {
+                shared.acknowledged.fetch_add(1, Ordering::Relaxed);
+                if ack.acked >= shared.window_start && ack.acked < shared.window_end {
+                    latencies.push(ack.acked - ack.sent);
+                }
+            }
+            Err(e) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                let mut first = shared
+                    .first_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                first.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+    latencies
+}

@@ -1,0 +1,377 @@
+//! The ingest sections: the ingestor against pgbench, group commit, and the ingest curve.
+
+use std::fmt::Write as _;
+
+use super::{Target, ms, num, pct, times, with_spread};
+use crate::{
+    config::Settings,
+    ingest::IngestRun,
+    pgbench::PgbenchRun,
+    stats::{median, median_by, spread},
+    suite::{IngestLevel, Results},
+};
+
+/// The ingestor's configuration source, to say whether it has a batching mode.
+const INGESTOR_CONFIG: &str = include_str!("../../../webhook-ingestor/src/config.rs");
+
+/// Configuration variables of the ingestor that mention batching.
+fn batching_settings() -> Vec<&'static str> {
+    INGESTOR_CONFIG
+        .split('"')
+        .filter(|s| s.starts_with("INGESTOR_") && s.contains("BATCH"))
+        .collect()
+}
+
+fn ratios(level: &IngestLevel) -> Vec<f64> {
+    level
+        .ingest
+        .iter()
+        .zip(&level.pgbench)
+        .map(|(i, p)| i.events_per_s / p.tps)
+        .collect()
+}
+
+/// The run whose events/s is the median (for its wait profile and CPU split).
+fn middle(runs: &[IngestRun]) -> Option<&IngestRun> {
+    let m = median_by(runs, |r| r.events_per_s);
+    runs.iter().find(|r| r.events_per_s == m)
+}
+
+fn middle_pg(runs: &[PgbenchRun]) -> Option<&PgbenchRun> {
+    let m = median_by(runs, |r| r.tps);
+    runs.iter().find(|r| r.tps == m)
+}
+
+pub(super) fn targets(r: &Results) -> Vec<Target> {
+    let per_level: Vec<(usize, f64)> = r
+        .ingest
+        .iter()
+        .map(|l| (l.senders, median(ratios(l))))
+        .collect();
+    let measured = per_level
+        .iter()
+        .map(|(s, ratio)| format!("{} at {s}", times(*ratio)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let worst = r
+        .ingest
+        .iter()
+        .min_by(|a, b| median(ratios(a)).total_cmp(&median(ratios(b))));
+    let why = worst.map_or(String::new(), |l| {
+        let rate = median_by(&l.ingest, |x| x.events_per_s);
+        format!(
+            "At {} senders the ingestor did {} events/s against pgbench's {} tps ({}). Both \
+             send the same 14 statements per event, each a round trip (BEGIN … COMMIT); the \
+             ingestor spent {} of CPU per event on them (sending, receiving and waking up \
+             for each), and on two shared cores that CPU is taken from PostgreSQL, whose sessions were idle in a \
+             transaction, waiting for the ingestor's next statement, {} of the time. Fewer round \
+             trips per event would close the gap: `RETURNING` the row from the UPDATE instead \
+             of re-reading it, one upsert that returns the wallet instead of INSERT + SELECT, \
+             no savepoint on the webhook path (a failed apply can be recorded in a second \
+             transaction), or the whole apply as one SQL function call.",
+            l.senders,
+            num(rate),
+            num(median_by(&l.pgbench, |x| x.tps)),
+            times(median(ratios(l))),
+            ms(median_by(&l.ingest, |x| cores(&x.cpu.processes) * 1_000.0
+                / x.events_per_s)),
+            pct(median_by(&l.ingest, |x| x
+                .waits
+                .share("idle in transaction"))),
+        )
+    });
+    vec![Target {
+        what: "ingest events/s ≥ 0.8 × pgbench tps of the same SQL, same concurrency".to_owned(),
+        measured,
+        met: Some(per_level.iter().all(|(_, ratio)| *ratio >= 0.8)),
+        why,
+    }]
+}
+
+pub(super) fn section(out: &mut String, s: &Settings, r: &Results) {
+    let runs = s.runs;
+    let _ = writeln!(
+        out,
+        "## 1. Ingest: signed webhooks verified, stored and applied per 200\n\n\
+         Each `payment_intent.succeeded` is for its own CREATED payment, so every event is \
+         verified, stored in `stripe_events`, applied (transition, ledger credit, wallet \
+         balance, NOTIFY) and committed before its 200. pgbench runs the same statements in one \
+         transaction per event at the same concurrency, right after the ingest run.\n\n\
+         | senders | events/s | p50 | p99 | pgbench tps | ingest ÷ pgbench | ingestor CPU | PostgreSQL CPU | machine busy |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for level in &r.ingest {
+        let (i, p) = (&level.ingest, &level.pgbench);
+        let ratios = ratios(level);
+        let ratio_spread = spread(&ratios, |v| *v);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {:.2} cores | {:.2} cores | {} |",
+            level.senders,
+            with_spread(
+                median_by(i, |x| x.events_per_s),
+                spread(i, |x| x.events_per_s),
+                runs,
+                num
+            ),
+            ms(median_by(i, |x| x.latency.p50_ms)),
+            ms(median_by(i, |x| x.latency.p99_ms)),
+            with_spread(median_by(p, |x| x.tps), spread(p, |x| x.tps), runs, num),
+            with_spread(median(ratios.iter().copied()), ratio_spread, runs, times),
+            median_by(i, |x| cores(&x.cpu.processes)),
+            median_by(i, |x| x.cpu.postgres),
+            pct(median_by(i, |x| x.cpu.machine_busy)),
+        );
+    }
+    let acknowledged: u64 = r
+        .ingest
+        .iter()
+        .flat_map(|l| &l.ingest)
+        .map(|x| x.acknowledged)
+        .sum();
+    let credited: u64 = r
+        .ingest
+        .iter()
+        .flat_map(|l| &l.ingest)
+        .map(|x| x.credited)
+        .sum();
+    let errors: u64 = r
+        .ingest
+        .iter()
+        .flat_map(|l| &l.ingest)
+        .map(|x| x.errors)
+        .sum();
+    let _ = writeln!(
+        out,
+        "\nCheck: {} events answered 200 over all runs and the database holds {} credits for \
+         them ({}); {} requests failed.\n",
+        num(acknowledged as f64),
+        num(credited as f64),
+        if acknowledged == credited {
+            "one each"
+        } else {
+            "**they differ**"
+        },
+        num(errors as f64),
+    );
+    let _ = writeln!(
+        out,
+        "What the database sessions were doing (sampled, median run):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| senders | ingest: busy sessions, top waits | pgbench: busy sessions, top waits |\n|---:|---|---|"
+    );
+    for level in &r.ingest {
+        let (Some(i), Some(p)) = (middle(&level.ingest), middle_pg(&level.pgbench)) else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {:.1}: {} | {:.1}: {} |",
+            level.senders,
+            i.waits.mean_busy,
+            i.waits.summary(4),
+            p.waits.mean_busy,
+            p.waits.summary(4)
+        );
+    }
+    out.push('\n');
+    group_commit(out, s, r);
+}
+
+fn cores(processes: &[f64]) -> f64 {
+    processes.first().copied().unwrap_or(f64::NAN)
+}
+
+fn group_commit(out: &mut String, s: &Settings, r: &Results) {
+    let Some(base) = r.batching.iter().find(|b| b.events_per_tx == 1) else {
+        return;
+    };
+    let base_rate = median_by(&base.runs, |x| x.events_per_s);
+    let settings = batching_settings();
+    let stance = if settings.is_empty() {
+        "**The ingestor does not batch yet**: its configuration \
+         (`webhook-ingestor/src/config.rs`) has no batching setting, and every webhook is \
+         committed in its own database transaction before its 200. The table is what batching \
+         could gain at most"
+            .to_owned()
+    } else {
+        format!(
+            "The ingestor has batching settings ({}) that this benchmark does not exercise yet; \
+             the table is the upper bound such batching can reach",
+            settings.join(", ")
+        )
+    };
+    let _ = writeln!(
+        out,
+        "### Group commit: what batching would gain\n\n\
+         {stance}: pgbench running K events' statements per transaction (one commit, one WAL \
+         flush and one NOTIFY lock for K events), {} clients.\n\n\
+         | events per transaction | events/s | gain | transactions/s |\n|---:|---:|---:|---:|",
+        s.batch_clients
+    );
+    for b in &r.batching {
+        let rate = median_by(&b.runs, |x| x.events_per_s);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            b.events_per_tx,
+            with_spread(rate, spread(&b.runs, |x| x.events_per_s), s.runs, num),
+            times(rate / base_rate),
+            num(median_by(&b.runs, |x| x.tps)),
+        );
+    }
+    let best = r
+        .batching
+        .iter()
+        .map(|b| median_by(&b.runs, |x| x.events_per_s) / base_rate)
+        .fold(f64::NAN, f64::max);
+    let _ = writeln!(
+        out,
+        "\n{}",
+        if best < 1.3 {
+            format!(
+                "Batching would gain little on this machine (at most {}): an event's cost is its \
+                 dozen statements, which batching does not remove, more than its commit.",
+                times(best)
+            )
+        } else {
+            format!(
+                "Batching could raise the event rate by up to {} here, by sharing one commit \
+                 (WAL flush and NOTIFY lock) among several events.",
+                times(best)
+            )
+        }
+    );
+    let overflow = r
+        .batching
+        .iter()
+        .flat_map(|b| &b.runs)
+        .chain(r.ingest.iter().flat_map(|l| &l.pgbench))
+        .any(|p| p.credited < p.processed * p.events_per_tx as u64);
+    if overflow {
+        let _ = writeln!(
+            out,
+            "\nNote: in at least one pgbench run a client ran past its range of rows, so some \
+             events hit an already-credited row (cheaper than a real event)."
+        );
+    }
+    out.push('\n');
+}
+
+pub(super) fn scaling_section(out: &mut String, s: &Settings, r: &Results) {
+    if r.ingest.len() < 2 {
+        return;
+    }
+    let rates: Vec<(usize, f64, &IngestLevel)> = r
+        .ingest
+        .iter()
+        .map(|l| (l.senders, median_by(&l.ingest, |x| x.events_per_s), l))
+        .collect();
+    let _ = writeln!(
+        out,
+        "### Ingest\n\n\
+         | senders | events/s | gain per step | p50 | ingestor CPU per event | PostgreSQL CPU per event (pgbench) | busy DB sessions |\n\
+         |---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut previous: Option<f64> = None;
+    let mut knee: Option<(usize, usize, f64)> = None;
+    let mut last_senders = 0;
+    for (senders, rate, level) in &rates {
+        let gain = previous.map(|p| rate / p);
+        if let Some(g) = gain
+            && g < 1.25
+            && knee.is_none()
+        {
+            knee = Some((last_senders, *senders, g));
+        }
+        let i = &level.ingest;
+        let per_event = |cores: f64, rate: f64| cores * 1_000.0 / rate;
+        let _ = writeln!(
+            out,
+            "| {senders} | {} | {} | {} | {} | {} ({}) | {:.1} |",
+            num(*rate),
+            gain.map_or("–".to_owned(), times),
+            ms(median_by(i, |x| x.latency.p50_ms)),
+            ms(median_by(i, |x| per_event(
+                cores(&x.cpu.processes),
+                x.events_per_s
+            ))),
+            ms(median_by(i, |x| per_event(x.cpu.postgres, x.events_per_s))),
+            ms(median_by(&level.pgbench, |x| per_event(
+                x.cpu.postgres,
+                x.tps
+            ))),
+            median_by(i, |x| x.waits.mean_busy),
+        );
+        previous = Some(*rate);
+        last_senders = *senders;
+    }
+    let Some((top_senders, _, top)) = rates.last() else {
+        return;
+    };
+    let Some(run) = middle(&top.ingest) else {
+        return;
+    };
+    let busy = run.cpu.machine_busy;
+    let ingestor = cores(&run.cpu.processes);
+    let postgres = run.cpu.postgres;
+    let cpus = std::thread::available_parallelism().map_or(2.0, |n| n.get() as f64);
+    let rest = (busy * cpus - ingestor - postgres).max(0.0);
+    let knee_text = match knee {
+        Some((from, to, g)) => format!(
+            "Throughput stops growing between {from} and {to} senders (that step gains only {}).",
+            times(g)
+        ),
+        None => "Throughput still grows at every step measured: no knee in this range.".to_owned(),
+    };
+    let cause = if busy >= 0.85 {
+        format!(
+            "The limit at {top_senders} senders is **CPU**: the machine is {} busy — \
+             PostgreSQL {postgres:.2} cores, the ingestor {ingestor:.2}, the rest \
+             (load generator, kernel, others) {rest:.2}. ",
+            pct(busy)
+        )
+    } else {
+        format!(
+            "At {top_senders} senders the machine is only {} busy, so the limit is waiting, \
+             not CPU. ",
+            pct(busy)
+        )
+    };
+    let notify = run.waits.share("Lock:object");
+    let wal = run.waits.share("IO:WALSync") + run.waits.share("LWLock:WALWrite");
+    let idle = run.waits.share("idle in transaction");
+    let pool = if run.waits.mean_busy >= f64::from(s.ingestor_pool) * 0.8
+        && *top_senders > s.ingestor_pool as usize
+    {
+        format!(
+            " The ingestor's pool ({} connections) is in use all the time while {top_senders} \
+             senders wait for it, so requests queue in the ingestor, not in PostgreSQL.",
+            s.ingestor_pool
+        )
+    } else {
+        String::new()
+    };
+    let pg_waits = middle_pg(&top.pgbench).map_or(String::new(), |p| {
+        format!(
+            " pgbench, with {top_senders} sessions committing at once, shows where more \
+             concurrency would go: {}.",
+            p.waits.summary(3)
+        )
+    });
+    let _ = writeln!(
+        out,
+        "\n{knee_text} {cause}Of the busy database sessions, {} waited for NOTIFY's commit lock \
+         (`Lock:object`), {} for the WAL flush and {} were idle in a transaction waiting for the \
+         ingestor's next statement.{pool}{pg_waits} Latency p50 goes from {} at {} sender(s) to {} at \
+         {top_senders}.\n",
+        pct(notify),
+        pct(wal),
+        pct(idle),
+        ms(median_by(&r.ingest[0].ingest, |x| x.latency.p50_ms)),
+        r.ingest[0].senders,
+        ms(median_by(&top.ingest, |x| x.latency.p50_ms)),
+    );
+}

@@ -1,0 +1,337 @@
+//! Runs the phases in order, repeating each figure and interleaving the runs that are
+//! compared (ingest with pgbench, the hub with polling) so drift hits both alike, and
+//! prints every run as it finishes.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    auth,
+    config::{Phase, Settings},
+    db::BenchDb,
+    e2e::{self, E2eRun},
+    events::Sender,
+    ingest::{Ingest, IngestRun},
+    pgbench::{self, PgbenchRun},
+    poll::{PollRun, Polling},
+    services::{Stack, WEBHOOK_SECRET},
+    watch::{Fanout, WatchRun},
+};
+
+/// Row budget when nothing has been measured yet: comfortably above any rate the
+/// ingest path reaches on a small machine.
+const RATE_CAP: f64 = 4_000.0;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Results {
+    pub ingest: Vec<IngestLevel>,
+    pub batching: Vec<BatchLevel>,
+    pub hub: Vec<WatchRun>,
+    pub poll: Vec<PollRun>,
+    pub e2e: Vec<E2eRun>,
+    /// One user alone: the uncontended flow.
+    pub e2e_single: Option<E2eRun>,
+    /// One end-to-end run with stripe-sim answering late.
+    pub e2e_slow_stripe: Option<E2eRun>,
+    pub scaling: Vec<WatchRun>,
+}
+
+/// One concurrency level: the ingestor and pgbench, run after one another each time.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct IngestLevel {
+    pub senders: usize,
+    pub ingest: Vec<IngestRun>,
+    pub pgbench: Vec<PgbenchRun>,
+}
+
+/// pgbench with K events per transaction, at the group-commit concurrency.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct BatchLevel {
+    pub events_per_tx: usize,
+    pub runs: Vec<PgbenchRun>,
+}
+
+pub struct Suite<'a> {
+    pub settings: &'a Settings,
+    pub db: &'a BenchDb,
+    pub stack: &'a mut Stack,
+    pub log_dir: &'a Path,
+}
+
+impl Suite<'_> {
+    pub async fn run(&mut self, results: &mut Results) -> anyhow::Result<()> {
+        let s = self.settings;
+        let connections = s.senders.iter().copied().max().unwrap_or(1).max(256);
+        let sender = Sender::new(
+            self.stack.webhook_url.clone(),
+            WEBHOOK_SECRET.to_owned(),
+            connections,
+        )?;
+        if s.runs_phase(Phase::Ingest) {
+            self.ingest(&sender, results).await?;
+        }
+        if s.runs_phase(Phase::Watch) {
+            self.watch(&sender, results).await?;
+        }
+        if s.runs_phase(Phase::E2e) {
+            self.e2e(results).await?;
+        }
+        if s.runs_phase(Phase::Scaling) {
+            self.scaling(&sender, results).await?;
+        }
+        Ok(())
+    }
+
+    async fn ingest(&mut self, sender: &Sender, results: &mut Results) -> anyhow::Result<()> {
+        let s = self.settings;
+        println!(
+            "\n== ingest: signed payment_intent.succeeded, verified + stored + applied per 200 =="
+        );
+        results.ingest = s
+            .senders
+            .iter()
+            .map(|&senders| IngestLevel {
+                senders,
+                ..IngestLevel::default()
+            })
+            .collect();
+        results.batching = std::iter::once(1)
+            .chain(s.batch_sizes.iter().copied())
+            .map(|k| BatchLevel {
+                events_per_tx: k,
+                runs: Vec::new(),
+            })
+            .collect();
+        for run in 1..=s.runs {
+            for level in &mut results.ingest {
+                let cap = level
+                    .ingest
+                    .last()
+                    .map_or(RATE_CAP, |r| r.events_per_s * 2.0 + 500.0);
+                let ingest = Ingest {
+                    db: self.db,
+                    sender,
+                    ingestor_pid: self.stack.ingestor_pid(),
+                    rate_cap: cap,
+                }
+                .run(level.senders, s.ingest_secs)
+                .await?;
+                self.stack.check_alive()?;
+                let pg_cap = (ingest.events_per_s * 4.0).max(1_000.0);
+                let pg = pgbench::run(
+                    self.db,
+                    self.log_dir,
+                    level.senders,
+                    s.ingest_secs,
+                    1,
+                    pg_cap,
+                )
+                .await?;
+                println!(
+                    "run {run} senders {:>3}: ingest {:>7.0} ev/s p50 {:>6.1} ms p99 {:>6.1} ms (errors {}, credited {}/{}) | pgbench {:>7.0} tps | ratio {:.2} | ingestor {:.2} cores, waits: {}",
+                    level.senders,
+                    ingest.events_per_s,
+                    ingest.latency.p50_ms,
+                    ingest.latency.p99_ms,
+                    ingest.errors,
+                    ingest.credited,
+                    ingest.acknowledged,
+                    pg.tps,
+                    ingest.events_per_s / pg.tps,
+                    ingest.cpu.processes.first().copied().unwrap_or_default(),
+                    ingest.waits.summary(3),
+                );
+                if let Some(e) = &ingest.first_error {
+                    println!("    first error: {e}");
+                }
+                level.ingest.push(ingest);
+                level.pgbench.push(pg);
+            }
+            for batch in &mut results.batching {
+                let k = batch.events_per_tx;
+                let pg = pgbench::run(
+                    self.db,
+                    self.log_dir,
+                    s.batch_clients,
+                    s.ingest_secs,
+                    k,
+                    RATE_CAP,
+                )
+                .await?;
+                println!(
+                    "run {run} pgbench {} clients, {k:>2} events/transaction: {:>7.0} events/s ({:.0} tps)",
+                    s.batch_clients, pg.events_per_s, pg.tps
+                );
+                batch.runs.push(pg);
+            }
+        }
+        Ok(())
+    }
+
+    async fn watch(&mut self, sender: &Sender, results: &mut Results) -> anyhow::Result<()> {
+        let s = self.settings;
+        println!(
+            "\n== watch fan-out: {} streams, {} changes/s, vs polling every {} ms ==",
+            s.watchers,
+            s.change_rate,
+            s.poll_interval.as_millis()
+        );
+        let token = auth::mint("bench-watcher", true)?;
+        for run in 1..=s.runs {
+            let hub = self
+                .fanout(sender, &token)
+                .run(s.watchers, s.change_rate, s.watch_secs)
+                .await?;
+            print_hub(run, &hub);
+            results.hub.push(hub);
+            let poll = Polling {
+                db: self.db,
+                sender,
+                ingestor_pid: self.stack.ingestor_pid(),
+                pool_size: s.poll_pool,
+                interval: s.poll_interval,
+            }
+            .run(s.watchers, s.change_rate, s.watch_secs)
+            .await?;
+            println!(
+                "run {run} polling: p50 {:>7.1} ms p99 {:>7.1} ms (missing {}) | {:>6.0} queries/s of {:.0} designed | changes {:.0}/s | bench {:.2} cores, waits: {}",
+                poll.delivery.latency.p50_ms,
+                poll.delivery.latency.p99_ms,
+                poll.delivery.missing,
+                poll.queries_per_s,
+                poll.designed_queries_per_s,
+                poll.changes.achieved_rate,
+                poll.cpu.processes.first().copied().unwrap_or_default(),
+                poll.waits.summary(3),
+            );
+            results.poll.push(poll);
+        }
+        Ok(())
+    }
+
+    fn fanout<'b>(&'b mut self, sender: &'b Sender, token: &'b str) -> Fanout<'b> {
+        Fanout {
+            db: self.db,
+            stack: self.stack,
+            sender,
+            channels: self.settings.channels,
+            token,
+            log_dir: self.log_dir,
+        }
+    }
+
+    async fn e2e(&mut self, results: &mut Results) -> anyhow::Result<()> {
+        let s = self.settings;
+        println!(
+            "\n== end to end: {} users, CreatePayment → SUCCEEDED on the watch stream ==",
+            s.e2e_users
+        );
+        let pids = [
+            self.stack.api_pid(),
+            self.stack.ingestor_pid(),
+            self.stack.sim_pid(),
+        ];
+        let single = e2e::run(&self.stack.api_url, 1, s.e2e_secs / 2, 100, &pids).await?;
+        println!(
+            "one user alone: p50 {:.1} ms (CreatePayment {:.1} ms, first watch message → SUCCEEDED {:.1} ms)",
+            single.latency.p50_ms,
+            single.create_latency.p50_ms,
+            single.first_to_final_latency.p50_ms
+        );
+        results.e2e_single = Some(single);
+        for run in 1..=s.runs {
+            let pids = [
+                self.stack.api_pid(),
+                self.stack.ingestor_pid(),
+                self.stack.sim_pid(),
+            ];
+            let e = e2e::run(&self.stack.api_url, s.e2e_users, s.e2e_secs, run, &pids).await?;
+            self.stack.check_alive()?;
+            println!(
+                "run {run}: {:>6.1} flows/s, p50 {:>6.1} ms p99 {:>6.1} ms (CreatePayment p50 {:.1} ms, watch → first message p50 {:.1} ms, {} of {} already settled) errors {}",
+                e.flows_per_s,
+                e.latency.p50_ms,
+                e.latency.p99_ms,
+                e.create_latency.p50_ms,
+                e.first_message_latency.p50_ms,
+                e.settled_before_watch,
+                e.flows,
+                e.errors
+            );
+            println!(
+                "    machine {:.0}% busy; payments-api {:.2}, ingestor {:.2}, stripe-sim {:.2}, PostgreSQL {:.2} cores",
+                e.cpu.machine_busy * 100.0,
+                e.cpu.processes.first().copied().unwrap_or_default(),
+                e.cpu.processes.get(1).copied().unwrap_or_default(),
+                e.cpu.processes.get(2).copied().unwrap_or_default(),
+                e.cpu.postgres,
+            );
+            if let Some(err) = &e.first_error {
+                println!("    first error: {err}");
+            }
+            results.e2e.push(e);
+        }
+        if s.stripe_latency_ms > 0 {
+            self.stack.set_stripe_latency(s.stripe_latency_ms).await?;
+            let pids = [
+                self.stack.api_pid(),
+                self.stack.ingestor_pid(),
+                self.stack.sim_pid(),
+            ];
+            let slow = e2e::run(&self.stack.api_url, s.e2e_users, s.e2e_secs, 0, &pids).await;
+            self.stack.set_stripe_latency(0).await?;
+            let slow = slow?;
+            println!(
+                "stripe-sim answering {} ms late: {:>6.1} flows/s, p50 {:>6.1} ms p99 {:>6.1} ms (CreatePayment p50 {:.1} ms) errors {}",
+                s.stripe_latency_ms,
+                slow.flows_per_s,
+                slow.latency.p50_ms,
+                slow.latency.p99_ms,
+                slow.create_latency.p50_ms,
+                slow.errors
+            );
+            results.e2e_slow_stripe = Some(slow);
+        }
+        Ok(())
+    }
+
+    async fn scaling(&mut self, sender: &Sender, results: &mut Results) -> anyhow::Result<()> {
+        println!("\n== watch scaling: streams doubling at a fixed rate, then the rate doubling ==");
+        let token = auth::mint("bench-watcher", true)?;
+        let secs = self.settings.scaling_secs;
+        for &(watchers, rate) in &self.settings.scaling {
+            let run = self
+                .fanout(sender, &token)
+                .run(watchers, rate, secs)
+                .await?;
+            print_hub(0, &run);
+            results.scaling.push(run);
+        }
+        Ok(())
+    }
+}
+
+fn print_hub(run: usize, hub: &WatchRun) {
+    let label = match run {
+        0 => format!("{:>5} @ {:>4}/s", hub.watchers, hub.rate),
+        n => format!("run {n} hub"),
+    };
+    println!(
+        "{label}: p50 {:>6.1} ms p99 {:>6.1} ms (outside bursts {:.1} ms, bursts every {:.1} s) (missing {}) | api {:>5.0} queries/s | RSS {:.0} → {:.0} MB (peak {:.0}) | changes {:.0}/s (ingest p99 {:.1} ms) | api {:.2} cores, opened in {:.1} s",
+        hub.delivery.latency.p50_ms,
+        hub.delivery.latency.p99_ms,
+        hub.stalls.p99_outside_ms,
+        hub.stalls.period_s.unwrap_or(f64::NAN),
+        hub.delivery.missing,
+        hub.queries_per_s,
+        hub.rss_idle_kib as f64 / 1024.0,
+        hub.rss_streams_kib as f64 / 1024.0,
+        hub.rss_peak_kib as f64 / 1024.0,
+        hub.changes.achieved_rate,
+        hub.changes.ingest_latency.p99_ms,
+        hub.cpu.processes.first().copied().unwrap_or_default(),
+        hub.open_secs,
+    );
+}

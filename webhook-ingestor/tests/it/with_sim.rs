@@ -1,0 +1,209 @@
+//! Against stripe-sim: real PaymentIntents, real signed webhooks, real outbox calls.
+
+use std::{collections::HashMap, time::Duration};
+
+use payments_core::{
+    Transaction, TransactionKind, TransactionStatus as Status,
+    store::{self, OutboxKind},
+};
+use stripe::{Client, ClientBuilder};
+use stripe_core::{
+    PaymentIntent, PaymentIntentCaptureMethod, PaymentIntentStatus,
+    payment_intent::{CancelPaymentIntent, CreatePaymentIntent, RetrievePaymentIntent},
+};
+use stripe_sim::StripeSim;
+
+use crate::helpers::{NewTx, Result, SECRET, TestApp, eventually};
+
+/// A simulator signing with the test secret, and an ingestor calling it.
+async fn sim_and_app(
+    tweak: impl FnOnce(&mut webhook_ingestor::Config),
+) -> Result<(StripeSim, TestApp, Client)> {
+    let sim = StripeSim::builder()
+        .webhook_secret(SECRET)
+        .seed(1)
+        .bind("127.0.0.1:0".parse()?)
+        .start()
+        .await?;
+    let base = sim.base_url().to_owned();
+    let app = TestApp::start_with(|c| {
+        c.stripe_api_base = base.clone();
+        tweak(c);
+    })
+    .await?;
+    let client = ClientBuilder::new("sk_test_from_the_tests")
+        .url(&base)
+        .build()?;
+    Ok((sim, app, client))
+}
+
+/// Creates and confirms a PaymentIntent for `tx` as payments-api does.
+async fn pay(client: &Client, tx: &Transaction, manual_capture: bool) -> Result<PaymentIntent> {
+    let metadata = HashMap::from([("transaction_id".to_owned(), tx.id.to_string())]);
+    let mut create = CreatePaymentIntent::new(tx.amount, stripe_types::Currency::USD)
+        .payment_method("pm_card_visa")
+        .confirm(true)
+        .metadata(metadata);
+    if manual_capture {
+        create = create.capture_method(PaymentIntentCaptureMethod::Manual);
+    }
+    Ok(create.send(client).await?)
+}
+
+async fn status_of(app: &TestApp, tx: &Transaction) -> Result<Status> {
+    Ok(app.transaction(tx.id).await?.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_at_stripe_sim_is_settled_by_its_webhook() -> Result {
+    let (sim, app, client) = sim_and_app(|_| {}).await?;
+    sim.add_webhook_endpoint(app.url("/v1/stripe-webhook"));
+    let tx = app.insert(&NewTx::payment("vera", 4_200)).await?;
+
+    let pi = pay(&client, &tx, false).await?;
+    app.set_pi(&tx, pi.id.as_str()).await?;
+
+    eventually("the webhook settles the payment", || async {
+        Ok(status_of(&app, &tx).await? == Status::Succeeded)
+    })
+    .await?;
+    assert_eq!(app.balance("vera").await?, 4_200);
+    assert!(sim.wait_for_deliveries(Duration::from_secs(10)).await);
+    assert_eq!(app.balance("vera").await?, 4_200);
+    assert!(app.metrics.webhooks_verified() >= 1);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_releases_a_validation_hold_at_stripe() -> Result {
+    let (sim, app, client) = sim_and_app(|_| {}).await?;
+    sim.add_webhook_endpoint(app.url("/v1/stripe-webhook"));
+    let new = NewTx {
+        kind: TransactionKind::CardValidation,
+        fingerprint: Some("fp_sim".into()),
+        ..NewTx::payment("wes", 100)
+    };
+    let tx = app.insert(&new).await?;
+    let pi = pay(&client, &tx, true).await?;
+    assert_eq!(pi.status, PaymentIntentStatus::RequiresCapture);
+    app.set_pi(&tx, pi.id.as_str()).await?;
+
+    eventually("the hold is released at Stripe", || async {
+        let now = RetrievePaymentIntent::new(pi.id.clone())
+            .send(&client)
+            .await?;
+        Ok(now.status == PaymentIntentStatus::Canceled)
+    })
+    .await?;
+    eventually("the outbox row is done", || async {
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM outbox WHERE transaction_id = $1")
+                .bind(tx.id.as_uuid())
+                .fetch_one(app.pool())
+                .await?;
+        Ok(state == "done")
+    })
+    .await?;
+    assert!(sim.wait_for_deliveries(Duration::from_secs(10)).await);
+    // The cancellation's own webhook arrived and changed nothing.
+    assert_eq!(status_of(&app, &tx).await?, Status::Succeeded);
+    let canceled: String = sqlx::query_scalar(
+        "SELECT state FROM stripe_events WHERE type = 'payment_intent.canceled'",
+    )
+    .fetch_one(app.pool())
+    .await?;
+    assert_eq!(canceled, "stale");
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_already_canceled_payment_intent_counts_as_done() -> Result {
+    let (sim, app, client) = sim_and_app(|_| {}).await?;
+    let tx = app.insert(&NewTx::payment("xena", 100)).await?;
+    let pi = pay(&client, &tx, true).await?;
+    CancelPaymentIntent::new(pi.id.clone())
+        .send(&client)
+        .await?;
+
+    let mut conn = app.pool().acquire().await?;
+    let key = format!("release-hold-{}", tx.id);
+    store::enqueue(
+        &mut conn,
+        OutboxKind::CancelPaymentIntent,
+        tx.id,
+        pi.id.as_str(),
+        &key,
+    )
+    .await?;
+    drop(conn);
+
+    eventually("the outbox row is done", || async {
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM outbox WHERE idempotency_key = $1")
+                .bind(&key)
+                .fetch_one(app.pool())
+                .await?;
+        Ok(state == "done")
+    })
+    .await?;
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_webhook_was_lost_is_reconciled() -> Result {
+    let (sim, app, client) = sim_and_app(|c| {
+        c.reconcile_after = Duration::from_millis(200);
+        c.reconcile_interval = Some(Duration::from_millis(100));
+    })
+    .await?;
+    // No webhook endpoint: every event is lost.
+    let tx = app.insert(&NewTx::payment("yuri", 3_000)).await?;
+    let pi = pay(&client, &tx, false).await?;
+    app.set_pi(&tx, pi.id.as_str()).await?;
+
+    eventually("the sweeper settles the payment", || async {
+        Ok(status_of(&app, &tx).await? == Status::Succeeded)
+    })
+    .await?;
+    assert_eq!(app.balance("yuri").await?, 3_000);
+    let cause: String = sqlx::query_scalar(
+        "SELECT cause FROM transaction_transitions WHERE transaction_id = $1 AND to_status = 'succeeded'",
+    )
+    .bind(tx.id.as_uuid())
+    .fetch_one(app.pool())
+    .await?;
+    assert_eq!(cause, "reconciliation");
+    assert!(app.metrics.reconciliations("applied") >= 1);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_event_is_caught_up_from_the_event_list() -> Result {
+    let (sim, app, client) = sim_and_app(|c| {
+        c.catch_up_interval = Some(Duration::from_millis(100));
+    })
+    .await?;
+    // No webhook endpoint: the event exists only in Stripe's list.
+    let tx = app.insert(&NewTx::payment("zoe", 1_100)).await?;
+    let pi = pay(&client, &tx, false).await?;
+    app.set_pi(&tx, pi.id.as_str()).await?;
+
+    eventually("the catch-up pass applies the event", || async {
+        Ok(status_of(&app, &tx).await? == Status::Succeeded)
+    })
+    .await?;
+    let sources: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT source FROM stripe_events WHERE type = 'payment_intent.succeeded'",
+    )
+    .fetch_all(app.pool())
+    .await?;
+    assert_eq!(sources, ["catch_up"]);
+    assert_eq!(app.balance("zoe").await?, 1_100);
+    assert!(app.metrics.caught_up_events("stored") >= 1);
+    sim.shutdown().await;
+    Ok(())
+}
