@@ -141,7 +141,10 @@ impl App {
             .layer(self.cors)
             .layer(tonic_web::GrpcWebLayer::new())
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpIncoming::from(self.listener), signal);
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                signal,
+            );
         let metrics = axum::Router::new().route(
             "/metrics",
             metrics_route(self.metrics.clone(), self.state.hub.clone()),
