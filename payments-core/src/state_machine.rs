@@ -162,6 +162,10 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
 }
 
 fn refund(current: Current, amount_refunded: i64) -> Decision {
+    // Releasing a validation hold refunds its uncaptured charge: no money had moved.
+    if current.kind == Kind::CardValidation {
+        return Decision::Stale;
+    }
     if current.kind != Kind::Payment {
         return Decision::Invalid("only a card payment can be refunded");
     }

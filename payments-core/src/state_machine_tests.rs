@@ -130,7 +130,7 @@ fn every_status_and_signal_pair_of_a_card_validation() {
             ["S", "S", "S", "-", "S", "-", "-"],
             ["F", "F", "F", "-", "-", "-", "-"],
             ["C", "C", "C", "-", "C", "-", "-"],
-            ["X", "X", "X", "X", "X", "X", "X"],
+            ["-", "-", "-", "-", "-", "-", "-"], // the released hold's charge.refunded
             ["X", "X", "X", "X", "X", "X", "X"],
             ["X", "X", "X", "X", "X", "X", "X"],
         ],
