@@ -10,3 +10,5 @@ bash deploy/check.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# The browser client over grpc-web, in headless Chromium against the real services.
+bash web/run-e2e.sh
