@@ -2,7 +2,12 @@
 
 use std::sync::Arc;
 
-use payments_core::store::{self, StoreError, StoredEvent};
+use payments_core::{
+    RetryPolicy, StripeEvent,
+    inbox::{self, Report},
+    reconcile::{self, Reconciled},
+    store::{self, StoreError, StoredEvent},
+};
 use payments_proto::payments::v1::{self as pb, payments_admin_server::PaymentsAdmin};
 use tonic::{Request, Response, Status};
 
@@ -32,7 +37,7 @@ fn operator<T>(request: Request<T>) -> Result<T, Status> {
     Ok(request.into_inner())
 }
 
-fn event(e: &StoredEvent) -> pb::StripeEvent {
+fn event_message(e: &StoredEvent) -> pb::StripeEvent {
     pb::StripeEvent {
         id: e.id.clone(),
         r#type: e.event_type.clone(),
@@ -60,29 +65,79 @@ impl AdminApi {
         let mut conn = self.state.pool.acquire().await.map_err(StoreError::from)?;
         let events = store::list_dead_events(&mut conn, limit).await?;
         Ok(pb::ListDeadEventsResponse {
-            events: events.iter().map(event).collect(),
+            events: events.iter().map(event_message).collect(),
         })
     }
 
-    /// Puts the event back in the ingestor's queue with a fresh retry budget; its
-    /// worker applies it on its next pass.
+    /// Applies a stored event again, now, with a fresh retry budget: what a dead
+    /// event needs once its cause is fixed (the row it waited for exists, a flagged
+    /// rule was resolved by hand). Applying is idempotent, so replaying an event that
+    /// was applied changes nothing. If it still cannot be applied, it goes back in
+    /// the ingestor's retry queue.
     async fn replay(&self, req: pb::ReplayEventRequest) -> ApiResult<pb::ReplayEventResponse> {
         if req.event_id.is_empty() {
             return Err(ApiError::invalid("event_id", "required"));
         }
         let mut db = self.state.pool.begin().await.map_err(StoreError::from)?;
         let not_found = || ApiError::NotFound(format!("event {} not found", req.event_id));
-        store::lock_event(&mut db, &req.event_id)
+        let stored = store::lock_event(&mut db, &req.event_id)
             .await?
             .ok_or_else(not_found)?;
+        let event = StripeEvent::from_value(stored.payload).map_err(|e| {
+            ApiError::FailedPrecondition(format!("the stored payload is not an event: {e}"))
+        })?;
         store::requeue_event(&mut db, &req.event_id).await?;
+        let report: Report = inbox::process(&mut db, &event, 0, &RetryPolicy::DEFAULT).await?;
         let stored = store::lock_event(&mut db, &req.event_id)
             .await?
             .ok_or_else(not_found)?;
         db.commit().await.map_err(StoreError::from)?;
+        tracing::info!(
+            event_id = %event.id, event_type = %event.event_type, state = report.state.as_str(),
+            "event replayed by an operator"
+        );
         Ok(pb::ReplayEventResponse {
-            event: Some(event(&stored)),
+            event: Some(event_message(&stored)),
         })
+    }
+
+    /// Reads the transaction's PaymentIntent or Invoice back from Stripe and applies
+    /// the state it is in, as the ingestor's sweeper does, whatever the transaction's
+    /// age. Stripe is asked before the row is locked: the state machine orders what
+    /// it is told, so an answer overtaken by a webhook is simply stale.
+    async fn reconcile(&self, req: pb::ReconcileTransactionRequest) -> ApiResult<pb::Transaction> {
+        let id = crate::service::transaction_id(&req.transaction_id)?;
+        let not_found = || ApiError::NotFound(format!("transaction {id} not found"));
+        let mut conn = self.state.pool.acquire().await.map_err(StoreError::from)?;
+        let tx = store::get_transaction(&mut conn, id)
+            .await?
+            .ok_or_else(not_found)?;
+        drop(conn);
+        let Some(object) = reconcile::object_ref(&tx) else {
+            return Err(ApiError::FailedPrecondition(
+                "the transaction has no Stripe object to reconcile against".into(),
+            ));
+        };
+        let object = self.state.stripe.retrieve_object(object).await?;
+        let mut db = self.state.pool.begin().await.map_err(StoreError::from)?;
+        let tx = store::lock_transaction(&mut db, id)
+            .await?
+            .ok_or_else(not_found)?;
+        let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
+        let updated = store::get_transaction(&mut db, id)
+            .await?
+            .ok_or_else(not_found)?;
+        db.commit().await.map_err(StoreError::from)?;
+        match &reconciled {
+            Reconciled::Applied { from, to } => tracing::info!(
+                transaction_id = %id, from = from.as_str(), to = to.as_str(),
+                "reconciled from Stripe by an operator"
+            ),
+            other => {
+                tracing::info!(transaction_id = %id, outcome = other.label(), "reconciled by an operator")
+            }
+        }
+        Ok(crate::service::transaction(&updated))
     }
 
     async fn check_ledger(&self) -> ApiResult<pb::CheckLedgerResponse> {
@@ -125,10 +180,8 @@ impl PaymentsAdmin for AdminApi {
         &self,
         request: Request<pb::ReconcileTransactionRequest>,
     ) -> Result<Response<pb::Transaction>, Status> {
-        operator(request)?;
-        Err(Status::unimplemented(
-            "ReconcileTransaction is not served yet; the ingestor's sweeper reconciles",
-        ))
+        let req = operator(request)?;
+        Ok(Response::new(self.reconcile(req).await?))
     }
 
     async fn check_ledger(

@@ -10,14 +10,22 @@
 //!   into one database transaction.
 //! - [`settle`]: applying a signal to a locked transaction — status, audit trail,
 //!   ledger, outbox — in the caller's database transaction.
+//! - [`inbox`]: storing a verified event and applying it in one database transaction.
+//! - [`stripe_object`] and [`reconcile`]: what a PaymentIntent or Invoice read back
+//!   from Stripe says, applied through the same path as an event.
+//! - [`retry`]: the backoff and budget of stored events and outbox calls.
 //! - [`testing`] (feature `testing`): a fresh database per test, dropped afterwards.
 
 pub mod ids;
+pub mod inbox;
 pub mod money;
+pub mod reconcile;
+pub mod retry;
 pub mod settle;
 pub mod state_machine;
 pub mod store;
 pub mod stripe_event;
+pub mod stripe_object;
 pub mod transaction;
 
 #[cfg(feature = "testing")]
@@ -25,9 +33,22 @@ pub mod testing;
 
 pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
 pub use money::{Currency, Money, MoneyError};
+pub use retry::RetryPolicy;
 pub use state_machine::{Current, Decision, Effect, Signal, Transition, decide};
 pub use stripe_event::{CardDetails, EventError, Meaning, StripeEvent, Target};
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 
 /// The channel the `transactions` trigger notifies with `"{id}:{version}"`.
 pub const TRANSACTION_CHANNEL: &str = "transaction_changed";
+
+/// An error and its causes on one line, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -53,6 +53,26 @@ pub struct CardDetails {
     pub fingerprint: String,
 }
 
+/// The event types [`StripeEvent::meaning`] acts on: what a webhook endpoint subscribes
+/// to and what the catch-up pass asks `GET /v1/events` for (at most 20: Stripe's limit).
+pub const ACTED_ON_TYPES: &[&str] = &[
+    "payment_intent.succeeded",
+    "payment_intent.amount_capturable_updated",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.canceled",
+    "payment_intent.payment_failed",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.voided",
+    "invoice.payment_failed",
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "payment_method.attached",
+    "payment_method.detached",
+];
+
 /// What an event asks of us.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Meaning {

@@ -174,3 +174,31 @@ fn unknown_types_mean_nothing_but_are_still_events() {
     );
     assert_eq!(e.meaning(), Ok(Meaning::Nothing));
 }
+
+#[test]
+fn the_acted_on_list_is_exactly_the_types_with_a_meaning() {
+    assert!(ACTED_ON_TYPES.len() <= 20, "Stripe lists at most 20 types");
+    let object = serde_json::json!({
+        "id": "obj_1", "object": "payment_intent", "metadata": {}, "customer": "cus_1",
+        "card": { "fingerprint": "fp" }, "currency": "usd", "amount": 100,
+        "amount_refunded": 100, "charge": "ch_1", "status": "won"
+    });
+    for t in ACTED_ON_TYPES {
+        let meaning = event(t, object.clone()).meaning();
+        assert!(
+            !matches!(meaning, Ok(Meaning::Nothing)),
+            "{t} is listed but means nothing"
+        );
+    }
+    for t in [
+        "payment_intent.created",
+        "customer.created",
+        "invoice.finalized",
+    ] {
+        assert_eq!(
+            event(t, object.clone()).meaning(),
+            Ok(Meaning::Nothing),
+            "{t}"
+        );
+    }
+}

@@ -9,7 +9,8 @@
 
 mod charge;
 mod convert;
-pub use convert::timestamp;
+pub use convert::{timestamp, transaction};
+pub use input::transaction_id;
 mod coupons;
 mod customers;
 mod idempotency;

@@ -7,6 +7,7 @@
 
 mod coupons;
 mod customers;
+mod objects;
 mod payment_intents;
 mod payment_methods;
 

@@ -1,5 +1,7 @@
 //! PaymentsAdmin: service tokens only.
 
+use std::time::Duration;
+
 use payments_proto::payments::v1::{self as pb, payments_admin_client::PaymentsAdminClient};
 use tonic::Code;
 
@@ -54,5 +56,183 @@ async fn operator_rpcs_need_a_service_token_and_report_the_ledger() {
             .await,
         Code::NotFound,
     );
+    app.stop().await;
+}
+
+fn admin_request<T>(message: T) -> tonic::Request<T> {
+    with_token(&service_token(), message)
+}
+
+async fn admin(app: &TestApp) -> PaymentsAdminClient<tonic::transport::Channel> {
+    PaymentsAdminClient::connect(format!("http://{}", app.addr))
+        .await
+        .expect("connect")
+}
+
+/// A payment that succeeded at Stripe while every webhook was refused (wrong secret):
+/// our row stays pending until something else tells us.
+async fn payment_with_lost_webhooks(app: &TestApp, user: &str, key: &str) -> pb::Transaction {
+    let card = app.attach(user, "pm_card_visa").await;
+    let created = app
+        .create_payment(user, &card.id, TOPUP, key)
+        .await
+        .expect("payment")
+        .transaction
+        .expect("transaction");
+    let tx = app.transaction(user, &created.id).await;
+    assert_eq!(tx.status, pb::TransactionStatus::Pending as i32, "{tx:?}");
+    tx
+}
+
+async fn assert_ledger_clean(admin: &mut PaymentsAdminClient<tonic::transport::Channel>) {
+    let report = admin
+        .check_ledger(admin_request(pb::CheckLedgerRequest {}))
+        .await
+        .expect("check ledger")
+        .into_inner();
+    assert!(report.mismatches.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn reconcile_transaction_applies_what_stripe_says_and_the_late_webhook_changes_nothing() {
+    let app = TestApp::start().await;
+    let mut admin = admin(&app).await;
+    app.sim.set_webhook_secrets(vec!["whsec_not_ours"]);
+    let tx = payment_with_lost_webhooks(&app, "alice", "reconcile").await;
+
+    assert_code(
+        admin
+            .reconcile_transaction(as_user(
+                "alice",
+                pb::ReconcileTransactionRequest {
+                    transaction_id: tx.id.clone(),
+                },
+            ))
+            .await,
+        Code::PermissionDenied,
+    );
+    let bad = assert_code(
+        admin
+            .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+                transaction_id: "not-a-uuid".into(),
+            }))
+            .await,
+        Code::InvalidArgument,
+    );
+    assert!(bad.message().contains("transaction_id"), "{bad:?}");
+    assert_code(
+        admin
+            .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+                transaction_id: uuid::Uuid::new_v4().to_string(),
+            }))
+            .await,
+        Code::NotFound,
+    );
+
+    let reconciled = admin
+        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+            transaction_id: tx.id.clone(),
+        }))
+        .await
+        .expect("reconcile")
+        .into_inner();
+    assert_eq!(reconciled.status, pb::TransactionStatus::Succeeded as i32);
+    assert_eq!(app.wallet("alice").await.balance, TOPUP);
+
+    // Reconciling again, then the webhooks finally arriving, credit nothing more.
+    admin
+        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+            transaction_id: tx.id.clone(),
+        }))
+        .await
+        .expect("reconcile again");
+    app.sim
+        .set_webhook_secrets(vec![crate::helpers::WEBHOOK_SECRET]);
+    assert!(app.sim.wait_for_deliveries(Duration::from_secs(60)).await);
+    assert_eq!(app.wallet("alice").await.balance, TOPUP);
+    assert_ledger_clean(&mut admin).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replay_event_applies_a_dead_event_at_once_and_only_once() {
+    let app = TestApp::start().await;
+    let mut admin = admin(&app).await;
+    app.sim.set_webhook_secrets(vec!["whsec_not_ours"]);
+    let tx = payment_with_lost_webhooks(&app, "bob", "replay").await;
+
+    // The success event, stored and dead-lettered as if its budget had run out.
+    let pi = app
+        .sim_list("payment_intents")
+        .await
+        .into_iter()
+        .find(|pi| pi["metadata"]["transaction_id"] == tx.id.as_str())
+        .expect("the PaymentIntent");
+    let payload = app
+        .sim
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "payment_intent.succeeded" && e["data"]["object"]["id"] == pi["id"])
+        .expect("the success event");
+    let event = payments_core::StripeEvent::from_value(payload).expect("an event");
+    let pool = sqlx::PgPool::connect(app.db_url()).await.expect("db");
+    let mut conn = pool.acquire().await.expect("conn");
+    payments_core::store::insert_event(
+        &mut conn,
+        &event,
+        payments_core::store::EventSource::Webhook,
+    )
+    .await
+    .expect("stored");
+    sqlx::query("UPDATE stripe_events SET state = 'dead', attempts = 20 WHERE id = $1")
+        .bind(event.id.as_str())
+        .execute(&mut *conn)
+        .await
+        .expect("dead-lettered");
+    let dead = admin
+        .list_dead_events(admin_request(pb::ListDeadEventsRequest { page_size: 10 }))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(dead.events.len(), 1);
+
+    let replayed = admin
+        .replay_event(admin_request(pb::ReplayEventRequest {
+            event_id: event.id.as_str().into(),
+        }))
+        .await
+        .expect("replay")
+        .into_inner()
+        .event
+        .expect("event");
+    assert_eq!(replayed.state, "applied");
+    assert_eq!(replayed.transaction_id, tx.id);
+    // Applied by the RPC itself: no worker pass was waited for.
+    let now = app.transaction("bob", &tx.id).await;
+    assert_eq!(now.status, pb::TransactionStatus::Succeeded as i32);
+    assert_eq!(app.wallet("bob").await.balance, TOPUP);
+
+    // Replaying an applied event is harmless.
+    let again = admin
+        .replay_event(admin_request(pb::ReplayEventRequest {
+            event_id: event.id.as_str().into(),
+        }))
+        .await
+        .expect("replay again")
+        .into_inner()
+        .event
+        .expect("event");
+    assert_eq!(again.state, "stale");
+    app.sim
+        .set_webhook_secrets(vec![crate::helpers::WEBHOOK_SECRET]);
+    assert!(app.sim.wait_for_deliveries(Duration::from_secs(60)).await);
+    assert_eq!(app.wallet("bob").await.balance, TOPUP);
+    let dead = admin
+        .list_dead_events(admin_request(pb::ListDeadEventsRequest { page_size: 10 }))
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(dead.events.is_empty(), "{dead:?}");
+    assert_ledger_clean(&mut admin).await;
     app.stop().await;
 }

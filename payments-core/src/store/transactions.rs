@@ -234,24 +234,55 @@ pub async fn set_stripe_refs(
     Ok(())
 }
 
-/// Not settled and untouched for longer than `older_than`: candidates for reconciliation.
-/// Rows another instance is reconciling are skipped.
-pub async fn lock_unsettled(
+/// A position in the sweep over unsettled transactions, oldest change first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// One page of unsettled transactions untouched since `older_than`, after `after`:
+/// candidates for reconciliation. Keyset paging, so transactions that stay unsettled
+/// for good (an abandoned 3DS) cannot starve the ones behind them.
+pub async fn unsettled_page(
     conn: &mut PgConnection,
     older_than: DateTime<Utc>,
+    after: Option<SweepCursor>,
     limit: i64,
-) -> Result<Vec<Transaction>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM transactions \
+) -> Result<Vec<SweepCursor>, StoreError> {
+    let rows: Vec<(DateTime<Utc>, Uuid)> = sqlx::query_as(
+        "SELECT updated_at, id FROM transactions \
          WHERE status IN ('created', 'pending', 'requires_action') AND updated_at < $1 \
-         ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+           AND ($2::timestamptz IS NULL OR (updated_at, id) > ($2, $3)) \
+         ORDER BY updated_at, id LIMIT $4",
+    )
+    .bind(older_than)
+    .bind(after.map(|c| c.updated_at))
+    .bind(after.map(|c| c.id))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(updated_at, id)| SweepCursor { updated_at, id })
+        .collect())
+}
+
+/// Locks the transaction for reconciliation if it is still unsettled and no other
+/// instance holds it; None otherwise (skip it).
+pub async fn claim_unsettled(
+    conn: &mut PgConnection,
+    id: TransactionId,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions WHERE id = $1 \
+         AND status IN ('created', 'pending', 'requires_action') FOR UPDATE SKIP LOCKED"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(older_than)
-        .bind(limit)
-        .fetch_all(&mut *conn)
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
         .await?;
-    rows.iter().map(from_row).collect()
+    row.as_ref().map(from_row).transpose()
 }
 
 pub async fn flag_transaction(

@@ -11,6 +11,7 @@ use chrono::Utc;
 use payments_core::{
     StripeEvent,
     store::{self, EventSource},
+    stripe_event::ACTED_ON_TYPES,
 };
 use sqlx::PgPool;
 
@@ -20,25 +21,6 @@ use crate::{
     retry::RetryPolicy,
     stripe_api::StripeApi,
 };
-
-/// The event types payments-core gives a meaning to (at most 20: Stripe's limit).
-const TYPES: &[&str] = &[
-    "payment_intent.succeeded",
-    "payment_intent.amount_capturable_updated",
-    "payment_intent.processing",
-    "payment_intent.requires_action",
-    "payment_intent.canceled",
-    "payment_intent.payment_failed",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.voided",
-    "invoice.payment_failed",
-    "charge.refunded",
-    "charge.dispute.created",
-    "charge.dispute.closed",
-    "payment_method.attached",
-    "payment_method.detached",
-];
 
 #[derive(Clone)]
 pub struct CatchUp {
@@ -61,7 +43,7 @@ impl CatchUp {
         let events = self
             .stripe
             .reader()
-            .events_since(since.timestamp(), TYPES)
+            .events_since(since.timestamp(), ACTED_ON_TYPES)
             .await
             .context("listing Stripe events")?;
         for raw in events {

@@ -10,18 +10,13 @@ use anyhow::Context as _;
 use chrono::Utc;
 use payments_core::{
     Transaction, TransactionId,
-    settle::{self, Cause, Context, Outcome},
-    store::{self, StoreError},
+    reconcile::{self, ObjectRef, Reconciled},
+    store::{self, StoreError, SweepCursor},
 };
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    metrics::Metrics,
-    store_ext::{self, SweepCursor},
-    stripe_api::StripeApi,
-    stripe_object,
-};
+use crate::{metrics::Metrics, stripe_api::StripeApi};
 
 const PAGE: i64 = 50;
 
@@ -41,7 +36,7 @@ impl Reconciler {
         let mut cursor: Option<SweepCursor> = None;
         while !shutdown.is_cancelled() {
             let mut conn = self.pool.acquire().await.context("reconciliation page")?;
-            let page = store_ext::unsettled_page(&mut conn, cutoff, cursor, PAGE).await?;
+            let page = store::unsettled_page(&mut conn, cutoff, cursor, PAGE).await?;
             drop(conn);
             for candidate in &page {
                 if shutdown.is_cancelled() {
@@ -71,27 +66,34 @@ impl Reconciler {
     /// for the metric.
     async fn reconcile(&self, id: TransactionId) -> Result<&'static str, StoreError> {
         let mut db = self.pool.begin().await?;
-        if !store_ext::claim_unsettled(&mut db, id).await? {
-            return Ok("skipped");
-        }
-        let Some(tx) = store::lock_transaction(&mut db, id).await? else {
+        let Some(tx) = store::claim_unsettled(&mut db, id).await? else {
             return Ok("skipped");
         };
         let Some(object) = self.fetch(&tx).await else {
             return Ok("unreadable");
         };
-        let label = apply(&mut db, &tx, &object).await?;
+        let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
         db.commit().await?;
-        Ok(label)
+        match &reconciled {
+            Reconciled::Applied { from, to } => tracing::info!(
+                transaction_id = %tx.id, from = from.as_str(), to = to.as_str(),
+                "reconciled from Stripe"
+            ),
+            Reconciled::Flagged(why) => {
+                tracing::warn!(transaction_id = %tx.id, why, "reconciliation flagged the transaction");
+            }
+            Reconciled::Unchanged | Reconciled::Deferred(_) => {}
+        }
+        Ok(reconciled.label())
     }
 
     /// The transaction's Stripe object, or None (logged) when there is none to read.
     async fn fetch(&self, tx: &Transaction) -> Option<serde_json::Value> {
         let reader = self.stripe.reader();
-        let read = match (&tx.stripe_invoice_id, &tx.stripe_payment_intent_id) {
-            (Some(invoice), _) => reader.invoice(invoice).await,
-            (None, Some(pi)) => reader.payment_intent(pi).await,
-            (None, None) => {
+        let read = match reconcile::object_ref(tx) {
+            Some(ObjectRef::Invoice(invoice)) => reader.invoice(invoice).await,
+            Some(ObjectRef::PaymentIntent(pi)) => reader.payment_intent(pi).await,
+            None => {
                 // The request never reached Stripe, or its answer was not recorded.
                 tracing::debug!(transaction_id = %tx.id, "no Stripe object recorded to reconcile");
                 return None;
@@ -102,34 +104,4 @@ impl Reconciler {
         })
         .ok()
     }
-}
-
-async fn apply(
-    conn: &mut PgConnection,
-    tx: &Transaction,
-    object: &serde_json::Value,
-) -> Result<&'static str, StoreError> {
-    let Some(signal) = stripe_object::signal(object) else {
-        return Ok("unchanged");
-    };
-    let context = Context {
-        currency: stripe_object::currency(object),
-        charge: stripe_object::charge(object),
-    };
-    let outcome = settle::apply(conn, tx, &signal, Cause::Reconciliation, context).await?;
-    Ok(match outcome {
-        Outcome::Applied(updated) => {
-            tracing::info!(
-                transaction_id = %tx.id, from = tx.status.as_str(), to = updated.status.as_str(),
-                "reconciled from Stripe"
-            );
-            "applied"
-        }
-        Outcome::Stale => "unchanged",
-        Outcome::Deferred(_) => "deferred",
-        Outcome::Flagged(why) => {
-            tracing::warn!(transaction_id = %tx.id, why, "reconciliation flagged the transaction");
-            "flagged"
-        }
-    })
 }

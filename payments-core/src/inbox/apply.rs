@@ -2,13 +2,14 @@
 //! transaction: find the transaction (or customer) it is about and apply its signal.
 //! Nothing here commits, and nothing here decides a state rule.
 
-use payments_core::{
+use sqlx::PgConnection;
+
+use crate::{
     CardDetails, Meaning, Signal, StripeEvent, Target, Transaction, TransactionId,
     TransactionStatus,
     settle::{self, Cause, Context, Outcome},
     store::{self, EventState, StoreError, StripeRefs},
 };
-use sqlx::PgConnection;
 
 /// What one processing attempt found, before it is recorded on the event.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,13 +13,13 @@ mod apply;
 pub use apply::Handled;
 
 use chrono::Utc;
-use payments_core::{
-    StripeEvent, TransactionStatus,
-    store::{self, EventOutcome, EventSource, EventState, StoreError},
-};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use crate::{metrics::Metrics, retry::RetryPolicy};
+use crate::{
+    StripeEvent, TransactionStatus,
+    retry::RetryPolicy,
+    store::{self, EventOutcome, EventSource, EventState, StoreError},
+};
 
 /// What the webhook path did with an event.
 #[derive(Debug)]
@@ -126,8 +126,36 @@ pub struct Report {
     pub transition: Option<(TransactionStatus, TransactionStatus)>,
 }
 
+/// Where a service counts what the inbox did (its Prometheus registry).
+pub trait InboxMetrics {
+    fn event_outcome(&self, state: &str);
+    fn event_applied(&self, event_type: &str);
+    fn event_unmatched(&self);
+    fn event_dead_lettered(&self);
+    fn transition(&self, from: &str, to: &str);
+}
+
+impl<M: InboxMetrics + ?Sized> InboxMetrics for std::sync::Arc<M> {
+    fn event_outcome(&self, state: &str) {
+        (**self).event_outcome(state);
+    }
+    fn event_applied(&self, event_type: &str) {
+        (**self).event_applied(event_type);
+    }
+    fn event_unmatched(&self) {
+        (**self).event_unmatched();
+    }
+    fn event_dead_lettered(&self) {
+        (**self).event_dead_lettered();
+    }
+    fn transition(&self, from: &str, to: &str) {
+        (**self).transition(from, to);
+    }
+}
+
 impl Report {
-    pub fn count(&self, metrics: &Metrics) {
+    /// Counts the attempt; call only after its database transaction committed.
+    pub fn count(&self, metrics: &impl InboxMetrics) {
         metrics.event_outcome(self.state.as_str());
         match self.handled {
             EventState::Applied => metrics.event_applied(&self.event_type),

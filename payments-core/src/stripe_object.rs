@@ -3,7 +3,7 @@
 //! told about it. Loose about shape like the event parser: only `object`, `status`,
 //! `last_payment_error`, `currency` and the charge are read.
 
-use payments_core::Signal;
+use crate::Signal;
 use serde_json::Value;
 
 /// The signal a PaymentIntent or Invoice in its present state gives, if any (None while

@@ -13,6 +13,14 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// 1 s doubling to an hour, 20 attempts (about nine hours in all): the ingestor's
+    /// default, and the budget an operator's replay gives an event it cannot apply yet.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        base: Duration::from_secs(1),
+        max_backoff: Duration::from_secs(3_600),
+        max_attempts: 20,
+    };
+
     /// The wait before the next attempt, given how many attempts have been made
     /// (this one included); None when the budget is spent.
     pub fn backoff(&self, attempts_made: u32) -> Option<Duration> {
