@@ -90,6 +90,11 @@ impl TestApp {
         self.client.clone()
     }
 
+    /// The test database, for setting up states no RPC can reach.
+    pub fn db_url(&self) -> &str {
+        &self._db.url
+    }
+
     /// Stops the servers and waits for them to end cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
