@@ -26,8 +26,8 @@ const WALLET_COLUMNS: &str =
 const TX_ID: &str = "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
 /// One event's statements, in the ingestor's order (`inbox::receive` between its BEGIN
-/// and COMMIT: insert the event, savepoint, lock, settle, credit, end trial, re-read,
-/// release, record the outcome).
+/// and COMMIT: insert the event, lock, change the status with its audit row, ensure
+/// the wallet, credit, end trial, record the outcome).
 fn event_block(payload_literal: &str) -> String {
     let user = "'bench-' || :n::text";
     let event = "'evt_pgb' || :n::text";
@@ -41,23 +41,26 @@ fn event_block(payload_literal: &str) -> String {
              replace(replace('{payload_literal}', '__N__', :n::text), '__UUID__', {TX_ID}::text)::jsonb, \
              'webhook') ON CONFLICT (id) DO NOTHING;"
         ),
-        "SAVEPOINT _sqlx_savepoint_1;".to_owned(),
         format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = {TX_ID} FOR UPDATE;"),
         format!(
-            "UPDATE transactions SET status = 'succeeded', amount_refunded = 0, \
-             failure_code = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_code END, \
-             failure_message = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_message END, \
-             stripe_charge_id = COALESCE(stripe_charge_id, 'ch_bench_' || :n::text) \
-             WHERE id = {TX_ID} RETURNING version \\gset"
+            "WITH updated AS ( \
+               UPDATE transactions SET status = 'succeeded', amount_refunded = 0, \
+               failure_code = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_code END, \
+               failure_message = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_message END, \
+               stripe_charge_id = COALESCE(stripe_charge_id, 'ch_bench_' || :n::text) \
+               WHERE id = {TX_ID} RETURNING {TX_COLUMNS} \
+             ), audit AS ( \
+               INSERT INTO transaction_transitions (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
+               SELECT id, 'created', status, version, 'stripe_event', {event} FROM updated \
+             ) SELECT {TX_COLUMNS} FROM updated;"
         ),
         format!(
-            "INSERT INTO transaction_transitions (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
-             VALUES ({TX_ID}, 'created', 'succeeded', :version, 'stripe_event', {event});"
+            "WITH inserted AS ( \
+               INSERT INTO wallets (user_id, currency) VALUES ({user}, 'usd') \
+               ON CONFLICT DO NOTHING RETURNING {WALLET_COLUMNS} \
+             ) SELECT {WALLET_COLUMNS} FROM inserted \
+             UNION ALL SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = {user} LIMIT 1;"
         ),
-        format!(
-            "INSERT INTO wallets (user_id, currency) VALUES ({user}, 'usd') ON CONFLICT DO NOTHING;"
-        ),
-        format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = {user};"),
         format!(
             "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
              VALUES ({user}, {TX_ID}, 'payment_credit', '', 1000, 'usd', {event}) \
@@ -67,8 +70,6 @@ fn event_block(payload_literal: &str) -> String {
             "UPDATE wallets SET trial_state = 'ended', trial_ended_at = now(), updated_at = now() \
              WHERE user_id = {user} AND trial_state = 'active';"
         ),
-        format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = {TX_ID};"),
-        "RELEASE SAVEPOINT _sqlx_savepoint_1;".to_owned(),
         format!(
             "UPDATE stripe_events SET state = 'applied', transaction_id = COALESCE({TX_ID}, transaction_id), \
              last_error = NULL, next_attempt_at = NULL, attempts = attempts + 1, \

@@ -120,10 +120,10 @@ fn method(out: &mut String, s: &Settings) {
          one signed event at a time; counted after a 1 s warm-up over the window; latency is \
          send → 200. After each run the database is checked for one ledger credit per 200.\n\
          - **pgbench.** The statements the ingestor sends for such an event (from \
-         `webhook-ingestor/src/inbox` and payments-core's `store` and `settle`: insert the event, \
-         savepoint, lock the row, update it (the trigger bumps the version and NOTIFYs), insert \
-         the transition, ensure the wallet and read it, insert the ledger entry (the trigger \
-         moves the balance), end a trial, re-read the row, release, record the outcome) in one \
+         payments-core's `inbox`, `store` and `settle`: insert the event, lock the row, update it \
+         and insert its transition in one statement (the trigger bumps the version and \
+         NOTIFYs), ensure the wallet (one statement that returns it), insert the ledger entry \
+         (the trigger moves the balance), end a trial, record the outcome) in one \
          BEGIN … COMMIT, `-M prepared -c N -j 2 -T secs`, each client walking its own range of \
          pre-inserted rows via `\\set`. The script is written to `target/bench/`.\n\
          - **Watch.** payments-api is restarted before each fan-out run, so its memory starts \

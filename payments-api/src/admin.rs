@@ -78,7 +78,7 @@ impl AdminApi {
         if req.event_id.is_empty() {
             return Err(ApiError::invalid("event_id", "required"));
         }
-        let mut db = self.state.pool.begin().await.map_err(StoreError::from)?;
+        let mut db = store::begin(&self.state.pool, "replay_event").await?;
         let not_found = || ApiError::NotFound(format!("event {} not found", req.event_id));
         let stored = store::lock_event(&mut db, &req.event_id)
             .await?
@@ -91,7 +91,7 @@ impl AdminApi {
         let stored = store::lock_event(&mut db, &req.event_id)
             .await?
             .ok_or_else(not_found)?;
-        db.commit().await.map_err(StoreError::from)?;
+        db.commit().await?;
         tracing::info!(
             event_id = %event.id, event_type = %event.event_type, state = report.state.as_str(),
             "event replayed by an operator"
@@ -119,7 +119,7 @@ impl AdminApi {
             ));
         };
         let object = self.state.stripe.retrieve_object(object).await?;
-        let mut db = self.state.pool.begin().await.map_err(StoreError::from)?;
+        let mut db = store::begin(&self.state.pool, "reconcile").await?;
         let tx = store::lock_transaction(&mut db, id)
             .await?
             .ok_or_else(not_found)?;
@@ -127,7 +127,7 @@ impl AdminApi {
         let updated = store::get_transaction(&mut db, id)
             .await?
             .ok_or_else(not_found)?;
-        db.commit().await.map_err(StoreError::from)?;
+        db.commit().await?;
         match &reconciled {
             Reconciled::Applied { from, to } => tracing::info!(
                 transaction_id = %id, from = from.as_str(), to = to.as_str(),

@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 use crate::{
     Current, Decision, Effect, Signal, Transaction, TransactionKind, TransactionStatus, decide,
-    store::{self, Movement, MovementKind, OutboxKind, StoreError},
+    store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError},
 };
 
 /// Why a transition happened, recorded in the audit trail.
@@ -93,46 +93,33 @@ pub async fn apply(
         Decision::Invalid(why) => return Ok(Outcome::Flagged(why.to_owned())),
     };
 
-    let (failure_code, failure_message) = transition.failure.clone().unzip();
-    let row = sqlx::query(
-        "UPDATE transactions SET status = $2, amount_refunded = $3, \
-         failure_code = CASE WHEN $2 = 'failed' THEN $4 WHEN $2 = 'succeeded' THEN NULL ELSE failure_code END, \
-         failure_message = CASE WHEN $2 = 'failed' THEN $5 WHEN $2 = 'succeeded' THEN NULL ELSE failure_message END, \
-         stripe_charge_id = COALESCE(stripe_charge_id, $6) \
-         WHERE id = $1 RETURNING version",
-    )
-    .bind(tx.id.as_uuid())
-    .bind(transition.to.as_str())
-    .bind(transition.amount_refunded)
-    .bind(failure_code)
-    .bind(failure_message)
-    .bind(context.charge.filter(|_| transition.to == TransactionStatus::Succeeded))
-    .fetch_one(&mut *conn)
-    .await?;
-    let version: i64 = sqlx::Row::try_get(&row, "version")?;
-
     let event_id = cause.event_id();
-    sqlx::query(
-        "INSERT INTO transaction_transitions (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(tx.id.as_uuid())
-    .bind(tx.status.as_str())
-    .bind(transition.to.as_str())
-    .bind(version)
-    .bind(cause.label())
-    .bind(event_id)
-    .execute(&mut *conn)
-    .await?;
-
+    let change = StatusChange {
+        to: transition.to,
+        amount_refunded: transition.amount_refunded,
+        failure: transition
+            .failure
+            .as_ref()
+            .map(|(code, message)| (code.as_str(), message.as_str())),
+        charge: context
+            .charge
+            .filter(|_| transition.to == TransactionStatus::Succeeded),
+        cause: cause.label(),
+        stripe_event_id: event_id,
+    };
+    let mut updated = store::change_status(conn, tx, &change).await?;
+    let mut flagged = false;
     for effect in &transition.effects {
         if let Some(flag) = run_effect(conn, tx, effect, event_id).await? {
             store::flag_transaction(conn, tx.id, &flag).await?;
+            flagged = true;
         }
     }
-    let updated = store::get_transaction(conn, tx.id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))?;
+    if flagged {
+        updated = store::get_transaction(conn, tx.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))?;
+    }
     Ok(Outcome::Applied(updated))
 }
 

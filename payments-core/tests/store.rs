@@ -381,3 +381,34 @@ async fn a_coupon_redeems_once_per_user_unless_the_attempt_failed() {
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn concurrent_first_wallets_make_one_and_every_caller_gets_it() {
+    let db = TestDb::new().await;
+    // Each caller inserts inside its own open transaction and commits a little later,
+    // so the others' INSERTs wait on it and then find the row committed meanwhile.
+    let ensure = |pause_ms: u64| {
+        let pool = db.pool.clone();
+        async move {
+            let mut tx = pool.begin().await.expect("begin");
+            let wallet = store::ensure_wallet(&mut tx, &user("erin"), Currency::USD)
+                .await
+                .expect("ensure wallet");
+            tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+            tx.commit().await.expect("commit");
+            wallet
+        }
+    };
+    let wallets = join_all((0..8).map(|i| ensure(20 * i))).await;
+    assert!(
+        wallets
+            .iter()
+            .all(|w| w.currency == Currency::USD && w.balance == 0)
+    );
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM wallets WHERE user_id = 'erin'")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+}

@@ -61,14 +61,13 @@ pub(super) fn targets(r: &Results) -> Vec<Target> {
         let rate = median_by(&l.ingest, |x| x.events_per_s);
         format!(
             "At {} senders the ingestor did {} events/s against pgbench's {} tps ({}). Both \
-             send the same 14 statements per event, each a round trip (BEGIN … COMMIT); the \
-             ingestor spent {} of CPU per event on them (sending, receiving and waking up \
-             for each), and on two shared cores that CPU is taken from PostgreSQL, whose sessions were idle in a \
-             transaction, waiting for the ingestor's next statement, {} of the time. Fewer round \
-             trips per event would close the gap: `RETURNING` the row from the UPDATE instead \
-             of re-reading it, one upsert that returns the wallet instead of INSERT + SELECT, \
-             no savepoint on the webhook path (a failed apply can be recorded in a second \
-             transaction), or the whole apply as one SQL function call.",
+             send the same 9 statements per event (BEGIN … COMMIT), each a round trip; the \
+             ingestor spent {} of CPU per event (verifying, parsing, sending and receiving \
+             each statement), and on two shared cores that CPU is taken from PostgreSQL, whose \
+             sessions were idle in a transaction, waiting for the ingestor's next statement, {} \
+             of the time. Fewer round trips would close the gap further: the whole apply as \
+             one SQL function call, or pipelining the statements that do not depend on each \
+             other.",
             l.senders,
             num(rate),
             num(median_by(&l.pgbench, |x| x.tps)),
@@ -233,7 +232,7 @@ fn group_commit(out: &mut String, s: &Settings, r: &Results) {
         if best < 1.3 {
             format!(
                 "Batching would gain little on this machine (at most {}): an event's cost is its \
-                 dozen statements, which batching does not remove, more than its commit.",
+                 nine statements, which batching does not remove, more than its commit.",
                 times(best)
             )
         } else {

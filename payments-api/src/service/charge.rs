@@ -4,7 +4,7 @@
 use payments_core::{
     Signal, Transaction, TransactionKind, TransactionStatus,
     settle::{self, Cause, Context, Outcome},
-    store::{self, StoreError, StripeRefs},
+    store::{self, StripeRefs},
 };
 use sqlx::PgConnection;
 
@@ -31,7 +31,7 @@ pub async fn drive(state: &AppState, tx: Transaction) -> ApiResult<Transaction> 
         return Ok(tx);
     }
     let customer = ensure_customer(state, &tx.user_id).await?;
-    let mut db = state.pool.begin().await.map_err(StoreError::from)?;
+    let mut db = store::begin(&state.pool, "create_payment").await?;
     let locked = lock(&mut db, &tx).await?;
     if !awaits_intent(&locked) {
         return Ok(locked);
@@ -70,7 +70,7 @@ pub async fn drive(state: &AppState, tx: Transaction) -> ApiResult<Transaction> 
     };
     store::set_stripe_refs(&mut db, locked.id, &refs).await?;
     let updated = record(&mut db, &locked, signal.as_ref()).await?;
-    db.commit().await.map_err(StoreError::from)?;
+    db.commit().await?;
     tracing::info!(status = %updated.status, "recorded Stripe's answer");
     Ok(updated)
 }

@@ -116,7 +116,7 @@ async fn drive(
         return Ok(tx);
     }
     let customer = ensure_customer(state, &tx.user_id).await?;
-    let mut db = state.pool.begin().await.map_err(StoreError::from)?;
+    let mut db = store::begin(&state.pool, "apply_coupon").await?;
     let locked = charge::lock(&mut db, &tx).await?;
     if locked.status != TransactionStatus::Created {
         return Ok(locked);
@@ -135,7 +135,7 @@ async fn drive(
             match state.stripe.finalize_invoice(&invoice_id, locked.id).await {
                 Ok(()) => Signal::Processing,
                 Err(StripeFailure::Unavailable(why)) => {
-                    db.commit().await.map_err(StoreError::from)?;
+                    db.commit().await?;
                     return Err(StripeFailure::Unavailable(why).into());
                 }
                 Err(failure) => charge::refused(failure)?.1,
@@ -145,7 +145,7 @@ async fn drive(
         Err(Failed::Error(e)) => return Err(e),
     };
     let updated = charge::record(&mut db, &locked, Some(&signal)).await?;
-    db.commit().await.map_err(StoreError::from)?;
+    db.commit().await?;
     Ok(updated)
 }
 

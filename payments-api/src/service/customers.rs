@@ -18,12 +18,12 @@ pub async fn ensure_customer(state: &AppState, user: &UserId) -> ApiResult<Strin
         return Ok(id);
     }
     drop(conn);
-    let mut db = state.pool.begin().await.map_err(store::StoreError::from)?;
+    let mut db = store::begin(&state.pool, "ensure_customer").await?;
     if let Some(id) = store::lock_customer(&mut db, user).await? {
         return Ok(id);
     }
     let id = state.stripe.create_customer(user.as_str()).await?;
     store::set_stripe_customer(&mut db, user, &id).await?;
-    db.commit().await.map_err(store::StoreError::from)?;
+    db.commit().await?;
     Ok(id)
 }

@@ -3,9 +3,9 @@
 //! effects commit together or not at all.
 //!
 //! - [`receive`] is the webhook (and catch-up) path: insert, and if the id is new,
-//!   process it at once. `INSERT … ON CONFLICT DO NOTHING` decides duplicates, also
+//!   apply it at once (no savepoint: a failure is recorded in a second transaction). `INSERT … ON CONFLICT DO NOTHING` decides duplicates, also
 //!   between instances: the second insert waits on the unique index and sees the first.
-//! - [`process`] is shared with the retry worker: apply inside a savepoint, then record
+//! - [`process`] is the retry worker's and the operator's: apply inside a savepoint, then record
 //!   the outcome (and the next attempt, or the dead letter) on the event row.
 
 mod apply;
@@ -32,20 +32,55 @@ pub enum Received {
 
 /// Stores `event` and, if it is new, processes it, in one database transaction.
 /// An error means the event is not stored.
+///
+/// This is the hot path, so it takes no savepoint: if applying fails on anything but
+/// the database being away, the whole transaction rolls back and a second one stores
+/// the event with the failure recorded, for the retry worker.
 pub async fn receive(
     pool: &PgPool,
     event: &StripeEvent,
     source: EventSource,
     policy: &RetryPolicy,
 ) -> Result<Received, StoreError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin(pool, "receive_event").await?;
     if !store::insert_event(&mut tx, event, source).await? {
         tx.rollback().await?;
         return Ok(Received::Duplicate);
     }
-    let report = process(&mut tx, event, 0, policy).await?;
+    let failure = match apply::apply(&mut tx, event).await {
+        Ok(handled) => {
+            let report = record(&mut tx, event, handled, 0, policy).await?;
+            tx.commit().await?;
+            return Ok(Received::Stored(report));
+        }
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => e,
+    };
+    tx.rollback().await?;
+    log_failure(event, &failure);
+    let mut tx = store::begin(pool, "receive_event_failed").await?;
+    if !store::insert_event(&mut tx, event, source).await? {
+        // Another delivery stored it in the meantime.
+        tx.rollback().await?;
+        return Ok(Received::Duplicate);
+    }
+    let report = record(
+        &mut tx,
+        event,
+        Handled::failed(failure.to_string()),
+        0,
+        policy,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Received::Stored(report))
+}
+
+fn log_failure(event: &StripeEvent, e: &StoreError) {
+    tracing::error!(
+        event_id = %event.id, error = %crate::error_chain(e),
+        "applying the event failed; it stays stored and will be retried"
+    );
 }
 
 /// One processing attempt of a stored event, in the caller's database transaction.
@@ -66,10 +101,7 @@ pub async fn process(
         Err(e) if e.is_unavailable() => return Err(e),
         Err(e) => {
             savepoint.rollback().await?;
-            tracing::error!(
-                event_id = %event.id, error = %crate::error_chain(&e),
-                "applying the event failed; it stays stored and will be retried"
-            );
+            log_failure(event, &e);
             Handled::failed(e.to_string())
         }
     };

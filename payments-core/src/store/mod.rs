@@ -3,6 +3,7 @@
 //! both give (`&mut *tx`), so callers compose several queries into one commit.
 
 mod customers;
+mod db_transaction;
 mod events;
 mod ledger;
 mod outbox;
@@ -11,6 +12,7 @@ mod transactions;
 mod wallets;
 
 pub use customers::*;
+pub use db_transaction::{DbTransaction, begin};
 pub use events::*;
 pub use ledger::*;
 pub use outbox::*;

@@ -234,6 +234,58 @@ pub async fn set_stripe_refs(
     Ok(())
 }
 
+/// A status change to write, with its audit-trail entry.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusChange<'a> {
+    pub to: TransactionStatus,
+    pub amount_refunded: i64,
+    /// Kept when the change is to FAILED; cleared by SUCCEEDED.
+    pub failure: Option<(&'a str, &'a str)>,
+    /// The charge behind a success, recorded once.
+    pub charge: Option<&'a str>,
+    /// Why (`stripe_event`, `request`, `reconciliation`), and the event if one.
+    pub cause: &'a str,
+    pub stripe_event_id: Option<&'a str>,
+}
+
+/// Writes the change and its `transaction_transitions` row in one statement and
+/// returns the updated row (the trigger has bumped its version and rung the doorbell).
+/// `from` is the row the caller locked.
+pub async fn change_status(
+    conn: &mut PgConnection,
+    from: &Transaction,
+    change: &StatusChange<'_>,
+) -> Result<Transaction, StoreError> {
+    let (failure_code, failure_message) = change.failure.unzip();
+    let sql = format!(
+        "WITH updated AS ( \
+           UPDATE transactions SET status = $2, amount_refunded = $3, \
+             failure_code = CASE WHEN $2 = 'failed' THEN $4 WHEN $2 = 'succeeded' THEN NULL ELSE failure_code END, \
+             failure_message = CASE WHEN $2 = 'failed' THEN $5 WHEN $2 = 'succeeded' THEN NULL ELSE failure_message END, \
+             stripe_charge_id = COALESCE(stripe_charge_id, $6) \
+           WHERE id = $1 RETURNING {COLUMNS} \
+         ), audit AS ( \
+           INSERT INTO transaction_transitions \
+             (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
+           SELECT id, $7, status, version, $8, $9 FROM updated \
+         ) SELECT {COLUMNS} FROM updated"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(from.id.as_uuid())
+        .bind(change.to.as_str())
+        .bind(change.amount_refunded)
+        .bind(failure_code)
+        .bind(failure_message)
+        .bind(change.charge)
+        .bind(from.status.as_str())
+        .bind(change.cause)
+        .bind(change.stripe_event_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", from.id)))?;
+    from_row(&row)
+}
+
 /// A position in the sweep over unsettled transactions, oldest change first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepCursor {

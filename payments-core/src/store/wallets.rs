@@ -58,17 +58,30 @@ pub async fn ensure_wallet(
     user: &UserId,
     currency: Currency,
 ) -> Result<Wallet, StoreError> {
-    sqlx::query("INSERT INTO wallets (user_id, currency) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user.as_str())
-        .bind(currency.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let sql = format!("SELECT {COLUMNS} FROM wallets WHERE user_id = $1");
+    // Usually one round trip: the inserted row, or the stored one. The SELECT arm
+    // reads the statement's snapshot, so a wallet another transaction committed while
+    // this INSERT waited on it is not seen: then a second statement reads it.
+    let sql = format!(
+        "WITH inserted AS ( \
+           INSERT INTO wallets (user_id, currency) VALUES ($1, $2) \
+           ON CONFLICT DO NOTHING RETURNING {COLUMNS} \
+         ) SELECT {COLUMNS} FROM inserted \
+         UNION ALL SELECT {COLUMNS} FROM wallets WHERE user_id = $1 LIMIT 1"
+    );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(user.as_str())
-        .fetch_one(&mut *conn)
+        .bind(currency.as_str())
+        .fetch_optional(&mut *conn)
         .await?;
-    from_row(&row)
+    match row {
+        Some(row) => from_row(&row),
+        None => get_wallet(conn, user).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "wallet of {} neither inserted nor found",
+                user.as_str()
+            ))
+        }),
+    }
 }
 
 pub async fn get_wallet(

@@ -39,7 +39,7 @@ impl EventWorker {
 
     /// Claims and processes one due event; false when none is due.
     pub async fn process_next(&self) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = store::begin(&self.pool, "retry_event").await?;
         let Some(stored) = store::claim_due_events(&mut tx, 1).await?.pop() else {
             tx.rollback().await?;
             return Ok(false);

@@ -65,7 +65,7 @@ impl Reconciler {
     /// Reads one transaction's object back and applies what it says; returns a label
     /// for the metric.
     async fn reconcile(&self, id: TransactionId) -> Result<&'static str, StoreError> {
-        let mut db = self.pool.begin().await?;
+        let mut db = store::begin(&self.pool, "reconcile").await?;
         let Some(tx) = store::claim_unsettled(&mut db, id).await? else {
             return Ok("skipped");
         };

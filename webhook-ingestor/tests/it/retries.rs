@@ -92,7 +92,7 @@ async fn a_failure_while_applying_keeps_the_event_and_retries_it() -> Result {
     let app = TestApp::start().await?;
     app.payment("tom", 300, "pi_taken").await?;
     // A second transaction whose event claims a PaymentIntent already recorded on the
-    // first: recording it violates a unique constraint inside the savepoint.
+    // first: recording it violates a unique constraint, which rolls the apply back.
     let other = app.insert(&NewTx::payment("uma", 300)).await?;
     let event = Pi {
         id: "pi_taken",
