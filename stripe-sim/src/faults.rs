@@ -5,7 +5,7 @@
 //! - A *delay* holds the response after the request ran: the change happened, the client may
 //!   time out, and a retry with the same `Idempotency-Key` replays the stored result.
 //!
-//! Rules can be limited to a path prefix; rate-based failures draw from a seeded RNG.
+//! Rules can be limited to a path prefix; rate-based failures and delays draw from a seeded RNG.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,6 +113,12 @@ impl Faults {
         self.add(Kind::Delay(delay), None, 1.0);
     }
 
+    /// Every response is held for `delay` with probability `rate` (seeded, so reproducible):
+    /// held past a client's timeout, the request ran but its answer is lost.
+    pub fn delay_rate(&self, rate: f64, delay: Duration) {
+        self.add(Kind::Delay(delay), None, rate);
+    }
+
     /// Removes every rule (of every scope).
     pub fn clear(&self) {
         self.lock().rules.clear();
@@ -204,6 +210,17 @@ mod tests {
         assert_eq!(run(9), run(9));
         let failures = run(9).iter().filter(|f| **f).count();
         assert!((16..48).contains(&failures), "{failures}");
+    }
+
+    #[test]
+    fn rate_based_delays_hold_some_responses_only() {
+        let faults = Faults::new(3);
+        faults.delay_rate(0.25, Duration::from_millis(40));
+        let held = (0..200)
+            .filter(|_| faults.decide("/v1/x").delay == Duration::from_millis(40))
+            .count();
+        assert!((20..80).contains(&held), "{held}");
+        assert_eq!(faults.injected(), held as u64);
     }
 
     #[test]

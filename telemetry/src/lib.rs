@@ -11,12 +11,19 @@
 //!   `OTEL_EXPORTER_OTLP_*` itself.
 //! - W3C trace context: [`extract_parent`] takes `traceparent`/`tracestate` from
 //!   incoming headers (gRPC metadata are HTTP/2 headers) and makes it a span's parent.
+//! - `testing` (feature `testing`): a real OTLP receiver and a runtime traced by a
+//!   scoped subscriber, for tests that check what is exported.
 
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, registry::LookupSpan};
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, registry::LookupSpan,
+};
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// What to export where; read from the environment by [`OtelConfig::from_env`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,11 +63,23 @@ pub struct Guard {
 pub fn build(
     otel: &OtelConfig,
 ) -> anyhow::Result<Telemetry<impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>>> {
+    build_with_writer(otel, std::io::stdout)
+}
+
+/// [`build`], with the log lines written to `writer` (tests give the test harness's).
+fn build_with_writer<W>(
+    otel: &OtelConfig,
+    writer: W,
+) -> anyhow::Result<Telemetry<impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>>>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
-        .with_target(true);
+        .with_target(true)
+        .with_writer(writer);
     let provider = otel
         .endpoint
         .as_deref()

@@ -36,6 +36,28 @@ pub struct Config {
     pub catch_up_overlap: Duration,
     /// After a shutdown signal, how long in-flight work may take before we give up.
     pub shutdown_grace: Duration,
+    /// Group commit: webhooks that arrive together are stored and applied in one
+    /// database transaction, each still answered only after that commit.
+    pub group_commit: GroupCommitConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCommitConfig {
+    /// Events per database transaction at most; 1 commits each webhook on its own.
+    pub max_events: usize,
+    /// Database transactions being filled or committed at once.
+    pub committers: usize,
+}
+
+impl GroupCommitConfig {
+    pub const OFF: GroupCommitConfig = GroupCommitConfig {
+        max_events: 1,
+        committers: 1,
+    };
+
+    pub fn enabled(&self) -> bool {
+        self.max_events > 1
+    }
 }
 
 /// Everything wrong with the environment, one problem per line.
@@ -79,6 +101,10 @@ impl Config {
             catch_up_interval: env.optional_seconds("INGESTOR_CATCH_UP_INTERVAL_SECS", 300),
             catch_up_overlap: env.seconds("INGESTOR_CATCH_UP_OVERLAP_SECS", 3_600),
             shutdown_grace: env.seconds("INGESTOR_SHUTDOWN_GRACE_SECS", 25),
+            group_commit: GroupCommitConfig {
+                max_events: env.positive("INGESTOR_GROUP_COMMIT_MAX_EVENTS", 1),
+                committers: env.positive("INGESTOR_GROUP_COMMIT_COMMITTERS", 4),
+            },
         };
         match env.problems.is_empty() {
             true => Ok(config),
@@ -114,6 +140,7 @@ impl Config {
             catch_up_interval: None,
             catch_up_overlap: Duration::from_secs(3_600),
             shutdown_grace: Duration::from_secs(10),
+            group_commit: GroupCommitConfig::OFF,
         }
     }
 }
@@ -130,6 +157,7 @@ impl fmt::Debug for Config {
             .field("retry", &self.retry)
             .field("reconcile_interval", &self.reconcile_interval)
             .field("catch_up_interval", &self.catch_up_interval)
+            .field("group_commit", &self.group_commit)
             .finish_non_exhaustive()
     }
 }

@@ -30,6 +30,25 @@ fn defaults_fill_everything_but_the_secrets() -> Result<(), ConfigError> {
     assert_eq!(config.body_limit, 1024 * 1024);
     assert_eq!(config.webhook_secrets.len(), 1);
     assert_eq!(config.reconcile_interval, Some(Duration::from_secs(60)));
+    assert_eq!(config.retry, RetryPolicy::DEFAULT);
+    assert!(!config.group_commit.enabled());
+    Ok(())
+}
+
+#[test]
+fn group_commit_is_turned_on_by_a_group_size() -> Result<(), ConfigError> {
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("INGESTOR_GROUP_COMMIT_MAX_EVENTS", "16"));
+    vars.push(("INGESTOR_GROUP_COMMIT_COMMITTERS", "3"));
+    let config = load(&vars)?;
+    assert!(config.group_commit.enabled());
+    assert_eq!(
+        config.group_commit,
+        GroupCommitConfig {
+            max_events: 16,
+            committers: 3
+        }
+    );
     Ok(())
 }
 

@@ -16,13 +16,13 @@
 //! - [`startup`]: [`App`], which binds in `build` and serves in `run_until_stopped`.
 
 pub mod config;
+pub mod group_commit;
 pub mod http;
 pub mod inbox;
 pub mod metrics;
 pub mod signature;
 pub mod startup;
 pub mod stripe_api;
-pub mod telemetry;
 pub mod workers;
 
 pub use config::{Config, ConfigError};

@@ -1,11 +1,22 @@
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
-use webhook_ingestor::{App, Config, telemetry};
+use webhook_ingestor::{App, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    telemetry::init(telemetry::subscriber()).context("installing the log subscriber")?;
+    let otel = payments_telemetry::OtelConfig::from_env("webhook-ingestor");
+    let telemetry = payments_telemetry::build(&otel)
+        .context("building telemetry")?
+        .install()
+        .context("installing telemetry")?;
+    let result = serve(config).await;
+    // Spans still buffered are exported before the process exits.
+    telemetry.shutdown();
+    result
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::build(config).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));

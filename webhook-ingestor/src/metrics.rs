@@ -73,6 +73,8 @@ pub struct Metrics {
     outbox_depth: AtomicI64,
     reconciled: Labeled,
     caught_up: Labeled,
+    group_commits: AtomicU64,
+    group_committed_events: AtomicU64,
 }
 
 impl Metrics {
@@ -109,6 +111,13 @@ impl Metrics {
     pub fn caught_up(&self, result: &str) {
         self.caught_up.inc(&[result]);
     }
+    /// One group commit of `events` webhooks was attempted.
+    pub fn group_committed(&self, events: usize) {
+        self.group_commits.fetch_add(1, Ordering::Relaxed);
+        let events = u64::try_from(events).unwrap_or(u64::MAX);
+        self.group_committed_events
+            .fetch_add(events, Ordering::Relaxed);
+    }
     pub fn set_outbox_depth(&self, depth: i64) {
         self.outbox_depth.store(depth, Ordering::Relaxed);
     }
@@ -137,6 +146,13 @@ impl Metrics {
     pub fn caught_up_events(&self, result: &str) -> u64 {
         self.caught_up.get(&[result])
     }
+    /// Group commits attempted, and the webhooks they carried.
+    pub fn group_commits(&self) -> (u64, u64) {
+        (
+            self.group_commits.load(Ordering::Relaxed),
+            self.group_committed_events.load(Ordering::Relaxed),
+        )
+    }
     pub fn outbox_depth(&self) -> i64 {
         self.outbox_depth.load(Ordering::Relaxed)
     }
@@ -162,8 +178,18 @@ impl Metrics {
         out
     }
 
-    fn plain_counters(&self) -> [(&'static str, &'static str, u64); 4] {
+    fn plain_counters(&self) -> [(&'static str, &'static str, u64); 6] {
         [
+            (
+                "ingestor_group_commits_total",
+                "Database transactions that stored a group of webhooks (group commit on).",
+                self.group_commits.load(Ordering::Relaxed),
+            ),
+            (
+                "ingestor_group_committed_events_total",
+                "Webhooks stored through group commits; divided by the commits, the mean group.",
+                self.group_committed_events.load(Ordering::Relaxed),
+            ),
             (
                 "ingestor_webhooks_verified_total",
                 "Webhooks whose signature verified.",

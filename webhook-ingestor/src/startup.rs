@@ -10,9 +10,11 @@ use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
+use tracing::Level;
 
 use crate::{
     Config,
+    group_commit::GroupCommit,
     http::{self, AppState},
     metrics::Metrics,
     stripe_api::StripeApi,
@@ -29,6 +31,8 @@ pub struct App {
     health: HealthReporter,
     metrics: Arc<Metrics>,
     workers: Workers,
+    /// Group commit's committer tasks (none when it is off).
+    committers: Vec<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
 
@@ -71,12 +75,25 @@ impl App {
 
         let metrics = Arc::new(Metrics::default());
         let workers = Workers::new(&config, &pool, &stripe, &metrics);
+        let (group_commit, committers) = match config.group_commit.enabled() {
+            true => {
+                let (group, committers) = GroupCommit::start(
+                    pool.clone(),
+                    config.retry,
+                    config.group_commit,
+                    metrics.clone(),
+                );
+                (Some(group), committers)
+            }
+            false => (None, Vec::new()),
+        };
         let state = Arc::new(AppState {
             pool: pool.clone(),
             metrics: metrics.clone(),
             webhook_secrets: config.webhook_secrets,
             signature_tolerance: config.signature_tolerance,
             retry: config.retry,
+            group_commit,
         });
         let (router, health) = http::router(state, config.body_limit);
         Ok(App {
@@ -87,6 +104,7 @@ impl App {
             health,
             metrics,
             workers,
+            committers,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -128,6 +146,11 @@ impl App {
             None => Served::Running(server),
         };
         let drained = drain(server, tasks, self.shutdown_grace).await;
+        // The server is gone, and with it the last group-commit handle: the committers
+        // have answered every request that was in flight and now end.
+        for committer in self.committers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), committer).await;
+        }
         // Connections still checked out belong to work abandoned at the deadline.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
         drained?;
@@ -222,11 +245,14 @@ impl Workers {
         }
     }
 
+    /// Reconciliation and catch-up passes are INFO spans. The events and outbox loops
+    /// poll every second, so their passes are DEBUG spans; each outbox call has its own.
     fn spawn(self, shutdown: &CancellationToken) -> JoinSet<()> {
         let mut tasks = JoinSet::new();
         let (events, token) = (self.events, shutdown.clone());
         tasks.spawn(workers::every(
             "events",
+            Level::DEBUG,
             self.event_interval,
             shutdown.clone(),
             move || {
@@ -237,6 +263,7 @@ impl Workers {
         let outbox = self.outbox;
         tasks.spawn(workers::every(
             "outbox",
+            Level::DEBUG,
             self.outbox_interval,
             shutdown.clone(),
             move || {
@@ -248,6 +275,7 @@ impl Workers {
             let token = shutdown.clone();
             tasks.spawn(workers::every(
                 "reconcile",
+                Level::INFO,
                 interval,
                 shutdown.clone(),
                 move || {
@@ -259,6 +287,7 @@ impl Workers {
         if let Some((catch_up, interval)) = self.catch_up {
             tasks.spawn(workers::every(
                 "catch_up",
+                Level::INFO,
                 interval,
                 shutdown.clone(),
                 move || {

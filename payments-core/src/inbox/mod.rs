@@ -16,7 +16,7 @@ use chrono::Utc;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::{
-    StripeEvent, TransactionStatus,
+    StripeEvent, TransactionId, TransactionStatus,
     retry::RetryPolicy,
     store::{self, EventOutcome, EventSource, EventState, StoreError},
 };
@@ -43,15 +43,14 @@ pub async fn receive(
     policy: &RetryPolicy,
 ) -> Result<Received, StoreError> {
     let mut tx = store::begin(pool, "receive_event").await?;
-    if !store::insert_event(&mut tx, event, source).await? {
-        tx.rollback().await?;
-        return Ok(Received::Duplicate);
-    }
-    let failure = match apply::apply(&mut tx, event).await {
-        Ok(handled) => {
-            let report = record(&mut tx, event, handled, 0, policy).await?;
+    let failure = match receive_in(&mut tx, event, source, policy).await {
+        Ok(Received::Duplicate) => {
+            tx.rollback().await?;
+            return Ok(Received::Duplicate);
+        }
+        Ok(stored) => {
             tx.commit().await?;
-            return Ok(Received::Stored(report));
+            return Ok(stored);
         }
         Err(e) if e.is_unavailable() => return Err(e),
         Err(e) => e,
@@ -74,6 +73,63 @@ pub async fn receive(
     .await?;
     tx.commit().await?;
     Ok(Received::Stored(report))
+}
+
+/// Stores and applies several events in one database transaction (group commit: one
+/// commit and one WAL flush for all of them). The results are in the events' order;
+/// an error means none is stored. Each event is applied exactly as [`receive`] would;
+/// a repeated id within the batch is a duplicate. If applying any of them fails on
+/// anything but the database being away, the batch rolls back and each event goes
+/// through [`receive`] on its own, so one bad event costs the others only time.
+pub async fn receive_batch(
+    pool: &PgPool,
+    events: &[(&StripeEvent, EventSource)],
+    policy: &RetryPolicy,
+) -> Result<Vec<Received>, StoreError> {
+    let mut tx = store::begin(pool, "receive_events").await?;
+    let mut received = Vec::with_capacity(events.len());
+    let mut failed = None;
+    for (event, source) in events {
+        match receive_in(&mut tx, event, *source, policy).await {
+            Ok(r) => received.push(r),
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(e) => {
+                failed = Some((event.id.clone(), e));
+                break;
+            }
+        }
+    }
+    let Some((event_id, e)) = failed else {
+        tx.commit().await?;
+        return Ok(received);
+    };
+    tx.rollback().await?;
+    tracing::warn!(
+        event_id = %event_id, error = %crate::error_chain(&e), batch = events.len(),
+        "an event failed inside a batch; the batch is applied one event at a time"
+    );
+    let mut one_by_one = Vec::with_capacity(events.len());
+    for (event, source) in events {
+        one_by_one.push(receive(pool, event, *source, policy).await?);
+    }
+    Ok(one_by_one)
+}
+
+/// Insert and apply inside the caller's database transaction, without a savepoint:
+/// an error leaves that transaction unusable.
+async fn receive_in(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    source: EventSource,
+    policy: &RetryPolicy,
+) -> Result<Received, StoreError> {
+    if !store::insert_event(conn, event, source).await? {
+        return Ok(Received::Duplicate);
+    }
+    let handled = apply::apply(conn, event).await?;
+    Ok(Received::Stored(
+        record(conn, event, handled, 0, policy).await?,
+    ))
 }
 
 fn log_failure(event: &StripeEvent, e: &StoreError) {
@@ -141,6 +197,7 @@ async fn record(
     }
     Ok(Report {
         event_type: event.event_type.clone(),
+        transaction_id: handled.transaction_id,
         handled: handled.state,
         state,
         transition: handled.transition,
@@ -151,6 +208,8 @@ async fn record(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub event_type: String,
+    /// The transaction the event was matched to, if any.
+    pub transaction_id: Option<TransactionId>,
     /// The attempt's own outcome.
     pub handled: EventState,
     /// The state recorded (dead when a retryable outcome spent the budget).

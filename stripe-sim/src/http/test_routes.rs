@@ -154,6 +154,12 @@ async fn add_fault(State(state): State<AppState>, params: Params) -> Result<Json
         ),
         "delay_next" => faults.delay_next(count, delay),
         "delay_all" => faults.delay_all(delay),
+        "delay_rate" => faults.delay_rate(
+            params
+                .f64("rate")?
+                .ok_or_else(|| ApiError::missing_param("rate"))?,
+            delay,
+        ),
         other => {
             return Err(ApiError::invalid_param(
                 "action",

@@ -53,7 +53,17 @@ impl WebhookError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    /// What the webhook span records as its outcome: the rejection reason, or why
+    /// the event could not be stored.
+    pub(super) fn outcome(&self) -> &'static str {
+        match self {
+            WebhookError::Unavailable(_) => "unavailable",
+            WebhookError::Internal(_) => "internal_error",
+            refused => refused.rejection_reason().unwrap_or("refused"),
+        }
+    }
+
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             WebhookError::Rejected(_)
             | WebhookError::UnreadableBody

@@ -20,7 +20,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use tonic_health::server::HealthReporter;
 
-use crate::{metrics::Metrics, retry::RetryPolicy};
+use crate::{group_commit::GroupCommit, metrics::Metrics, retry::RetryPolicy};
 
 /// How long `/readyz` waits for `SELECT 1`.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,6 +32,8 @@ pub struct AppState {
     pub webhook_secrets: Vec<SecretString>,
     pub signature_tolerance: Duration,
     pub retry: RetryPolicy,
+    /// Set when group commit is on: webhooks are committed in groups.
+    pub group_commit: Option<GroupCommit>,
 }
 
 pub fn router(state: Arc<AppState>, body_limit: usize) -> (Router, HealthReporter) {

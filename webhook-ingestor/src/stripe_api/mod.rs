@@ -48,6 +48,11 @@ impl StripeApi {
     /// Cancels a PaymentIntent (releasing a card-validation hold). The idempotency key
     /// makes a repeated call after a lost answer harmless; a PaymentIntent that is
     /// already canceled counts as done.
+    #[tracing::instrument(
+        name = "stripe",
+        skip_all,
+        fields(otel.kind = "client", stripe.operation = "cancel_payment_intent", stripe.object = id)
+    )]
     pub async fn cancel_payment_intent(&self, id: &str, idempotency_key: &str) -> CallResult {
         let key = match IdempotencyKey::new(idempotency_key) {
             Ok(key) => key,

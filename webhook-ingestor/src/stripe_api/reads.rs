@@ -42,11 +42,21 @@ impl Reader {
         })
     }
 
+    #[tracing::instrument(
+        name = "stripe",
+        skip_all,
+        fields(otel.kind = "client", stripe.operation = "retrieve_payment_intent", stripe.object = id)
+    )]
     pub async fn payment_intent(&self, id: &str) -> Result<Value, ReadError> {
         self.get(&format!("/v1/payment_intents/{}", safe_id(id)?), &[])
             .await
     }
 
+    #[tracing::instrument(
+        name = "stripe",
+        skip_all,
+        fields(otel.kind = "client", stripe.operation = "retrieve_invoice", stripe.object = id)
+    )]
     pub async fn invoice(&self, id: &str) -> Result<Value, ReadError> {
         self.get(&format!("/v1/invoices/{}", safe_id(id)?), &[])
             .await
@@ -54,6 +64,11 @@ impl Reader {
 
     /// Events created at or after `since` (Unix seconds) whose type matches one of
     /// `types` (`payment_intent.*` style), oldest first.
+    #[tracing::instrument(
+        name = "stripe",
+        skip_all,
+        fields(otel.kind = "client", stripe.operation = "list_events", since)
+    )]
     pub async fn events_since(&self, since: i64, types: &[&str]) -> Result<Vec<Value>, ReadError> {
         let mut events = Vec::new();
         let mut after: Option<String> = None;

@@ -12,6 +12,7 @@ use payments_core::{
 };
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::{inbox, metrics::Metrics, retry::RetryPolicy};
 
@@ -44,16 +45,34 @@ impl EventWorker {
             tx.rollback().await?;
             return Ok(false);
         };
+        let span = tracing::info_span!(
+            "retry_event",
+            stripe_event_id = %stored.id,
+            stripe_event_type = %stored.event_type,
+            attempt = stored.attempts.saturating_add(1),
+            state = tracing::field::Empty,
+            transaction_id = tracing::field::Empty,
+        );
         let report = match StripeEvent::from_value(stored.payload.clone()) {
-            Ok(event) => inbox::process(&mut tx, &event, stored.attempts, &self.retry).await?,
+            Ok(event) => {
+                inbox::process(&mut tx, &event, stored.attempts, &self.retry)
+                    .instrument(span.clone())
+                    .await?
+            }
             Err(e) => {
-                bury_unreadable(&mut tx, &stored, &e.to_string()).await?;
+                bury_unreadable(&mut tx, &stored, &e.to_string())
+                    .instrument(span)
+                    .await?;
                 tx.commit().await?;
                 self.metrics.event_dead_lettered();
                 return Ok(true);
             }
         };
         tx.commit().await?;
+        span.record("state", report.state.as_str());
+        if let Some(id) = report.transaction_id {
+            span.record("transaction_id", tracing::field::display(id));
+        }
         report.count(&self.metrics);
         Ok(true)
     }

@@ -14,11 +14,14 @@ pub mod reconcile;
 use std::{future::Future, time::Duration};
 
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument as _, Level, Span};
 
-/// Runs `pass` every `interval` until `shutdown`. A failed pass is logged with its
-/// cause and retried at the next tick; the loop never exits on an error.
+/// Runs `pass` every `interval` until `shutdown`, each pass in a `worker.pass` span at
+/// `level`. A failed pass is logged with its cause (in its span) and retried at the
+/// next tick; the loop never exits on an error.
 pub async fn every<F, Fut>(
     name: &'static str,
+    level: Level,
     interval: Duration,
     shutdown: CancellationToken,
     mut pass: F,
@@ -27,17 +30,30 @@ pub async fn every<F, Fut>(
     Fut: Future<Output = anyhow::Result<()>>,
 {
     loop {
-        if let Err(e) = pass().await {
-            tracing::error!(
-                worker = name,
-                error = format!("{e:#}"),
-                "worker pass failed"
-            );
-        }
+        let run = async {
+            if let Err(e) = pass().await {
+                tracing::error!(
+                    worker = name,
+                    error = format!("{e:#}"),
+                    "worker pass failed"
+                );
+            }
+        };
+        run.instrument(pass_span(name, level)).await;
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
         }
     }
     tracing::info!(worker = name, "worker stopped");
+}
+
+/// Loops that poll every second or so give DEBUG: an idle pass is not worth a trace
+/// of its own, so by default only the work they find is traced, where it is done.
+fn pass_span(name: &'static str, level: Level) -> Span {
+    if level <= Level::INFO {
+        tracing::info_span!("worker.pass", worker = name)
+    } else {
+        tracing::debug_span!("worker.pass", worker = name)
+    }
 }

@@ -1,7 +1,8 @@
 //! Sends the calls to Stripe that transitions queued in the `outbox` table (today:
 //! cancelling a card-validation PaymentIntent to release its hold). A row is claimed
 //! with `SKIP LOCKED`, called with its own idempotency key, then completed or
-//! rescheduled with backoff; past the retry budget it is dead and logged.
+//! rescheduled with backoff; past the retry budget it is dead and logged. Each call is
+//! an `outbox.call` span.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use payments_core::store::{self, OutboxKind, OutboxRow, StoreError};
 use sqlx::{PgConnection, PgPool};
+use tracing::{Instrument as _, Span, field::Empty};
 
 use crate::{
     metrics::Metrics,
@@ -47,17 +49,25 @@ impl OutboxWorker {
         let rows = store::claim_outbox(&mut tx, BATCH).await?;
         let mut results = Vec::with_capacity(rows.len());
         for row in &rows {
-            let result = self.call(row).await;
-            settle_row(&mut tx, row, &result, &self.retry).await?;
-            results.push(result);
+            let span = tracing::info_span!(
+                "outbox.call",
+                outbox_id = row.id,
+                outbox_kind = %row.kind,
+                stripe_object = %row.target,
+                attempt = row.attempts.saturating_add(1),
+                result = Empty,
+            );
+            let call = async {
+                let result = self.call(row).await;
+                Span::current().record("result", label(&result));
+                settle_row(&mut tx, row, &result, &self.retry).await?;
+                Ok::<_, StoreError>(result)
+            };
+            results.push(call.instrument(span).await?);
         }
         tx.commit().await?;
         for result in &results {
-            self.metrics.outbox_call(match result {
-                CallResult::Done => "done",
-                CallResult::Retry(_) => "retry",
-                CallResult::Permanent(_) => "failed",
-            });
+            self.metrics.outbox_call(label(result));
         }
         Ok(i64::try_from(rows.len()).unwrap_or(BATCH))
     }
@@ -71,6 +81,15 @@ impl OutboxWorker {
             }
             None => CallResult::Permanent(format!("unknown outbox kind {:?}", row.kind)),
         }
+    }
+}
+
+/// The result as counted in `ingestor_outbox_calls_total` and put on the call's span.
+fn label(result: &CallResult) -> &'static str {
+    match result {
+        CallResult::Done => "done",
+        CallResult::Retry(_) => "retry",
+        CallResult::Permanent(_) => "failed",
     }
 }
 

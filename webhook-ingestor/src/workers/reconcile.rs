@@ -64,7 +64,16 @@ impl Reconciler {
 
     /// Reads one transaction's object back and applies what it says; returns a label
     /// for the metric.
+    #[tracing::instrument(name = "reconcile", skip_all, fields(transaction_id = %id, outcome = tracing::field::Empty))]
     async fn reconcile(&self, id: TransactionId) -> Result<&'static str, StoreError> {
+        let outcome = self.reconcile_one(id).await;
+        if let Ok(label) = &outcome {
+            tracing::Span::current().record("outcome", *label);
+        }
+        outcome
+    }
+
+    async fn reconcile_one(&self, id: TransactionId) -> Result<&'static str, StoreError> {
         let mut db = store::begin(&self.pool, "reconcile").await?;
         let Some(tx) = store::claim_unsettled(&mut db, id).await? else {
             return Ok("skipped");

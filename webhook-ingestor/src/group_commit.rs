@@ -1,0 +1,132 @@
+//! Group commit: webhooks that arrive while a database transaction is being filled or
+//! committed are stored and applied together in the next one (one commit, one WAL
+//! flush for all), and each is answered only after that commit. Nothing waits on a
+//! timer: a batch is whatever queued up while the committers were busy, up to
+//! `max_events`, so a lone webhook goes straight through.
+//!
+//! The committers end when every handle is dropped (the server has stopped and its
+//! in-flight requests have their answers), so a graceful shutdown loses nothing.
+
+use std::sync::Arc;
+
+use payments_core::{
+    RetryPolicy, StripeEvent,
+    inbox::{self, Received},
+    store::{EventSource, StoreError},
+};
+use sqlx::PgPool;
+use tokio::{
+    sync::{Mutex, mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{config::GroupCommitConfig, metrics::Metrics};
+
+type Reply = oneshot::Sender<Result<Received, StoreError>>;
+
+struct Job {
+    event: StripeEvent,
+    reply: Reply,
+}
+
+/// The webhook path's handle; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Starts `config.committers` committer tasks.
+    pub fn start(
+        pool: PgPool,
+        retry: RetryPolicy,
+        config: GroupCommitConfig,
+        metrics: Arc<Metrics>,
+    ) -> (GroupCommit, Vec<JoinHandle<()>>) {
+        let max_events = config.max_events.max(1);
+        let (jobs, queue) = mpsc::channel(max_events * config.committers.max(1) * 4);
+        let queue = Arc::new(Mutex::new(queue));
+        let committers = (0..config.committers.max(1))
+            .map(|_| {
+                let committer = Committer {
+                    pool: pool.clone(),
+                    retry,
+                    max_events,
+                    queue: queue.clone(),
+                    metrics: metrics.clone(),
+                };
+                tokio::spawn(committer.run())
+            })
+            .collect();
+        (GroupCommit { jobs }, committers)
+    }
+
+    /// Stores and applies `event` in the next group's commit.
+    pub async fn receive(&self, event: StripeEvent) -> Result<Received, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job { event, reply }).await.is_err() {
+            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+        }
+        // A committer that went away without answering has not committed it.
+        answer
+            .await
+            .unwrap_or(Err(StoreError::Unavailable(sqlx::Error::PoolClosed)))
+    }
+}
+
+struct Committer {
+    pool: PgPool,
+    retry: RetryPolicy,
+    max_events: usize,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Committer {
+    async fn run(self) {
+        while let Some(batch) = self.next_batch().await {
+            self.commit(batch).await;
+        }
+    }
+
+    /// Waits for one job, then takes whatever else is already queued.
+    async fn next_batch(&self) -> Option<Vec<Job>> {
+        let mut queue = self.queue.lock().await;
+        let first = queue.recv().await?;
+        let mut batch = vec![first];
+        while batch.len() < self.max_events {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    async fn commit(&self, batch: Vec<Job>) {
+        self.metrics.group_committed(batch.len());
+        let events: Vec<_> = batch
+            .iter()
+            .map(|job| (&job.event, EventSource::Webhook))
+            .collect();
+        match inbox::receive_batch(&self.pool, &events, &self.retry).await {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    // The sender may have gone (client hung up); the event is stored.
+                    let _ = job.reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::error_chain(&e), events = batch.len(), "a group commit failed; none of its events is stored");
+                let unavailable = e.is_unavailable();
+                for job in batch {
+                    let error = match unavailable {
+                        true => StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+                        false => StoreError::Corrupt(e.to_string()),
+                    };
+                    let _ = job.reply.send(Err(error));
+                }
+            }
+        }
+    }
+}
