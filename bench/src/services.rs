@@ -155,6 +155,10 @@ fn free_port() -> anyhow::Result<u16> {
 pub struct Stack {
     pub sim: Service,
     pub ingestor: Service,
+    /// A second ingestor on the same database with group commit on; only measured in
+    /// the group-commit runs (stripe-sim delivers to the first one).
+    pub grouped: Service,
+    pub grouped_webhook_url: String,
     /// Only empty while it restarts.
     api: Option<Service>,
     pub proxy: CountingProxy,
@@ -172,7 +176,7 @@ impl Stack {
     pub async fn start(spec: StackSpec) -> anyhow::Result<Stack> {
         std::fs::create_dir_all(&spec.log_dir)?;
         let db_url = spec.db.url();
-        let (sim_port, ingest_port) = (free_port()?, free_port()?);
+        let (sim_port, ingest_port, grouped_port) = (free_port()?, free_port()?, free_port()?);
         let api_ports = ApiPorts {
             grpc: free_port()?,
             metrics: free_port()?,
@@ -218,14 +222,28 @@ impl Stack {
             ("INGESTOR_CATCH_UP_INTERVAL_SECS", "0".to_owned()),
         ];
         let mut ingestor = Service::spawn(&spec, "webhook-ingestor", &[], &ingestor_env)?;
+        let mut grouped_env = ingestor_env.to_vec();
+        grouped_env[1].1 = format!("127.0.0.1:{grouped_port}");
+        grouped_env.push((
+            "INGESTOR_GROUP_COMMIT_MAX_EVENTS",
+            GROUP_COMMIT_MAX_EVENTS.to_string(),
+        ));
+        grouped_env.push((
+            "INGESTOR_GROUP_COMMIT_COMMITTERS",
+            GROUP_COMMIT_COMMITTERS.to_string(),
+        ));
+        let mut grouped = Service::spawn(&spec, "webhook-ingestor", &[], &grouped_env)?;
         let proxy = CountingProxy::start(format!("{}:{}", spec.db.host, spec.db.port)).await?;
         let mut api = start_api(&spec, &proxy, &sim_url, api_ports)?;
         sim.ready(sim_port).await?;
         ingestor.ready(ingest_port).await?;
+        grouped.ready(grouped_port).await?;
         api.ready(api_ports.grpc).await?;
         Ok(Stack {
             sim,
             ingestor,
+            grouped,
+            grouped_webhook_url: format!("http://127.0.0.1:{grouped_port}/v1/stripe-webhook"),
             api: Some(api),
             proxy,
             webhook_url,
@@ -293,9 +311,14 @@ impl Stack {
         self.ingestor.pid()
     }
 
+    pub fn grouped_pid(&self) -> u32 {
+        self.grouped.pid()
+    }
+
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         self.sim.check_alive()?;
         self.ingestor.check_alive()?;
+        self.grouped.check_alive()?;
         match &mut self.api {
             Some(api) => api.check_alive(),
             None => bail!("payments-api is not running"),
@@ -307,9 +330,15 @@ impl Stack {
             api.stop().await;
         }
         self.ingestor.stop().await;
+        self.grouped.stop().await;
         self.sim.stop().await;
     }
 }
+
+/// The grouped ingestor's settings: at most this many events per commit, this many
+/// database transactions filling or committing at once.
+pub const GROUP_COMMIT_MAX_EVENTS: usize = 32;
+pub const GROUP_COMMIT_COMMITTERS: usize = 4;
 
 /// payments-api's two listening ports.
 #[derive(Debug, Clone, Copy)]

@@ -28,6 +28,8 @@ const RATE_CAP: f64 = 4_000.0;
 pub struct Results {
     pub ingest: Vec<IngestLevel>,
     pub batching: Vec<BatchLevel>,
+    /// The ingestor with group commit on, at the group-commit concurrency levels.
+    pub grouped: Vec<GroupedLevel>,
     pub hub: Vec<WatchRun>,
     pub poll: Vec<PollRun>,
     pub e2e: Vec<E2eRun>,
@@ -51,6 +53,13 @@ pub struct IngestLevel {
 pub struct BatchLevel {
     pub events_per_tx: usize,
     pub runs: Vec<PgbenchRun>,
+}
+
+/// The grouped ingestor at one concurrency level.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct GroupedLevel {
+    pub senders: usize,
+    pub runs: Vec<IngestRun>,
 }
 
 pub struct Suite<'a> {
@@ -104,6 +113,27 @@ impl Suite<'_> {
                 runs: Vec::new(),
             })
             .collect();
+        let mut grouped_levels = vec![s.batch_clients];
+        grouped_levels.extend(
+            s.senders
+                .iter()
+                .copied()
+                .filter(|&n| n > s.batch_clients)
+                .max(),
+        );
+        results.grouped = grouped_levels
+            .into_iter()
+            .map(|senders| GroupedLevel {
+                senders,
+                runs: Vec::new(),
+            })
+            .collect();
+        let connections = s.senders.iter().copied().max().unwrap_or(1).max(256);
+        let grouped_sender = Sender::new(
+            self.stack.grouped_webhook_url.clone(),
+            WEBHOOK_SECRET.to_owned(),
+            connections,
+        )?;
         for run in 1..=s.runs {
             for level in &mut results.ingest {
                 let cap = level
@@ -165,6 +195,28 @@ impl Suite<'_> {
                     s.batch_clients, pg.events_per_s, pg.tps
                 );
                 batch.runs.push(pg);
+            }
+            for level in &mut results.grouped {
+                let run_result = Ingest {
+                    db: self.db,
+                    sender: &grouped_sender,
+                    ingestor_pid: self.stack.grouped_pid(),
+                    rate_cap: RATE_CAP,
+                }
+                .run(level.senders, s.ingest_secs)
+                .await?;
+                self.stack.check_alive()?;
+                println!(
+                    "run {run} group commit, senders {:>3}: ingest {:>7.0} ev/s p50 {:>6.1} ms p99 {:>6.1} ms (errors {}, credited {}/{})",
+                    level.senders,
+                    run_result.events_per_s,
+                    run_result.latency.p50_ms,
+                    run_result.latency.p99_ms,
+                    run_result.errors,
+                    run_result.credited,
+                    run_result.acknowledged,
+                );
+                level.runs.push(run_result);
             }
         }
         Ok(())
