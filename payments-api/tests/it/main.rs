@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod coupons;
+mod faults;
 mod grpc_web;
 mod helpers;
 mod payment_methods;

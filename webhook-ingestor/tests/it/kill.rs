@@ -8,7 +8,7 @@ use std::{
     fs::File,
     net::{SocketAddr, TcpListener},
     os::unix::process::ExitStatusExt as _,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -32,7 +32,18 @@ const PAYMENTS: usize = 200;
 const USERS: usize = 10;
 const SIGKILL: i32 = 9;
 
-/// The ingestor binary running as a child process on a fixed loopback port.
+/// How every run of the binary in one test is configured.
+struct Launch<'a> {
+    db_url: &'a str,
+    stripe: &'a str,
+    /// Fixed: the simulator's webhook endpoint must not change across the restart.
+    addr: SocketAddr,
+    logs: &'a Path,
+    /// Variables on top of the common ones.
+    env: &'a [(&'a str, &'a str)],
+}
+
+/// The ingestor binary running as a child process.
 struct Ingestor {
     child: Child,
     addr: SocketAddr,
@@ -40,13 +51,14 @@ struct Ingestor {
 }
 
 impl Ingestor {
-    /// Starts the binary and waits until `/readyz` answers 200.
-    async fn start(db_url: &str, stripe: &str, addr: SocketAddr, log: PathBuf) -> Result<Self> {
+    /// Starts the binary (logging to `<name>.log`) and waits until `/readyz` answers 200.
+    async fn start(launch: &Launch<'_>, name: &str) -> Result<Self> {
+        let log = launch.logs.join(format!("{name}.log"));
         let out = File::create(&log).context("creating the ingestor's log file")?;
         let child = Command::new(env!("CARGO_BIN_EXE_webhook-ingestor"))
-            .env("INGESTOR_ADDR", addr.to_string())
-            .env("DATABASE_URL", db_url)
-            .env("STRIPE_API_BASE", stripe)
+            .env("INGESTOR_ADDR", launch.addr.to_string())
+            .env("DATABASE_URL", launch.db_url)
+            .env("STRIPE_API_BASE", launch.stripe)
             .env("STRIPE_SECRET_KEY", "sk_test_kill")
             .env("STRIPE_WEBHOOK_SECRETS", SECRET)
             .env("INGESTOR_DB_ACQUIRE_TIMEOUT_MS", "1000")
@@ -59,12 +71,17 @@ impl Ingestor {
             .env("INGESTOR_CATCH_UP_INTERVAL_SECS", "0")
             .env("INGESTOR_SHUTDOWN_GRACE_SECS", "5")
             .env("RUST_LOG", "info")
+            .envs(launch.env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
             .context("spawning the webhook-ingestor binary")?;
-        let mut ingestor = Ingestor { child, addr, log };
+        let mut ingestor = Ingestor {
+            child,
+            addr: launch.addr,
+            log,
+        };
         ingestor.wait_ready().await?;
         Ok(ingestor)
     }
@@ -195,6 +212,23 @@ async fn succeeded(pool: &PgPool) -> Result<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_ingestor_loses_no_payment_and_credits_none_twice() -> Result {
+    kill_mid_burst(&[]).await
+}
+
+/// Webhooks that arrive together share one database transaction: the kill must not
+/// have answered any of them before that commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_ingestor_committing_in_groups_loses_nothing_either() -> Result {
+    kill_mid_burst(&[
+        ("INGESTOR_GROUP_COMMIT_MAX_EVENTS", "32"),
+        ("INGESTOR_GROUP_COMMIT_COMMITTERS", "2"),
+    ])
+    .await
+}
+
+/// Runs the binary, starts a burst of payments whose webhooks it settles, SIGKILLs it
+/// a quarter of the way through, starts it again and lets the simulator redeliver.
+async fn kill_mid_burst(env: &[(&str, &str)]) -> Result {
     let db = TestDb::new().await;
     let logs = TempDir::new()?;
     let sim = StripeSim::builder()
@@ -203,10 +237,15 @@ async fn a_sigkilled_ingestor_loses_no_payment_and_credits_none_twice() -> Resul
         .bind("127.0.0.1:0".parse()?)
         .start()
         .await?;
-    let addr = free_port()?;
-    sim.add_webhook_endpoint(format!("http://{addr}/v1/stripe-webhook"));
-    let first =
-        Ingestor::start(&db.url, sim.base_url(), addr, logs.path().join("first.log")).await?;
+    let launch = Launch {
+        db_url: &db.url,
+        stripe: sim.base_url(),
+        addr: free_port()?,
+        logs: logs.path(),
+        env,
+    };
+    sim.add_webhook_endpoint(format!("http://{}/v1/stripe-webhook", launch.addr));
+    let first = Ingestor::start(&launch, "first").await?;
 
     let mut txs = Vec::with_capacity(PAYMENTS);
     let mut expected: HashMap<String, i64> = HashMap::new();
@@ -238,13 +277,7 @@ async fn a_sigkilled_ingestor_loses_no_payment_and_credits_none_twice() -> Resul
         );
         // Deliveries meanwhile find nothing listening and are retried.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Ingestor::start(
-            &db.url,
-            sim.base_url(),
-            addr,
-            logs.path().join("second.log"),
-        )
-        .await
+        Ingestor::start(&launch, "second").await
     };
     let (paid, second) = tokio::join!(burst, crash);
     paid?;
