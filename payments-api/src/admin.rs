@@ -5,7 +5,7 @@ use std::sync::Arc;
 use payments_core::{
     RetryPolicy, StripeEvent,
     inbox::{self, Report},
-    reconcile::{self, Reconciled},
+    reconcile::{self, ObjectKind, Reconciled},
     store::{self, StoreError, StoredEvent},
 };
 use payments_proto::payments::v1::{self as pb, payments_admin_server::PaymentsAdmin};
@@ -113,16 +113,33 @@ impl AdminApi {
             .await?
             .ok_or_else(not_found)?;
         drop(conn);
-        let Some(object) = reconcile::object_ref(&tx) else {
-            return Err(ApiError::FailedPrecondition(
-                "the transaction has no Stripe object to reconcile against".into(),
-            ));
+        let (object, found) = match reconcile::object_ref(&tx) {
+            Some(recorded) => (self.state.stripe.retrieve_object(recorded).await?, false),
+            // No id recorded: our request may have reached Stripe with its answer lost.
+            None => {
+                let query = reconcile::search_query(&tx);
+                let found = self
+                    .state
+                    .stripe
+                    .search_objects(ObjectKind::of(&tx), &query)
+                    .await?;
+                let object = found.into_iter().next().ok_or_else(|| {
+                    ApiError::FailedPrecondition(
+                        "Stripe holds no object for this transaction: the request never reached it"
+                            .into(),
+                    )
+                })?;
+                (object, true)
+            }
         };
-        let object = self.state.stripe.retrieve_object(object).await?;
         let mut db = store::begin(&self.state.pool, "reconcile").await?;
         let tx = store::lock_transaction(&mut db, id)
             .await?
             .ok_or_else(not_found)?;
+        let tx = match found {
+            true => reconcile::adopt(&mut db, &tx, ObjectKind::of(&tx), &object).await?,
+            false => tx,
+        };
         let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
         let updated = store::get_transaction(&mut db, id)
             .await?

@@ -8,9 +8,9 @@ use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::{
-    Transaction, TransactionStatus,
+    Transaction, TransactionKind, TransactionStatus,
     settle::{self, Cause, Context, Outcome},
-    store::StoreError,
+    store::{self, StoreError, StripeRefs},
     stripe_object,
 };
 
@@ -30,6 +30,50 @@ pub fn object_ref(tx: &Transaction) -> Option<ObjectRef<'_>> {
         (None, Some(pi)) => Some(ObjectRef::PaymentIntent(pi)),
         (None, None) => None,
     }
+}
+
+/// The kind of object a transaction is paid through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    PaymentIntent,
+    Invoice,
+}
+
+impl ObjectKind {
+    pub fn of(tx: &Transaction) -> ObjectKind {
+        match tx.kind {
+            TransactionKind::Coupon => ObjectKind::Invoice,
+            TransactionKind::Payment | TransactionKind::CardValidation => ObjectKind::PaymentIntent,
+        }
+    }
+}
+
+/// The Stripe search query that finds what we created for `tx` when its id was never
+/// recorded (our request reached Stripe but its answer was lost, and so was every
+/// webhook): everything we create carries `metadata[transaction_id]`.
+pub fn search_query(tx: &Transaction) -> String {
+    format!("metadata['transaction_id']:'{}'", tx.id)
+}
+
+/// Records the id of an object found by [`search_query`] on `tx` (locked by the
+/// caller) and returns the row as it now is, ready for [`apply_object`]. Ids already
+/// recorded are kept.
+pub async fn adopt(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    kind: ObjectKind,
+    object: &Value,
+) -> Result<Transaction, StoreError> {
+    let id = object.get("id").and_then(Value::as_str);
+    let refs = StripeRefs {
+        payment_intent_id: id.filter(|_| kind == ObjectKind::PaymentIntent),
+        invoice_id: id.filter(|_| kind == ObjectKind::Invoice),
+        client_secret: object.get("client_secret").and_then(Value::as_str),
+    };
+    store::set_stripe_refs(conn, tx.id, &refs).await?;
+    store::get_transaction(conn, tx.id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))
 }
 
 /// What reconciling one transaction did.

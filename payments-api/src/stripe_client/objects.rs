@@ -2,7 +2,7 @@
 //! payments-core reads it the way it reads a webhook's object, whatever the API
 //! version, so the operator's reconcile and the ingestor's sweeper agree.
 
-use payments_core::reconcile::ObjectRef;
+use payments_core::reconcile::{ObjectKind, ObjectRef};
 use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use super::{Observed, Stripe, StripeFailure};
@@ -24,6 +24,36 @@ impl Stripe {
             .await?;
         serde_json::from_str(&miniserde::json::to_string(&value))
             .map_err(|e| StripeFailure::Unexpected(format!("Stripe's object as JSON: {e}")))
+    }
+}
+
+impl Stripe {
+    /// The PaymentIntents or Invoices matching a search `query`, newest first.
+    pub async fn search_objects(
+        &self,
+        kind: ObjectKind,
+        query: &str,
+    ) -> Result<Vec<serde_json::Value>, StripeFailure> {
+        let path = match kind {
+            ObjectKind::PaymentIntent => "/payment_intents/search",
+            ObjectKind::Invoice => "/invoices/search",
+        };
+        let value: miniserde::json::Value = RequestBuilder::new(StripeMethod::Get, path)
+            .query(&std::collections::BTreeMap::from([("query", query)]))
+            .customize()
+            .send(&self.client)
+            .observed(&self.metrics, "search")
+            .await?;
+        let page: serde_json::Value = serde_json::from_str(&miniserde::json::to_string(&value))
+            .map_err(|e| {
+                StripeFailure::Unexpected(format!("Stripe's search result as JSON: {e}"))
+            })?;
+        match page.get("data") {
+            Some(serde_json::Value::Array(data)) => Ok(data.clone()),
+            _ => Err(StripeFailure::Unexpected(
+                "a search result without data".into(),
+            )),
+        }
     }
 }
 

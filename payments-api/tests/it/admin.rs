@@ -236,3 +236,90 @@ async fn replay_event_applies_a_dead_event_at_once_and_only_once() {
     assert_ledger_clean(&mut admin).await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
+    let app = TestApp::start_with(|c| c.stripe.timeout = Duration::from_millis(300)).await;
+    let mut admin = admin(&app).await;
+    app.sim.set_webhook_secrets(vec!["whsec_not_ours"]);
+    let card = app.attach("carol", "pm_card_visa").await;
+    // Stripe creates and charges the PaymentIntent, but its answer comes too late.
+    app.sim
+        .faults()
+        .scope("/v1/payment_intents")
+        .delay_next(1, Duration::from_secs(1));
+    let lost = app
+        .create_payment("carol", &card.id, TOPUP, "answer-lost")
+        .await;
+    assert_code(lost, Code::Unavailable);
+    let pis = app.sim_list("payment_intents").await;
+    assert_eq!(pis.len(), 1);
+    let listed = app
+        .client()
+        .list_transactions(as_user(
+            "carol",
+            pb::ListTransactionsRequest {
+                user_id: "carol".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let tx = listed
+        .transactions
+        .first()
+        .expect("the transaction")
+        .clone();
+    assert_eq!(tx.status, pb::TransactionStatus::Created as i32);
+    assert!(tx.stripe_payment_intent_id.is_empty(), "{tx:?}");
+
+    let reconciled = admin
+        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+            transaction_id: tx.id.clone(),
+        }))
+        .await
+        .expect("reconcile")
+        .into_inner();
+    assert_eq!(reconciled.status, pb::TransactionStatus::Succeeded as i32);
+    assert_eq!(
+        reconciled.stripe_payment_intent_id,
+        pis[0]["id"].as_str().unwrap_or_default()
+    );
+    assert_eq!(app.wallet("carol").await.balance, TOPUP);
+
+    // A transaction Stripe never saw is left alone, with a reason.
+    app.sim.faults().scope("/v1/payment_intents").fail_next(1);
+    let never = app
+        .create_payment("carol", &card.id, TOPUP, "never-reached")
+        .await;
+    assert_code(never, Code::Unavailable);
+    let listed = app
+        .client()
+        .list_transactions(as_user(
+            "carol",
+            pb::ListTransactionsRequest {
+                user_id: "carol".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    let unseen = listed
+        .transactions
+        .iter()
+        .find(|t| t.id != tx.id)
+        .expect("the second transaction");
+    let refused = assert_code(
+        admin
+            .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+                transaction_id: unseen.id.clone(),
+            }))
+            .await,
+        Code::FailedPrecondition,
+    );
+    assert!(refused.message().contains("never reached"), "{refused:?}");
+    assert_ledger_clean(&mut admin).await;
+    app.stop().await;
+}

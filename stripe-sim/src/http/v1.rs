@@ -61,6 +61,7 @@ pub(super) fn routes() -> Router<AppState> {
             "/v1/payment_intents",
             post(create_payment_intent).get(list_payment_intents),
         )
+        .route("/v1/payment_intents/search", get(search_payment_intents))
         .route(
             "/v1/payment_intents/{id}",
             get(get_payment_intent).post(update_payment_intent),
@@ -95,6 +96,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/invoiceitems", post(create_invoice_item))
         .route("/v1/invoiceitems/{id}", get(get_invoice_item))
         .route("/v1/invoices", post(create_invoice).get(list_invoices))
+        .route("/v1/invoices/search", get(search_invoices))
         .route(
             "/v1/invoices/{id}",
             get(get_invoice).post(update_invoice).delete(delete_invoice),
@@ -178,6 +180,14 @@ async fn create_payment_intent(State(s): St, Extension(ctx): Ctx, p: Params) -> 
 
 async fn list_payment_intents(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
     run(&s, ctx, &p, |st| payment_intents::list(st, &p))
+}
+
+async fn search_payment_intents(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| payment_intents::search(st, &p))
+}
+
+async fn search_invoices(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| invoices::search(st, &p))
 }
 
 async fn get_payment_intent(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {

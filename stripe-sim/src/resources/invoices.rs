@@ -321,6 +321,19 @@ pub fn delete(store: &mut Store, id: &str) -> ApiResult {
     Ok(json!({"id": id, "object": "invoice", "deleted": true}))
 }
 
+/// `GET /v1/invoices/search` by metadata, newest first.
+pub fn search(store: &Store, params: &Params) -> ApiResult {
+    let clauses = super::search::parse(params.required_str("query")?)?;
+    let items = store
+        .invoices
+        .values()
+        .filter(|i| super::search::matches(&i.metadata, &clauses))
+        .map(|i| (i.seq, i.id.clone(), i.to_json(store)))
+        .collect();
+    let data = newest_first(items).into_iter().map(|(_, v)| v).collect();
+    Ok(super::search::result("/v1/invoices/search", data))
+}
+
 pub fn list(store: &Store, params: &Params) -> ApiResult {
     let customer = params.str("customer");
     let status = params.str("status");

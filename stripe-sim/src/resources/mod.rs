@@ -14,3 +14,4 @@ pub mod invoice_lifecycle;
 pub mod invoices;
 pub mod payment_intents;
 pub mod payment_methods;
+pub mod search;

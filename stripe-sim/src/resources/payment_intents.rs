@@ -304,6 +304,19 @@ pub fn list(store: &Store, params: &Params) -> ApiResult {
     paginate(newest_first(items), params, "/v1/payment_intents")
 }
 
+/// `GET /v1/payment_intents/search` by metadata, newest first.
+pub fn search(store: &Store, params: &Params) -> ApiResult {
+    let clauses = super::search::parse(params.required_str("query")?)?;
+    let items = store
+        .payment_intents
+        .values()
+        .filter(|pi| super::search::matches(&pi.metadata, &clauses))
+        .map(|pi| (pi.seq, pi.id.clone(), pi.to_json()))
+        .collect();
+    let data = newest_first(items).into_iter().map(|(_, v)| v).collect();
+    Ok(super::search::result("/v1/payment_intents/search", data))
+}
+
 pub fn capture(store: &mut Store, id: &str, params: &Params) -> ApiResult {
     let intent = get(store, id, "intent")?;
     if intent.status != Status::RequiresCapture {

@@ -274,3 +274,63 @@ async fn invalid_parameters_are_400s_naming_the_parameter() {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "resource_missing");
 }
+
+#[tokio::test]
+async fn payment_intents_and_invoices_are_found_by_their_metadata() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let customer = CreateCustomer::new().send(&client).await.expect("customer");
+    for tx in ["tx_a", "tx_b", "tx_a"] {
+        CreatePaymentIntent::new(500, Currency::USD)
+            .customer(customer.id.as_str())
+            .payment_method("pm_card_visa")
+            .confirm(true)
+            .metadata(HashMap::from([(
+                "transaction_id".to_owned(),
+                tx.to_owned(),
+            )]))
+            .send(&client)
+            .await
+            .expect("created");
+    }
+    let query = "metadata['transaction_id']:'tx_a'";
+    let (status, found) = call(
+        &sim,
+        "GET",
+        "/v1/payment_intents/search",
+        &[("query", query)],
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["object"], "search_result");
+    let data = found["data"].as_array().expect("data");
+    assert_eq!(data.len(), 2);
+    assert!(
+        data.iter()
+            .all(|pi| pi["metadata"]["transaction_id"] == "tx_a")
+    );
+
+    let (status, none) = call(
+        &sim,
+        "GET",
+        "/v1/payment_intents/search",
+        &[("query", "metadata['transaction_id']:'tx_zzz'")],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(none["data"].as_array().map(Vec::len), Some(0));
+
+    let (status, refused) = call(
+        &sim,
+        "GET",
+        "/v1/payment_intents/search",
+        &[("query", "amount>100")],
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["param"], "query");
+
+    let (status, invoices) = call(&sim, "GET", "/v1/invoices/search", &[("query", query)]).await;
+    assert_eq!(status, 200, "{invoices}");
+    assert_eq!(invoices["data"].as_array().map(Vec::len), Some(0));
+}

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use payments_core::reconcile::ObjectKind;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -64,6 +65,27 @@ impl Reader {
 
     /// Events created at or after `since` (Unix seconds) whose type matches one of
     /// `types` (`payment_intent.*` style), oldest first.
+    /// The PaymentIntents or Invoices matching a search `query`, newest first (Stripe's
+    /// search index lags by up to a minute, which a sweep of old transactions tolerates).
+    #[tracing::instrument(
+        name = "stripe",
+        skip_all,
+        fields(otel.kind = "client", stripe.operation = "search")
+    )]
+    pub async fn search(&self, kind: ObjectKind, query: &str) -> Result<Vec<Value>, ReadError> {
+        let path = match kind {
+            ObjectKind::PaymentIntent => "/v1/payment_intents/search",
+            ObjectKind::Invoice => "/v1/invoices/search",
+        };
+        let page = self
+            .get(path, &[("query".to_owned(), query.to_owned())])
+            .await?;
+        page.get("data")
+            .and_then(Value::as_array)
+            .cloned()
+            .ok_or_else(|| ReadError::Shape("a search result without data".into()))
+    }
+
     #[tracing::instrument(
         name = "stripe",
         skip_all,

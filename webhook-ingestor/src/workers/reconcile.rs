@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use payments_core::{
     Transaction, TransactionId,
-    reconcile::{self, ObjectRef, Reconciled},
+    reconcile::{self, ObjectKind, ObjectRef, Reconciled},
     store::{self, StoreError, SweepCursor},
 };
 use sqlx::PgPool;
@@ -78,8 +78,26 @@ impl Reconciler {
         let Some(tx) = store::claim_unsettled(&mut db, id).await? else {
             return Ok("skipped");
         };
-        let Some(object) = self.fetch(&tx).await else {
-            return Ok("unreadable");
+        let (tx, object) = match reconcile::object_ref(&tx) {
+            Some(recorded) => match self.fetch(&tx, recorded).await {
+                Some(object) => (tx, object),
+                None => return Ok("unreadable"),
+            },
+            // No id recorded: the request never reached Stripe, or its answer was lost.
+            // Stripe's search by our metadata tells which.
+            None => match self.search(&tx).await {
+                Some(object) => {
+                    let kind = ObjectKind::of(&tx);
+                    let adopted = reconcile::adopt(&mut db, &tx, kind, &object).await?;
+                    tracing::info!(
+                        transaction_id = %tx.id,
+                        stripe_object = object.get("id").and_then(serde_json::Value::as_str),
+                        "found the Stripe object whose creation answer was lost"
+                    );
+                    (adopted, object)
+                }
+                None => return Ok("not_at_stripe"),
+            },
         };
         let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
         db.commit().await?;
@@ -96,21 +114,36 @@ impl Reconciler {
         Ok(reconciled.label())
     }
 
-    /// The transaction's Stripe object, or None (logged) when there is none to read.
-    async fn fetch(&self, tx: &Transaction) -> Option<serde_json::Value> {
+    /// The transaction's recorded Stripe object, or None (logged) when it cannot be read.
+    async fn fetch(&self, tx: &Transaction, recorded: ObjectRef<'_>) -> Option<serde_json::Value> {
         let reader = self.stripe.reader();
-        let read = match reconcile::object_ref(tx) {
-            Some(ObjectRef::Invoice(invoice)) => reader.invoice(invoice).await,
-            Some(ObjectRef::PaymentIntent(pi)) => reader.payment_intent(pi).await,
-            None => {
-                // The request never reached Stripe, or its answer was not recorded.
-                tracing::debug!(transaction_id = %tx.id, "no Stripe object recorded to reconcile");
-                return None;
-            }
+        let read = match recorded {
+            ObjectRef::Invoice(invoice) => reader.invoice(invoice).await,
+            ObjectRef::PaymentIntent(pi) => reader.payment_intent(pi).await,
         };
         read.map_err(|e| {
             tracing::warn!(transaction_id = %tx.id, error = %crate::error_chain(&e), "cannot read the Stripe object back");
         })
         .ok()
+    }
+
+    /// The object Stripe holds for a transaction whose id was never recorded, found by
+    /// its metadata; None when Stripe has none (or cannot be asked now).
+    async fn search(&self, tx: &Transaction) -> Option<serde_json::Value> {
+        let query = reconcile::search_query(tx);
+        let found = self
+            .stripe
+            .reader()
+            .search(ObjectKind::of(tx), &query)
+            .await
+            .map_err(|e| {
+                tracing::warn!(transaction_id = %tx.id, error = %crate::error_chain(&e), "cannot search Stripe");
+            })
+            .ok()?;
+        if found.len() > 1 {
+            // Our idempotency keys make one object per transaction; more is a bug to see.
+            tracing::warn!(transaction_id = %tx.id, found = found.len(), "several Stripe objects carry this transaction id; the newest is used");
+        }
+        found.into_iter().next()
     }
 }
