@@ -219,11 +219,9 @@ impl StripeEvent {
             signal,
             currency: str_field(o, "currency"),
             payment_method: id_or_expanded(o.get("payment_method")),
-            charge: id_or_expanded(o.get("latest_charge")).or_else(|| {
-                o.pointer("/charges/data/0/id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            }),
+            // Older API versions give the charge only in `charges.data`.
+            charge: id_or_expanded(o.get("latest_charge"))
+                .or_else(|| str_field(o.pointer("/charges/data/0")?, "id")),
         })
     }
 

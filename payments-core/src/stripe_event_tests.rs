@@ -152,6 +152,31 @@ fn refunds_and_disputes_find_the_payment_through_the_charge() {
 }
 
 #[test]
+fn an_empty_legacy_charge_id_is_no_charge() {
+    // Found by fuzzing: an empty `charges.data[0].id` became `Some("")`, which the
+    // store would record as the transaction's charge (and `stripe_charge_id` is unique).
+    let e = event(
+        "payment_intent.succeeded",
+        serde_json::json!({"id": "pi_1", "object": "payment_intent",
+            "charges": {"data": [{"id": ""}]}}),
+    );
+    let Ok(Meaning::Transaction { charge, .. }) = e.meaning() else {
+        panic!("transaction event")
+    };
+    assert_eq!(charge, None);
+
+    let e = event(
+        "payment_intent.succeeded",
+        serde_json::json!({"id": "pi_1", "object": "payment_intent",
+            "charges": {"data": [{"id": "ch_1"}]}}),
+    );
+    let Ok(Meaning::Transaction { charge, .. }) = e.meaning() else {
+        panic!("transaction event")
+    };
+    assert_eq!(charge.as_deref(), Some("ch_1"));
+}
+
+#[test]
 fn a_refund_event_without_its_amount_is_an_error_not_a_guess() {
     let e = event(
         "charge.refunded",
