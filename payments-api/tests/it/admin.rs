@@ -175,8 +175,9 @@ async fn replay_event_applies_a_dead_event_at_once_and_only_once() {
         .find(|e| e["type"] == "payment_intent.succeeded" && e["data"]["object"]["id"] == pi["id"])
         .expect("the success event");
     let event = payments_core::StripeEvent::from_value(payload).expect("an event");
+    // Stored and dead-lettered in one commit, so no worker ever sees it pending.
     let pool = sqlx::PgPool::connect(app.db_url()).await.expect("db");
-    let mut conn = pool.acquire().await.expect("conn");
+    let mut conn = pool.begin().await.expect("begin");
     payments_core::store::insert_event(
         &mut conn,
         &event,
@@ -189,6 +190,7 @@ async fn replay_event_applies_a_dead_event_at_once_and_only_once() {
         .execute(&mut *conn)
         .await
         .expect("dead-lettered");
+    conn.commit().await.expect("commit");
     let dead = admin
         .list_dead_events(admin_request(pb::ListDeadEventsRequest { page_size: 10 }))
         .await
