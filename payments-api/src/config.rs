@@ -24,6 +24,8 @@ pub struct Config {
     /// Browser origins allowed to call grpc-web (`PAYMENTS_CORS_ORIGINS`).
     pub cors: CorsOrigins,
     pub wallet: WalletConfig,
+    /// WatchTransaction's hub; `PAYMENTS_WATCH_COALESCE_MS` sets how long doorbells
+    /// gather into one re-read.
     pub watch: WatchConfig,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
@@ -132,6 +134,7 @@ impl Config {
             validation_amount: env.positive("PAYMENTS_VALIDATION_AMOUNT", 100),
             trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
         };
+        let watch = env.watch();
         let drain_timeout = Duration::from_secs(env.parsed("PAYMENTS_DRAIN_TIMEOUT_SECS", 10));
         if !env.problems.is_empty() {
             return Err(ConfigError {
@@ -146,7 +149,7 @@ impl Config {
             jwt,
             cors,
             wallet,
-            watch: WatchConfig::default(),
+            watch,
             drain_timeout,
         })
     }
@@ -215,6 +218,22 @@ impl Reader<'_> {
                 .push(format!("{name} must be a positive amount in minor units"));
         }
         value
+    }
+
+    /// Up to a second: every change to a watched transaction may wait that long.
+    fn watch(&mut self) -> WatchConfig {
+        const NAME: &str = "PAYMENTS_WATCH_COALESCE_MS";
+        let default = WatchConfig::default();
+        let default_ms = u64::try_from(default.coalesce.as_millis()).unwrap_or(u64::MAX);
+        let ms = self.parsed(NAME, default_ms);
+        if ms > 1_000 {
+            self.problems
+                .push(format!("{NAME} must be at most 1000 milliseconds"));
+        }
+        WatchConfig {
+            coalesce: Duration::from_millis(ms),
+            ..default
+        }
     }
 
     fn secret(&mut self, name: &str) -> SecretString {

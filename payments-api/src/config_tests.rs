@@ -86,3 +86,21 @@ fn cors_origins_are_a_list_or_a_star() {
     vars.push(("PAYMENTS_CORS_ORIGINS", "*"));
     assert_eq!(from(&vars).expect("valid").cors, CorsOrigins::Any);
 }
+
+#[test]
+fn the_watch_coalescing_window_is_milliseconds_up_to_a_second() {
+    let default = from(MINIMAL).expect("valid").watch.coalesce;
+    assert_eq!(default, WatchConfig::default().coalesce);
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("PAYMENTS_WATCH_COALESCE_MS", "0"));
+    assert_eq!(from(&vars).expect("valid").watch.coalesce, Duration::ZERO);
+    for bad in ["1001", "-1", "soon"] {
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("PAYMENTS_WATCH_COALESCE_MS", bad));
+        let err = from(&vars).expect_err(bad);
+        assert!(
+            err.to_string().contains("PAYMENTS_WATCH_COALESCE_MS"),
+            "{err}"
+        );
+    }
+}

@@ -87,7 +87,7 @@ impl Metrics {
             hub.watched_transactions()
         );
         out.push_str(
-            "# HELP payments_watch_reads_total Batched re-reads of watched transactions.\n",
+            "# HELP payments_watch_reads_total Queries issued for WatchTransaction: batched re-reads of changed rows and the safety pass's version checks.\n",
         );
         out.push_str("# TYPE payments_watch_reads_total counter\n");
         let _ = writeln!(out, "payments_watch_reads_total {}", hub.reads());

@@ -30,11 +30,11 @@ pub(super) fn stall_text(runs: &[WatchRun]) -> String {
         );
     }
     let cause = if (4.5..=5.5).contains(&period) {
-        " That is the period of the hub's safety re-read (`WatchConfig::safety_reread`, 5 s, \
-         `payments-api/src/watch/hub.rs`): `ring_all` puts every watched id into the same \
-         pending set the doorbell reader drains, and the reader reads them in batches of up to \
-         5,000 full rows before it gets back to the doorbells, so every change that commits \
-         meanwhile waits for it."
+        " That is the period of the hub's safety pass (`WatchConfig::safety_reread`, 5 s, \
+         `payments-api/src/watch/sweep.rs`). It runs beside the doorbell reader on its own pool \
+         connections and checks only `(id, version)` of the watched rows, `reread_batch` per \
+         query; what the doorbells wait for then is the database's CPU spent on those checks, \
+         or rows that moved without a doorbell queued with theirs."
     } else {
         ""
     };
@@ -66,12 +66,11 @@ pub(super) fn targets(s: &Settings, r: &Results) -> Vec<Target> {
             ),
             met: Some(p99 < 25.0),
             why: format!(
-                "{}{} Fix: keep the safety pass off the doorbell path — its own task and \
-                 connection, or small chunks spread over the interval with doorbell ids served \
-                 first — and make it compare versions (`SELECT id, version … WHERE id = \
-                 ANY($1)`), re-reading only the rows that moved. Besides, producing {} changes/s \
-                 keeps this two-core machine {} busy (the ingestor's own p99 is {}), which \
-                 stretches every tail.",
+                "{}{} The hub's re-reads start at most once per coalescing window \
+                 (`WatchConfig::coalesce`, `PAYMENTS_WATCH_COALESCE_MS`), so every change may \
+                 wait up to that long; a shorter window trades latency for queries. Besides, \
+                 producing {} changes/s keeps this two-core machine {} busy (the ingestor's own \
+                 p99 is {}), which stretches every tail.",
                 stall_text(&r.hub),
                 if median_by(&r.hub, |h| h.stalls.p99_outside_ms) < 25.0 {
                     " Without the bursts the target would be met."
@@ -129,22 +128,16 @@ pub(super) fn targets(s: &Settings, r: &Results) -> Vec<Target> {
         why: {
             let per_change = median_by(&r.hub, per_change);
             format!(
-                "The hub's reader wakes on a doorbell and re-reads what has queued since: \
-                 {:.2} queries per change here ({:.1} ids per query), so its query rate follows \
-                 the change rate ({} q/s at {} changes/s). A short coalescing delay before each \
-                 re-read would batch more ids per query: waiting 10 ms at {} changes/s gathers \
-                 about {} ids, about {} queries/s, {} fewer than polling needs, for at most 10 ms \
+                "The hub's reader starts at most one re-read per coalescing window \
+                 (`WatchConfig::coalesce`, `PAYMENTS_WATCH_COALESCE_MS`), so its query rate is \
+                 bounded by the window, not the change rate: {:.2} queries per change here \
+                 ({:.1} changes per query), {} q/s at {} changes/s, the safety pass's version \
+                 checks included. A longer window batches more changes per query, for that much \
                  more latency.",
                 per_change,
                 1.0 / per_change,
                 num(median_by(&r.hub, |h| h.queries_per_s)),
                 num(s.change_rate),
-                num(s.change_rate),
-                num((s.change_rate * 0.01).max(1.0)),
-                num(100.0f64.min(s.change_rate)),
-                times(
-                    median_by(&r.poll, |p| p.designed_queries_per_s) / 100.0f64.min(s.change_rate)
-                ),
             )
         },
     });
@@ -257,7 +250,7 @@ pub(super) fn fanout_section(out: &mut String, s: &Settings, r: &Results) {
     let _ = writeln!(
         out,
         "\nOf payments-api's statements during the changes, {} per second were the hub's batched \
-         re-reads by its own count (`payments_watch_reads_total`); the proxy counted {} per \
+         re-reads and version checks by its own count (`payments_watch_reads_total`); the proxy counted {} per \
          second in all. payments-api reported {} streams open.\n\n\
          payments-api memory (`VmRSS`): {} freshly started, {} with the streams open, {} at \
          peak during the changes; {} per 1,000 streams. It took {:.1} s to open all streams \

@@ -16,13 +16,18 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{listener, stream::Watch};
+use super::{listener, reader, stream::Watch, sweep};
 
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
-    /// How often every watched transaction is re-read in one query, as a safety net.
+    /// How often the versions of every watched transaction are compared with the
+    /// database's, in case a doorbell was lost; only the rows that moved are re-read.
     pub safety_reread: Duration,
-    /// How many ids one batched re-read covers at most.
+    /// How long doorbells gather before they are re-read together: re-reads start at
+    /// most once per window, so under load one query covers every row that changed
+    /// meanwhile. A doorbell after a quiet spell is read at once.
+    pub coalesce: Duration,
+    /// How many ids one query covers at most (a re-read, or a version check).
     pub reread_batch: usize,
 }
 
@@ -30,7 +35,8 @@ impl Default for WatchConfig {
     fn default() -> Self {
         WatchConfig {
             safety_reread: Duration::from_secs(5),
-            reread_batch: 5_000,
+            coalesce: Duration::from_millis(10),
+            reread_batch: 1_000,
         }
     }
 }
@@ -43,11 +49,16 @@ pub(super) struct Inner {
     pub(super) config: WatchConfig,
     pub(super) shutdown: CancellationToken,
     slots: Mutex<HashMap<Uuid, Slot>>,
-    /// Ids whose row must be re-read, filled by doorbells and reconnects.
+    /// Ids whose row must be re-read, filled by doorbells and the safety pass.
     pending: Mutex<HashSet<Uuid>>,
     pub(super) wake_reader: Notify,
+    /// Asks the safety pass to run now (the listening connection was re-established).
+    pub(super) resync: Notify,
     open_streams: AtomicUsize,
+    /// Re-reads taken from `pending` and not yet published.
+    pub(super) rereading: AtomicUsize,
     reads: AtomicU64,
+    rows_read: AtomicU64,
 }
 
 /// Cheap to clone; one per payments-api instance.
@@ -63,7 +74,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl WatchHub {
     /// Starts listening (the first LISTEN completes before this returns, so no watcher
-    /// can subscribe before the doorbell is wired) and spawns the reader tasks.
+    /// can subscribe before the doorbell is wired) and spawns the reader and the safety pass.
     pub async fn start(
         pool: PgPool,
         config: WatchConfig,
@@ -76,13 +87,16 @@ impl WatchHub {
             slots: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashSet::new()),
             wake_reader: Notify::new(),
+            resync: Notify::new(),
             open_streams: AtomicUsize::new(0),
+            rereading: AtomicUsize::new(0),
             reads: AtomicU64::new(0),
+            rows_read: AtomicU64::new(0),
         });
         let listening = listener::listen(&inner.pool).await?;
         tokio::spawn(listener::run(inner.clone(), listening));
-        tokio::spawn(reader(inner.clone()));
-        tokio::spawn(safety_reread(inner.clone()));
+        tokio::spawn(reader::run(inner.clone()));
+        tokio::spawn(sweep::run(inner.clone()));
         Ok(WatchHub { inner })
     }
 
@@ -124,9 +138,14 @@ impl WatchHub {
         locked(&self.inner.slots).len()
     }
 
-    /// Database reads the hub has issued (each covers a batch of ids).
+    /// Queries the hub has issued: batched re-reads and the safety pass's version checks.
     pub fn reads(&self) -> u64 {
         self.inner.reads.load(Ordering::Relaxed)
+    }
+
+    /// Rows the hub has re-read in full (version checks not included).
+    pub fn rows_read(&self) -> u64 {
+        self.inner.rows_read.load(Ordering::Relaxed)
     }
 }
 
@@ -158,14 +177,20 @@ impl Inner {
         }
     }
 
-    /// Queues ids for a re-read if anybody watches them.
-    pub(super) fn ring(&self, ids: impl IntoIterator<Item = Uuid>) {
+    /// Queues `(id, version)`s for a re-read when somebody watches the id and the version
+    /// is newer than what its watchers hold (a watched id without a snapshot yet counts
+    /// as older). Unwatched ids and stale versions cost nothing.
+    pub(super) fn ring(&self, changes: impl IntoIterator<Item = (Uuid, i64)>) {
         let mut rang = false;
         {
             let slots = locked(&self.slots);
             let mut pending = locked(&self.pending);
-            for id in ids {
-                if slots.contains_key(&id) {
+            for (id, version) in changes {
+                let Some(slot) = slots.get(&id) else {
+                    continue;
+                };
+                let known = slot.borrow().as_ref().map(|t| t.version);
+                if known.is_none_or(|known| known < version) {
                     rang |= pending.insert(id);
                 }
             }
@@ -175,26 +200,50 @@ impl Inner {
         }
     }
 
-    /// Queues every watched id (after a reconnect, and periodically).
-    pub(super) fn ring_all(&self) {
-        let ids: Vec<Uuid> = locked(&self.slots).keys().copied().collect();
-        self.ring(ids);
-    }
-
-    /// Newest version any watcher of `id` has seen.
-    pub(super) fn known_version(&self, id: Uuid) -> Option<i64> {
-        locked(&self.slots)
-            .get(&id)
-            .and_then(|s| s.borrow().as_ref().map(|t| t.version))
-    }
-
-    fn take_pending(&self, max: usize) -> Vec<Uuid> {
+    /// Puts back ids whose re-read failed, if they are still watched.
+    pub(super) fn requeue(&self, ids: Vec<Uuid>) {
+        let slots = locked(&self.slots);
         let mut pending = locked(&self.pending);
+        pending.extend(ids.into_iter().filter(|id| slots.contains_key(id)));
+    }
+
+    /// Takes up to `max` queued ids; the caller counts as re-reading until it calls
+    /// `reread_done`.
+    pub(super) fn take_pending(&self, max: usize) -> Vec<Uuid> {
+        let mut pending = locked(&self.pending);
+        self.rereading.fetch_add(1, Ordering::SeqCst);
+        if pending.len() <= max {
+            return pending.drain().collect();
+        }
         let ids: Vec<Uuid> = pending.iter().take(max).copied().collect();
         for id in &ids {
             pending.remove(id);
         }
         ids
+    }
+
+    /// Nothing queued and no re-read in flight: every doorbell rung so far is published.
+    #[cfg(test)]
+    pub(super) fn is_idle(&self) -> bool {
+        locked(&self.pending).is_empty() && self.rereading.load(Ordering::SeqCst) == 0
+    }
+
+    /// Every watched id, for the safety pass.
+    pub(super) fn watched_ids(&self) -> Vec<Uuid> {
+        locked(&self.slots).keys().copied().collect()
+    }
+
+    pub(super) fn reread_done(&self) {
+        self.rereading.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Counts one query, and the rows it re-reads in full.
+    pub(super) fn count_read(&self, full_rows: usize) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.rows_read.fetch_add(
+            u64::try_from(full_rows).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn release(&self, id: Uuid) {
@@ -222,49 +271,5 @@ struct SlotGuard {
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.inner.release(self.id);
-    }
-}
-
-/// Re-reads queued ids in batches: one query per batch, whatever the number of watchers.
-async fn reader(inner: Arc<Inner>) {
-    loop {
-        tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            () = inner.wake_reader.notified() => {}
-        }
-        loop {
-            let ids = inner.take_pending(inner.config.reread_batch);
-            if ids.is_empty() {
-                break;
-            }
-            inner.reads.fetch_add(1, Ordering::Relaxed);
-            let read = async {
-                let mut conn = inner.pool.acquire().await?;
-                store::get_transactions(&mut conn, &ids).await
-            };
-            match read.await {
-                Ok(rows) => rows.into_iter().for_each(|tx| inner.publish(Arc::new(tx))),
-                Err(e) => {
-                    tracing::warn!(error = %e, ids = ids.len(), "watch re-read failed; retrying");
-                    inner.ring(ids);
-                    tokio::select! {
-                        () = inner.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn safety_reread(inner: Arc<Inner>) {
-    let mut tick = tokio::time::interval(inner.config.safety_reread);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            _ = tick.tick() => inner.ring_all(),
-        }
     }
 }

@@ -23,7 +23,7 @@ fn parse_doorbell(payload: &str) -> Option<(Uuid, i64)> {
 }
 
 /// Receives doorbells until shutdown, re-establishing the connection when it breaks.
-/// Whenever notifications may have been missed, every watched id is re-read.
+/// Whenever notifications may have been missed, the safety pass runs at once.
 pub(super) async fn run(inner: Arc<Inner>, mut listener: PgListener) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -38,21 +38,15 @@ pub(super) async fn run(inner: Arc<Inner>, mut listener: PgListener) {
                     tracing::warn!(payload = n.payload(), "unexpected doorbell payload");
                     continue;
                 };
-                if inner
-                    .known_version(id)
-                    .is_some_and(|known| known >= version)
-                {
-                    continue;
-                }
-                inner.ring([id]);
+                inner.ring([(id, version)]);
             }
             // The connection dropped and sqlx has re-established it (and re-LISTENed):
             // whatever was notified in between is lost.
             Ok(None) => {
                 tracing::warn!(
-                    "listening connection was lost and re-established; re-reading watched transactions"
+                    "listening connection was lost and re-established; checking watched transactions"
                 );
-                inner.ring_all();
+                inner.resync.notify_one();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "listening connection failed; reconnecting");
@@ -60,7 +54,7 @@ pub(super) async fn run(inner: Arc<Inner>, mut listener: PgListener) {
                     Some(l) => l,
                     None => return,
                 };
-                inner.ring_all();
+                inner.resync.notify_one();
             }
         }
     }
