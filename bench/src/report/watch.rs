@@ -348,24 +348,27 @@ pub(super) fn e2e_section(out: &mut String, s: &Settings, r: &Results) {
         median_by(e, |x| x.cpu.postgres),
     );
     if let Some(slow) = &r.e2e_slow_stripe {
-        let bound = f64::from(s.api_pool) / (s.stripe_latency_ms as f64 / 1_000.0);
+        let latency_s = s.stripe_latency_ms as f64 / 1_000.0;
         let _ = writeln!(
             out,
             "With stripe-sim holding every answer {} ms (about a real Stripe round trip; \
              `POST /test/faults action=delay_all`), one run: **{} flows/s**, p50 {}, p99 {}, \
-             CreatePayment p50 {}, {} errors. payments-api keeps a pool connection and the \
-             transaction's row lock for the whole Stripe call (`service/charge.rs`, `drive`), so \
-             CreatePayment throughput is bounded by pool size ÷ Stripe latency = {} / {} s = {} \
-             per second whatever the CPU.\n",
+             CreatePayment p50 {}, {} errors. payments-api holds no database connection or row \
+             lock while Stripe answers (`service/charge.rs`, `drive`), so Stripe's latency \
+             bounds each user, not the pool: {} users ÷ {} s = {} flows/s at most, against the \
+             pool's {} connections ÷ {} s = {} per second if a connection were held.\n",
             s.stripe_latency_ms,
             num(slow.flows_per_s),
             ms(slow.latency.p50_ms),
             ms(slow.latency.p99_ms),
             ms(slow.create_latency.p50_ms),
             slow.errors,
+            s.e2e_users,
+            latency_s,
+            num(s.e2e_users as f64 / latency_s),
             s.api_pool,
-            s.stripe_latency_ms as f64 / 1_000.0,
-            num(bound),
+            latency_s,
+            num(f64::from(s.api_pool) / latency_s),
         );
     }
     if let Some(err) = e.iter().find_map(|x| x.first_error.as_deref()) {

@@ -21,36 +21,34 @@ fn awaits_intent(tx: &Transaction) -> bool {
 }
 
 /// Creates the PaymentIntent of a transaction that has none yet and records the
-/// answer; otherwise returns the transaction as it is. The row stays locked during
-/// the Stripe call, so concurrent retries wait and then see the recorded answer, and
-/// the Stripe idempotency key (the transaction's) makes a retry after a lost answer
-/// replay the same PaymentIntent.
+/// answer; otherwise returns the transaction as it is. No database connection or row
+/// lock is held while Stripe answers, so the pool bounds database work, not Stripe's
+/// latency. Concurrent calls for one transaction are safe without one: they send the
+/// same Stripe idempotency key (the transaction's), so Stripe creates one PaymentIntent
+/// and gives both the same answer (or refuses the second with 409, which is
+/// `UNAVAILABLE` here and changes nothing), and recording an answer twice, or after a
+/// webhook has moved the transaction on, is a no-op of the state machine.
 #[tracing::instrument(skip_all, fields(transaction_id = %tx.id))]
 pub async fn drive(state: &AppState, tx: Transaction) -> ApiResult<Transaction> {
     if !awaits_intent(&tx) {
         return Ok(tx);
     }
     let customer = ensure_customer(state, &tx.user_id).await?;
-    let mut db = store::begin(&state.pool, "create_payment").await?;
-    let locked = lock(&mut db, &tx).await?;
-    if !awaits_intent(&locked) {
-        return Ok(locked);
-    }
-    let payment_method = locked.payment_method_id.clone().ok_or_else(|| {
+    let payment_method = tx.payment_method_id.clone().ok_or_else(|| {
         ApiError::internal(
             "card transaction without a payment method",
-            locked.id.to_string(),
+            tx.id.to_string(),
         )
     })?;
     let answer = state
         .stripe
         .create_payment_intent(&IntentRequest {
-            transaction_id: locked.id,
-            amount: locked.amount,
-            currency: locked.currency,
+            transaction_id: tx.id,
+            amount: tx.amount,
+            currency: tx.currency,
             customer: &customer,
             payment_method: &payment_method,
-            manual_capture: locked.kind == TransactionKind::CardValidation,
+            manual_capture: tx.kind == TransactionKind::CardValidation,
         })
         .await;
     let (refs, signal) = match answer {
@@ -68,8 +66,9 @@ pub async fn drive(state: &AppState, tx: Transaction) -> ApiResult<Transaction> 
         invoice_id: None,
         client_secret: refs.1.as_deref(),
     };
-    store::set_stripe_refs(&mut db, locked.id, &refs).await?;
-    let updated = record(&mut db, &locked, signal.as_ref()).await?;
+    let mut db = store::begin(&state.pool, "create_payment").await?;
+    store::set_stripe_refs(&mut db, tx.id, &refs).await?;
+    let updated = record(&mut db, &tx, signal.as_ref()).await?;
     db.commit().await?;
     tracing::info!(status = %updated.status, "recorded Stripe's answer");
     Ok(updated)

@@ -12,7 +12,7 @@ use super::{AppState, charge, convert, customers::ensure_customer, idempotency, 
 use crate::{
     auth::{Caller, authorize_user},
     error::{ApiError, ApiResult},
-    stripe_client::{CouponInvoice, CouponProblem, Redeemable, StripeFailure},
+    stripe_client::{CouponInvoice, CouponProblem, Redeemable},
 };
 
 /// The index that lets a user redeem a code once (unless the redemption failed).
@@ -107,6 +107,8 @@ fn refusal(problem: CouponProblem, code: &str) -> ApiError {
 /// Creates (or, on a retry, finishes) the invoice of a transaction still CREATED.
 /// Every step has its own Stripe idempotency key, and the invoice id is recorded
 /// even when a later step fails, so a retry or reconciliation can finish the job.
+/// As with card payments (`charge::drive`), no connection or row lock is held while
+/// Stripe answers: concurrent retries send the same keys and record the same answer.
 async fn drive(
     state: &AppState,
     tx: Transaction,
@@ -116,14 +118,9 @@ async fn drive(
         return Ok(tx);
     }
     let customer = ensure_customer(state, &tx.user_id).await?;
-    let mut db = store::begin(&state.pool, "apply_coupon").await?;
-    let locked = charge::lock(&mut db, &tx).await?;
-    if locked.status != TransactionStatus::Created {
-        return Ok(locked);
-    }
-    let invoice = match locked.stripe_invoice_id.clone() {
+    let invoice = match tx.stripe_invoice_id.clone() {
         Some(id) => Ok(id),
-        None => create_invoice(state, &locked, &customer, redeemable).await,
+        None => create_invoice(state, &tx, &customer, redeemable).await,
     };
     let signal = match invoice {
         Ok(invoice_id) => {
@@ -131,20 +128,19 @@ async fn drive(
                 invoice_id: Some(&invoice_id),
                 ..StripeRefs::default()
             };
-            store::set_stripe_refs(&mut db, locked.id, &refs).await?;
-            match state.stripe.finalize_invoice(&invoice_id, locked.id).await {
+            let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+            store::set_stripe_refs(&mut conn, tx.id, &refs).await?;
+            drop(conn);
+            match state.stripe.finalize_invoice(&invoice_id, tx.id).await {
                 Ok(()) => Signal::Processing,
-                Err(StripeFailure::Unavailable(why)) => {
-                    db.commit().await?;
-                    return Err(StripeFailure::Unavailable(why).into());
-                }
                 Err(failure) => charge::refused(failure)?.1,
             }
         }
         Err(Failed::Signal(signal)) => signal,
         Err(Failed::Error(e)) => return Err(e),
     };
-    let updated = charge::record(&mut db, &locked, Some(&signal)).await?;
+    let mut db = store::begin(&state.pool, "apply_coupon").await?;
+    let updated = charge::record(&mut db, &tx, Some(&signal)).await?;
     db.commit().await?;
     Ok(updated)
 }

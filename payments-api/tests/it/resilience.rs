@@ -122,3 +122,59 @@ async fn a_watcher_sees_every_change_until_the_payment_settles() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_payment_waiting_for_stripe_holds_no_row_lock() {
+    let app = TestApp::start().await;
+    let card = app.attach("alice", "pm_card_visa").await;
+    // Stripe runs the payment at once and holds its answer for 2 s; its webhooks are
+    // refused meanwhile, so only the call itself could be holding the row.
+    app.sim.set_webhook_secrets(vec!["whsec_not_ours"]);
+    app.sim
+        .faults()
+        .scope("/v1/payment_intents")
+        .delay_next(1, Duration::from_secs(2));
+    let pool = sqlx::PgPool::connect(app.db_url()).await.expect("db");
+    let answered = std::sync::atomic::AtomicBool::new(false);
+    let call = async {
+        let paid = app.create_payment("alice", &card.id, TOPUP, "held").await;
+        answered.store(true, std::sync::atomic::Ordering::SeqCst);
+        paid
+    };
+    let probe = async {
+        // The row exists before Stripe is called; while Stripe holds the answer, it can
+        // be locked at once by anybody else (the webhook path, the sweeper).
+        let id: uuid::Uuid = loop {
+            let row = sqlx::query_scalar("SELECT id FROM transactions WHERE user_id = 'alice'")
+                .fetch_optional(&pool)
+                .await
+                .expect("read");
+            if let Some(id) = row {
+                break id;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let mut db = pool.begin().await.expect("begin");
+        sqlx::query("SELECT id FROM transactions WHERE id = $1 FOR UPDATE NOWAIT")
+            .bind(id)
+            .execute(&mut *db)
+            .await
+            .expect("not locked while Stripe answers");
+        db.rollback().await.expect("rollback");
+        assert!(
+            !answered.load(std::sync::atomic::Ordering::SeqCst),
+            "checked while the call was at Stripe"
+        );
+    };
+    let (paid, ()) = tokio::join!(call, probe);
+    let tx = paid.expect("payment").transaction.expect("tx");
+    assert_eq!(tx.status, S::Pending as i32, "the answer recorded: {tx:?}");
+    app.sim
+        .set_webhook_secrets(vec![crate::helpers::WEBHOOK_SECRET]);
+    app.wait_for("alice", &tx.id, S::Succeeded).await;
+    assert!(app.sim.wait_for_deliveries(Duration::from_secs(60)).await);
+    assert_eq!(app.wallet("alice").await.balance, TOPUP);
+    assert_eq!(app.sim_list("payment_intents").await.len(), 1);
+    pool.close().await;
+    app.stop().await;
+}
