@@ -2,6 +2,7 @@
 //! (tables of medians, with the spread over runs), the scaling analysis and the method.
 //! Every sentence that states a result is computed from the figures.
 
+mod history;
 mod ingest;
 mod watch;
 mod watch_scaling;
@@ -25,7 +26,7 @@ pub fn render(settings: &Settings, machine: &Machine, results: &Results, minutes
     let mut targets = Vec::new();
     let mut body = String::new();
     if !results.ingest.is_empty() {
-        targets.extend(ingest::targets(results));
+        targets.extend(ingest::targets(results, machine.cpus));
         ingest::section(&mut body, settings, results);
     }
     if !results.hub.is_empty() {
@@ -40,6 +41,7 @@ pub fn render(settings: &Settings, machine: &Machine, results: &Results, minutes
         ingest::scaling_section(&mut body, settings, results);
         watch_scaling::section(&mut body, results);
     }
+    history::section(&mut body, results);
     summary(&mut out, &targets);
     out.push_str(&body);
     method(&mut out, settings);

@@ -412,3 +412,33 @@ async fn concurrent_first_wallets_make_one_and_every_caller_gets_it() {
         .expect("count");
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_use() {
+    let db = TestDb::new().await;
+    let pool = store::connect(&store::DbConfig {
+        url: db.url.clone(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(5),
+    })
+    .await
+    .expect("pool");
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("first use");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&db.pool)
+        .await
+        .expect("terminate");
+    assert!(terminated);
+    // Idle past the threshold: the pool pings it, finds it dead and opens another.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("a fresh connection, no error");
+    assert_ne!(first, second);
+    pool.close().await;
+}

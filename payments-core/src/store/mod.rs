@@ -81,10 +81,27 @@ pub struct DbConfig {
     pub acquire_timeout: std::time::Duration,
 }
 
+/// A pooled connection idle for longer than this is pinged before it is handed out.
+const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The pool both services use. sqlx pings every connection it hands out by default: one
+/// more round trip per database transaction, on a path that makes nine. Here only a
+/// connection that has sat idle (when the server may have restarted or a network hop
+/// dropped it) is pinged; one in steady use proves itself, and if it breaks anyway the
+/// statement fails as unavailable and the caller's retry gets a fresh one.
 pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(&config.url)
         .await
         .map_err(StoreError::from)
