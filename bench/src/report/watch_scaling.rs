@@ -77,13 +77,25 @@ fn streams_axis(out: &mut String, s: &[&WatchRun]) {
     let load = last.watchers as f64 / first.watchers as f64;
     let mem = last.rss_streams_kib as f64 - last.rss_idle_kib as f64;
     let mem_first = first.rss_streams_kib as f64 - first.rss_idle_kib as f64;
+    let bursty = s
+        .iter()
+        .any(|p| p.stalls.period_s.is_some_and(f64::is_finite));
+    let bursts = if bursty {
+        format!(
+            " (outside the periodic bursts {} → {}: the bursts grow with the number of watched \
+             transactions)",
+            ms(first.stalls.p99_outside_ms),
+            ms(last.stalls.p99_outside_ms)
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
         "**More streams, same change rate ({}/s).** From {} to {} streams ({}×): memory above \
          the idle process grows {} ({} → {}, about {} per 1,000 streams: linear in streams), \
          API queries/s {} ({} → {}: they follow changes, not streams), API CPU {:.2} → {:.2} \
-         cores, p99 {} → {} (outside the safety re-read bursts {} → {}: the bursts grow \
-         with the number of watched transactions).\n",
+         cores, p99 {} → {}{}.\n",
         num(first.rate),
         num(first.watchers as f64),
         num(last.watchers as f64),
@@ -99,8 +111,7 @@ fn streams_axis(out: &mut String, s: &[&WatchRun]) {
         core(last, 0),
         ms(first.delivery.latency.p99_ms),
         ms(last.delivery.latency.p99_ms),
-        ms(first.stalls.p99_outside_ms),
-        ms(last.stalls.p99_outside_ms),
+        bursts,
     );
 }
 
