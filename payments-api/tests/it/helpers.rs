@@ -95,6 +95,11 @@ impl TestApp {
         &self._db.url
     }
 
+    /// Starts a graceful shutdown, as SIGTERM does, without waiting for it.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops the servers and waits for them to end cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

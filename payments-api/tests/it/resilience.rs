@@ -178,3 +178,73 @@ async fn a_payment_waiting_for_stripe_holds_no_row_lock() {
     pool.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_payment_finish_and_ends_open_watches_retryably() {
+    let app = TestApp::start().await;
+    let three_ds = app.attach("alice", "pm_card_threeDSecure2Required").await;
+    let waiting = app
+        .create_payment("alice", &three_ds.id, TOPUP, "waits-for-3ds")
+        .await
+        .expect("payment")
+        .transaction
+        .expect("tx");
+    let watch = pb::WatchTransactionRequest {
+        transaction_id: waiting.id.clone(),
+        await_status: None,
+    };
+    let mut updates = app
+        .client()
+        .watch_transaction(as_user("alice", watch))
+        .await
+        .expect("watch")
+        .into_inner();
+    let snapshot = updates.next().await.expect("snapshot").expect("ok");
+    assert_eq!(
+        snapshot.transaction.expect("tx").status,
+        S::RequiresAction as i32
+    );
+
+    let card = app.attach("bob", "pm_card_visa").await;
+    // Stripe's answer is held for a second; its webhooks are refused, so the payment's
+    // state comes from the in-flight call alone.
+    app.sim.set_webhook_secrets(vec!["whsec_not_ours"]);
+    app.sim
+        .faults()
+        .scope("/v1/payment_intents")
+        .delay_next(1, Duration::from_secs(1));
+    let pool = sqlx::PgPool::connect(app.db_url()).await.expect("db");
+    let call = app.create_payment("bob", &card.id, TOPUP, "in-flight");
+    let stop = async {
+        // Once the call is at Stripe, stop as SIGTERM would.
+        loop {
+            let started: Option<uuid::Uuid> =
+                sqlx::query_scalar("SELECT id FROM transactions WHERE user_id = 'bob'")
+                    .fetch_optional(&pool)
+                    .await
+                    .expect("read");
+            if started.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        app.begin_shutdown();
+    };
+    let (paid, ()) = tokio::join!(call, stop);
+    let paid = paid.expect("the in-flight call finishes during the drain");
+    assert_eq!(
+        paid.transaction.expect("tx").status,
+        S::Pending as i32,
+        "Stripe's answer recorded"
+    );
+
+    let end = tokio::time::timeout(Duration::from_secs(10), updates.next())
+        .await
+        .expect("the watch ends");
+    match end {
+        Some(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        other => panic!("expected UNAVAILABLE, got {other:?}"),
+    }
+    pool.close().await;
+    app.stop().await;
+}

@@ -87,8 +87,10 @@ const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// The pool both services use. sqlx pings every connection it hands out by default: one
 /// more round trip per database transaction, on a path that makes nine. Here only a
 /// connection that has sat idle (when the server may have restarted or a network hop
-/// dropped it) is pinged; one in steady use proves itself, and if it breaks anyway the
-/// statement fails as unavailable and the caller's retry gets a fresh one.
+/// dropped it) is pinged, as HikariCP does. sqlx still tests each connection when it is
+/// returned, off the caller's path, and closes it if it broke in use; one that breaks
+/// while briefly idle fails its next statement as unavailable (503 / `UNAVAILABLE`), and
+/// the retry gets a fresh one.
 pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
     PgPoolOptions::new()
         .max_connections(config.max_connections)

@@ -55,9 +55,26 @@ async fn an_unreachable_database_answers_503_and_stripe_retries_later() -> Resul
         "a 503 must not store the event"
     );
 
-    // Stripe redelivers the same event once we are back.
+    // Stripe redelivers the same event once we are back. A pooled connection the outage
+    // broke is only found out by using it (connections in steady use are not pinged), so
+    // one more delivery may get a 503 before a fresh connection stores it.
     proxy.restore();
-    assert_eq!(app.post(&during).await?, (200, "stored".into()));
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let answer = app.post(&during).await?;
+        let done = answer.0 == 200;
+        answers.push(answer);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(answers.last(), Some(&(200, "stored".into())), "{answers:?}");
+    assert!(
+        answers[..answers.len() - 1]
+            .iter()
+            .all(|a| *a == (503, "database unavailable".into())),
+        "{answers:?}"
+    );
     assert!(stored(&db, &event_id(&during)).await?);
     app.stop().await?;
     Ok(())

@@ -111,6 +111,11 @@ async fn deliver(secret: &str) -> Result<Sent> {
     .succeeded();
     let body = serde_json::to_vec(&event)?;
     let signature = signature_header(secret, now(), &body);
+    // tracing caches, per callsite, whether any subscriber wants it. A test running
+    // beside this one can hit the `webhook` span first and race this test's subscriber
+    // registration, leaving "nobody wants it" cached; asking again now that the
+    // subscriber exists makes the span's recording independent of the other tests.
+    tracing::callsite::rebuild_interest_cache();
     let response = reqwest::Client::new()
         .post(app.url("/v1/stripe-webhook"))
         .header("content-type", "application/json")
