@@ -59,26 +59,20 @@ pub(super) fn targets(r: &Results, cpus: usize) -> Vec<Target> {
 /// Where a level's CPU went, per event, for the ingest path and for pgbench: the gap
 /// between them is what the ingestor and its load generator add.
 fn why_ingest_trails(l: &IngestLevel, cpus: usize) -> String {
-    let cores = cpus as f64;
+    let machine_cores = cpus as f64;
     let per_event = |cpu: f64, rate: f64| cpu * 1_000.0 / rate;
     let pg_ingest = median_by(&l.ingest, |x| per_event(x.cpu.postgres, x.events_per_s));
     let ingestor = median_by(&l.ingest, |x| {
-        per_event(
-            x.cpu.processes.first().copied().unwrap_or(0.0),
-            x.events_per_s,
-        )
+        per_event(cores(&x.cpu.processes), x.events_per_s)
     });
     let rest = median_by(&l.ingest, |x| {
-        let ingestor = x.cpu.processes.first().copied().unwrap_or(0.0);
-        per_event(
-            (x.cpu.machine_busy * cores - x.cpu.postgres - ingestor).max(0.0),
-            x.events_per_s,
-        )
+        let others = x.cpu.machine_busy * machine_cores - x.cpu.postgres - cores(&x.cpu.processes);
+        per_event(others.max(0.0), x.events_per_s)
     });
     let pg_bench = median_by(&l.pgbench, |x| per_event(x.cpu.postgres, x.tps));
     let pgbench_rest = median_by(&l.pgbench, |x| {
         per_event(
-            (x.cpu.machine_busy * cores - x.cpu.postgres).max(0.0),
+            (x.cpu.machine_busy * machine_cores - x.cpu.postgres).max(0.0),
             x.tps,
         )
     });

@@ -10,7 +10,7 @@ use payments_core::{
 
 use super::{
     WatchConfig, WatchHub,
-    tests::{NEVER, WAIT, hub_with, new_transaction, signal},
+    tests::{NEVER, WAIT, hub, hub_with, new_transaction, signal},
 };
 
 type Updates = Pin<Box<dyn Stream<Item = Result<Transaction, StoreError>> + Send>>;
@@ -24,6 +24,18 @@ async fn watching(hub: &WatchHub, id: TransactionId) -> Updates {
         "snapshot first"
     );
     updates
+}
+
+/// `n` new transactions, each watched by one stream that has taken its snapshot.
+async fn watched(db: &TestDb, hub: &WatchHub, n: usize) -> (Vec<TransactionId>, Vec<Updates>) {
+    let mut ids = Vec::with_capacity(n);
+    let mut watchers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = new_transaction(db).await;
+        watchers.push(watching(hub, id).await);
+        ids.push(id);
+    }
+    (ids, watchers)
 }
 
 /// Waits for the stream's message carrying `version`, checking none comes out of order.
@@ -107,13 +119,7 @@ async fn a_burst_of_changes_is_read_in_fewer_queries_than_changes() {
         ..WatchConfig::default()
     };
     let (hub, _stop) = hub_with(&db, config).await;
-    let mut ids = Vec::new();
-    let mut watchers = Vec::new();
-    for _ in 0..4 {
-        let id = new_transaction(&db).await;
-        watchers.push(watching(&hub, id).await);
-        ids.push(id);
-    }
+    let (ids, mut watchers) = watched(&db, &hub, 4).await;
     drain_doorbells(&db, &hub).await;
     let (reads, rows) = (hub.reads(), hub.rows_read());
     let mut changes = 0_u64;
@@ -139,14 +145,7 @@ async fn a_burst_of_changes_is_read_in_fewer_queries_than_changes() {
 #[tokio::test]
 async fn stale_and_unwatched_doorbells_read_nothing() {
     let db = TestDb::new().await;
-    let (hub, _stop) = hub_with(
-        &db,
-        WatchConfig {
-            safety_reread: NEVER,
-            ..WatchConfig::default()
-        },
-    )
-    .await;
+    let (hub, _stop) = hub(&db, NEVER).await;
     let (a, b) = (new_transaction(&db).await, new_transaction(&db).await);
     let (mut watch_a, mut watch_b) = (watching(&hub, a).await, watching(&hub, b).await);
     signal(&db, a, Signal::RequiresAction).await;
@@ -170,21 +169,8 @@ async fn stale_and_unwatched_doorbells_read_nothing() {
 #[tokio::test]
 async fn the_safety_pass_checks_versions_and_rereads_only_the_rows_that_moved() {
     let db = TestDb::new().await;
-    let (hub, _stop) = hub_with(
-        &db,
-        WatchConfig {
-            safety_reread: NEVER,
-            ..WatchConfig::default()
-        },
-    )
-    .await;
-    let mut ids = Vec::new();
-    let mut watchers = Vec::new();
-    for _ in 0..20 {
-        let id = new_transaction(&db).await;
-        watchers.push(watching(&hub, id).await);
-        ids.push(id);
-    }
+    let (hub, _stop) = hub(&db, NEVER).await;
+    let (ids, mut watchers) = watched(&db, &hub, 20).await;
     let moved = [
         change_silently(&db, ids[3]).await,
         change_silently(&db, ids[11]).await,
@@ -204,14 +190,7 @@ async fn the_safety_pass_checks_versions_and_rereads_only_the_rows_that_moved() 
 #[tokio::test]
 async fn a_lost_doorbell_is_made_up_for_by_the_periodic_safety_pass() {
     let db = TestDb::new().await;
-    let (hub, _stop) = hub_with(
-        &db,
-        WatchConfig {
-            safety_reread: Duration::from_millis(100),
-            ..WatchConfig::default()
-        },
-    )
-    .await;
+    let (hub, _stop) = hub(&db, Duration::from_millis(100)).await;
     let id = new_transaction(&db).await;
     let mut updates = watching(&hub, id).await;
     let moved = change_silently(&db, id).await;
@@ -221,19 +200,8 @@ async fn a_lost_doorbell_is_made_up_for_by_the_periodic_safety_pass() {
 #[tokio::test]
 async fn idle_watchers_cost_the_database_nothing_and_the_safety_reread_is_one_query() {
     let db = TestDb::new().await;
-    let (hub, _stop) = hub_with(
-        &db,
-        WatchConfig {
-            safety_reread: Duration::from_millis(200),
-            ..WatchConfig::default()
-        },
-    )
-    .await;
-    let mut watchers = Vec::new();
-    for _ in 0..50 {
-        let id = new_transaction(&db).await;
-        watchers.push(watching(&hub, id).await);
-    }
+    let (hub, _stop) = hub(&db, Duration::from_millis(200)).await;
+    let (_ids, _watchers) = watched(&db, &hub, 50).await;
     drain_doorbells(&db, &hub).await;
     let (reads, rows) = (hub.reads(), hub.rows_read());
     tokio::time::sleep(Duration::from_millis(1_100)).await;

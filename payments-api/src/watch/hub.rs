@@ -207,10 +207,14 @@ impl Inner {
         pending.extend(ids.into_iter().filter(|id| slots.contains_key(id)));
     }
 
-    /// Takes up to `max` queued ids; the caller counts as re-reading until it calls
-    /// `reread_done`.
+    /// Takes up to `max` queued ids; if it takes any, the caller counts as re-reading
+    /// until it calls `reread_done` (counted under the lock, so `is_idle` never sees the
+    /// ids in neither place).
     pub(super) fn take_pending(&self, max: usize) -> Vec<Uuid> {
         let mut pending = locked(&self.pending);
+        if pending.is_empty() {
+            return Vec::new();
+        }
         self.rereading.fetch_add(1, Ordering::SeqCst);
         if pending.len() <= max {
             return pending.drain().collect();

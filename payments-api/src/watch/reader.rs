@@ -36,21 +36,19 @@ pub(super) async fn run(inner: Arc<Inner>) {
             }
             let ids = inner.take_pending(batch);
             if ids.is_empty() {
-                inner.reread_done();
                 break;
             }
             last_read = Some(Instant::now());
-            let read = reread(&inner, &ids).await;
-            let failed = read.is_err();
-            if let Err(e) = read {
-                tracing::warn!(error = %e, ids = ids.len(), "watch re-read failed; retrying");
-                inner.requeue(ids);
-            }
-            inner.reread_done();
-            if failed {
-                tokio::select! {
-                    () = inner.shutdown.cancelled() => return,
-                    () = tokio::time::sleep(RETRY) => {}
+            match reread(&inner, &ids).await {
+                Ok(()) => inner.reread_done(),
+                Err(e) => {
+                    tracing::warn!(error = %e, ids = ids.len(), "watch re-read failed; retrying");
+                    inner.requeue(ids);
+                    inner.reread_done();
+                    tokio::select! {
+                        () = inner.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
                 }
             }
         }

@@ -57,7 +57,7 @@ pub(super) async fn signal(db: &TestDb, id: TransactionId, signal: Signal) {
     tx.commit().await.expect("commit");
 }
 
-async fn hub(db: &TestDb, safety_reread: Duration) -> (WatchHub, CancellationToken) {
+pub(super) async fn hub(db: &TestDb, safety_reread: Duration) -> (WatchHub, CancellationToken) {
     let config = WatchConfig {
         safety_reread,
         ..WatchConfig::default()

@@ -256,20 +256,9 @@ async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
     assert_code(lost, Code::Unavailable);
     let pis = app.sim_list("payment_intents").await;
     assert_eq!(pis.len(), 1);
-    let listed = app
-        .client()
-        .list_transactions(as_user(
-            "carol",
-            pb::ListTransactionsRequest {
-                user_id: "carol".into(),
-                ..Default::default()
-            },
-        ))
+    let tx = app
+        .transactions("carol")
         .await
-        .expect("list")
-        .into_inner();
-    let tx = listed
-        .transactions
         .first()
         .expect("the transaction")
         .clone();
@@ -296,20 +285,8 @@ async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
         .create_payment("carol", &card.id, TOPUP, "never-reached")
         .await;
     assert_code(never, Code::Unavailable);
-    let listed = app
-        .client()
-        .list_transactions(as_user(
-            "carol",
-            pb::ListTransactionsRequest {
-                user_id: "carol".into(),
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("list")
-        .into_inner();
+    let listed = app.transactions("carol").await;
     let unseen = listed
-        .transactions
         .iter()
         .find(|t| t.id != tx.id)
         .expect("the second transaction");

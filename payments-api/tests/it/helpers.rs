@@ -260,6 +260,37 @@ impl TestApp {
             .into_inner()
     }
 
+    /// The user's transactions, newest first (one page of the default size).
+    pub async fn transactions(&self, user: &str) -> Vec<pb::Transaction> {
+        let req = pb::ListTransactionsRequest {
+            user_id: user.into(),
+            ..Default::default()
+        };
+        self.client()
+            .list_transactions(as_user(user, req))
+            .await
+            .expect("list transactions")
+            .into_inner()
+            .transactions
+    }
+
+    /// Opens WatchTransaction for the user's transaction, from its snapshot on.
+    pub async fn watch(
+        &self,
+        user: &str,
+        id: &str,
+    ) -> tonic::codec::Streaming<pb::TransactionUpdate> {
+        let req = pb::WatchTransactionRequest {
+            transaction_id: id.into(),
+            await_status: None,
+        };
+        self.client()
+            .watch_transaction(as_user(user, req))
+            .await
+            .expect("watch")
+            .into_inner()
+    }
+
     pub async fn wallet(&self, user: &str) -> pb::Wallet {
         let req = pb::GetWalletRequest {
             user_id: user.into(),
@@ -332,16 +363,7 @@ impl TestApp {
 
     /// Stripe objects the simulator holds, by list endpoint (e.g. `payment_intents`).
     pub async fn sim_list(&self, resource: &str) -> Vec<serde_json::Value> {
-        let url = format!("{}/v1/{resource}?limit=100", self.sim.base_url());
-        let body: serde_json::Value = reqwest::Client::new()
-            .get(url)
-            .bearer_auth("sk_test_tests")
-            .send()
-            .await
-            .expect("list request")
-            .json()
-            .await
-            .expect("list body");
+        let body = sim_get(&self.sim, &format!("{resource}?limit=100")).await;
         body["data"].as_array().cloned().unwrap_or_default()
     }
 }
@@ -349,14 +371,19 @@ impl TestApp {
 impl TestApp {
     /// One Stripe object from the simulator, e.g. `payment_methods/pm_123`.
     pub async fn sim_get(&self, path: &str) -> serde_json::Value {
-        reqwest::Client::new()
-            .get(format!("{}/v1/{path}", self.sim.base_url()))
-            .bearer_auth("sk_test_tests")
-            .send()
-            .await
-            .expect("get request")
-            .json()
-            .await
-            .expect("get body")
+        sim_get(&self.sim, path).await
     }
+}
+
+/// `GET /v1/{path}` from a simulator, as JSON.
+pub async fn sim_get(sim: &StripeSim, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{}/v1/{path}", sim.base_url()))
+        .bearer_auth("sk_test_tests")
+        .send()
+        .await
+        .expect("get request")
+        .json()
+        .await
+        .expect("get body")
 }

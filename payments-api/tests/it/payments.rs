@@ -25,16 +25,7 @@ async fn a_payment_without_3ds_succeeds_and_credits_the_wallet() {
     assert_eq!((done.amount, done.currency.as_str()), (TOPUP, "usd"));
     app.wait_for_balance("alice", TOPUP).await;
 
-    let watch = pb::WatchTransactionRequest {
-        transaction_id: tx.id.clone(),
-        await_status: None,
-    };
-    let mut updates = app
-        .client()
-        .watch_transaction(as_user("alice", watch))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut updates = app.watch("alice", &tx.id).await;
     let first = updates.next().await.expect("a snapshot").expect("ok");
     assert_eq!(first.transaction.expect("tx").status, S::Succeeded as i32);
     assert!(

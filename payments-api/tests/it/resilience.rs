@@ -7,21 +7,10 @@ use futures::StreamExt;
 use payments_proto::payments::v1::{self as pb, TransactionStatus as S};
 use tonic::Code;
 
-use crate::helpers::{TOPUP, TestApp, as_user, assert_code};
+use crate::helpers::{TOPUP, TestApp, assert_code};
 
 async fn only_transaction(app: &TestApp, user: &str) -> pb::Transaction {
-    let req = pb::ListTransactionsRequest {
-        user_id: user.into(),
-        page_size: 0,
-        page_token: String::new(),
-    };
-    let listed = app
-        .client()
-        .list_transactions(as_user(user, req))
-        .await
-        .expect("list")
-        .into_inner()
-        .transactions;
+    let listed = app.transactions(user).await;
     assert_eq!(listed.len(), 1, "{listed:?}");
     listed.into_iter().next().expect("one")
 }
@@ -89,16 +78,7 @@ async fn a_watcher_sees_every_change_until_the_payment_settles() {
         .await
         .expect("payment");
     let tx = paid.transaction.expect("tx");
-    let watch = pb::WatchTransactionRequest {
-        transaction_id: tx.id.clone(),
-        await_status: None,
-    };
-    let mut updates = app
-        .client()
-        .watch_transaction(as_user("alice", watch))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut updates = app.watch("alice", &tx.id).await;
     let first = updates.next().await.expect("snapshot").expect("ok");
     assert_eq!(
         first.transaction.expect("tx").status,
@@ -189,16 +169,7 @@ async fn shutdown_lets_an_in_flight_payment_finish_and_ends_open_watches_retryab
         .expect("payment")
         .transaction
         .expect("tx");
-    let watch = pb::WatchTransactionRequest {
-        transaction_id: waiting.id.clone(),
-        await_status: None,
-    };
-    let mut updates = app
-        .client()
-        .watch_transaction(as_user("alice", watch))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut updates = app.watch("alice", &waiting.id).await;
     let snapshot = updates.next().await.expect("snapshot").expect("ok");
     assert_eq!(
         snapshot.transaction.expect("tx").status,

@@ -330,8 +330,7 @@ pub fn search(store: &Store, params: &Params) -> ApiResult {
         .filter(|i| super::search::matches(&i.metadata, &clauses))
         .map(|i| (i.seq, i.id.clone(), i.to_json(store)))
         .collect();
-    let data = newest_first(items).into_iter().map(|(_, v)| v).collect();
-    Ok(super::search::result("/v1/invoices/search", data))
+    Ok(super::search::result("/v1/invoices/search", items))
 }
 
 pub fn list(store: &Store, params: &Params) -> ApiResult {

@@ -313,8 +313,7 @@ pub fn search(store: &Store, params: &Params) -> ApiResult {
         .filter(|pi| super::search::matches(&pi.metadata, &clauses))
         .map(|pi| (pi.seq, pi.id.clone(), pi.to_json()))
         .collect();
-    let data = newest_first(items).into_iter().map(|(_, v)| v).collect();
-    Ok(super::search::result("/v1/payment_intents/search", data))
+    Ok(super::search::result("/v1/payment_intents/search", items))
 }
 
 pub fn capture(store: &mut Store, id: &str, params: &Params) -> ApiResult {

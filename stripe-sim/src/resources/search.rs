@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::{error::ApiError, store::newest_first};
 
 /// The `metadata['key']:'value'` pairs a query asks for (all must match).
 pub fn parse(query: &str) -> Result<Vec<(String, String)>, ApiError> {
@@ -46,8 +46,10 @@ pub fn matches(metadata: &BTreeMap<String, String>, clauses: &[(String, String)]
         .all(|(k, v)| metadata.get(k).is_some_and(|have| have == v))
 }
 
-/// A search result page (this double returns every match on one page).
-pub fn result(url: &str, data: Vec<Value>) -> Value {
+/// A search result page of `(sequence, id, object)` matches, newest first, as lists
+/// order them (this double returns every match on one page).
+pub fn result(url: &str, matches: Vec<(u64, String, Value)>) -> Value {
+    let data: Vec<Value> = newest_first(matches).into_iter().map(|(_, v)| v).collect();
     json!({
         "object": "search_result",
         "url": url,

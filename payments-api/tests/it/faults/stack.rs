@@ -361,15 +361,7 @@ impl Stack {
 
     /// A PaymentIntent as stripe-sim has it now.
     pub async fn sim_payment_intent(&self, id: &str) -> serde_json::Value {
-        reqwest::Client::new()
-            .get(format!("{}/v1/payment_intents/{id}", self.sim.base_url()))
-            .bearer_auth("sk_test_tests")
-            .send()
-            .await
-            .expect("get request")
-            .json()
-            .await
-            .expect("get body")
+        crate::helpers::sim_get(&self.sim, &format!("payment_intents/{id}")).await
     }
 
     /// Causes recorded for transitions into `status`, by transaction id.
