@@ -84,6 +84,18 @@ async fn payment_with_lost_webhooks(app: &TestApp, user: &str, key: &str) -> pb:
     tx
 }
 
+/// ReconcileTransaction for one transaction id.
+async fn reconcile(
+    admin: &mut PaymentsAdminClient<tonic::transport::Channel>,
+    transaction_id: &str,
+) -> Result<tonic::Response<pb::Transaction>, tonic::Status> {
+    admin
+        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
+            transaction_id: transaction_id.into(),
+        }))
+        .await
+}
+
 async fn assert_ledger_clean(admin: &mut PaymentsAdminClient<tonic::transport::Channel>) {
     let report = admin
         .check_ledger(admin_request(pb::CheckLedgerRequest {}))
@@ -112,27 +124,16 @@ async fn reconcile_transaction_applies_what_stripe_says_and_the_late_webhook_cha
         Code::PermissionDenied,
     );
     let bad = assert_code(
-        admin
-            .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
-                transaction_id: "not-a-uuid".into(),
-            }))
-            .await,
+        reconcile(&mut admin, "not-a-uuid").await,
         Code::InvalidArgument,
     );
     assert!(bad.message().contains("transaction_id"), "{bad:?}");
     assert_code(
-        admin
-            .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
-                transaction_id: uuid::Uuid::new_v4().to_string(),
-            }))
-            .await,
+        reconcile(&mut admin, &uuid::Uuid::new_v4().to_string()).await,
         Code::NotFound,
     );
 
-    let reconciled = admin
-        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
-            transaction_id: tx.id.clone(),
-        }))
+    let reconciled = reconcile(&mut admin, &tx.id)
         .await
         .expect("reconcile")
         .into_inner();
@@ -140,10 +141,7 @@ async fn reconcile_transaction_applies_what_stripe_says_and_the_late_webhook_cha
     assert_eq!(app.wallet("alice").await.balance, TOPUP);
 
     // Reconciling again, then the webhooks finally arriving, credit nothing more.
-    admin
-        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
-            transaction_id: tx.id.clone(),
-        }))
+    reconcile(&mut admin, &tx.id)
         .await
         .expect("reconcile again");
     app.sim
@@ -265,10 +263,7 @@ async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
     assert_eq!(tx.status, pb::TransactionStatus::Created as i32);
     assert!(tx.stripe_payment_intent_id.is_empty(), "{tx:?}");
 
-    let reconciled = admin
-        .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
-            transaction_id: tx.id.clone(),
-        }))
+    let reconciled = reconcile(&mut admin, &tx.id)
         .await
         .expect("reconcile")
         .into_inner();
@@ -291,11 +286,7 @@ async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
         .find(|t| t.id != tx.id)
         .expect("the second transaction");
     let refused = assert_code(
-        admin
-            .reconcile_transaction(admin_request(pb::ReconcileTransactionRequest {
-                transaction_id: unseen.id.clone(),
-            }))
-            .await,
+        reconcile(&mut admin, &unseen.id).await,
         Code::FailedPrecondition,
     );
     assert!(refused.message().contains("never reached"), "{refused:?}");

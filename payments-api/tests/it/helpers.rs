@@ -102,12 +102,20 @@ impl TestApp {
 
     /// Stops the servers and waits for them to end cleanly.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        for server in self.servers.drain(..) {
-            let ended = tokio::time::timeout(WAIT, server).await;
-            let result = ended.expect("server stops in time").expect("no panic");
-            result.expect("server ends without error");
-        }
+        stop_servers(&self.shutdown, self.servers.drain(..)).await;
+    }
+}
+
+/// Cancels `shutdown` and waits for each server to end cleanly.
+pub async fn stop_servers(
+    shutdown: &CancellationToken,
+    servers: impl IntoIterator<Item = JoinHandle<anyhow::Result<()>>>,
+) {
+    shutdown.cancel();
+    for server in servers {
+        let ended = tokio::time::timeout(WAIT, server).await;
+        let result = ended.expect("server stops in time").expect("no panic");
+        result.expect("server ends without error");
     }
 }
 

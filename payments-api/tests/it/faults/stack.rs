@@ -130,12 +130,7 @@ impl Stack {
 
     /// Stops every server and waits for each to end cleanly.
     pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        for server in self.servers.drain(..) {
-            let ended = tokio::time::timeout(WAIT, server).await;
-            let result = ended.expect("server stops in time").expect("no panic");
-            result.expect("server ends without error");
-        }
+        crate::helpers::stop_servers(&self.shutdown, self.servers.drain(..)).await;
         self.pool.close().await;
     }
 }
