@@ -8,6 +8,10 @@ use std::{
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
 
 use crate::db::tx_id;
 
@@ -105,11 +109,16 @@ fn unix_now() -> i64 {
     i64::try_from(since.as_secs()).unwrap_or_default()
 }
 
-/// Posts signed events to the ingestor over keep-alive HTTP/1.1 connections.
+/// Signs events for the ingestor and posts them: [`Sender::post`] over a shared pool of
+/// keep-alive connections (for open-loop traffic), or [`Connection::post`] on one
+/// connection of the caller's, with the request signed and rendered beforehand.
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
     url: String,
+    /// `host:port` and path of `url`, for [`Connection`].
+    authority: String,
+    path: String,
     secret: String,
 }
 
@@ -123,6 +132,21 @@ pub struct Ack {
     pub acked: Instant,
 }
 
+/// A signed event: its body and `Stripe-Signature` header value.
+struct SignedBody {
+    event_id: String,
+    body: Vec<u8>,
+    signature: String,
+}
+
+/// A signed event rendered as the whole HTTP/1.1 request that posts it, so sending it
+/// costs the load generator one write. Stripe signs on its own machines; signing ahead
+/// keeps that work out of the measured window on this shared one.
+pub struct Request {
+    event_id: String,
+    bytes: Vec<u8>,
+}
+
 impl Sender {
     pub fn new(url: String, secret: String, connections: usize) -> anyhow::Result<Sender> {
         let client = reqwest::Client::builder()
@@ -133,39 +157,167 @@ impl Sender {
             .timeout(Duration::from_secs(60))
             .build()
             .context("building the webhook client")?;
+        let parsed = reqwest::Url::parse(&url).with_context(|| format!("parsing {url}"))?;
+        let host = parsed.host_str().context("the webhook URL has no host")?;
+        let port = parsed
+            .port_or_known_default()
+            .context("the webhook URL has no port")?;
         Ok(Sender {
             client,
+            authority: format!("{host}:{port}"),
+            path: parsed.path().to_owned(),
             url,
             secret,
+        })
+    }
+
+    fn sign(&self, change: Change, n: u64) -> anyhow::Result<SignedBody> {
+        let event_id = format!("evt_bench{}", EVENT_SEQ.fetch_add(1, Ordering::Relaxed));
+        let id = tx_id(n).to_string();
+        let body = serde_json::to_vec(&event_json(change, &event_id, &n.to_string(), &id))?;
+        let t = unix_now();
+        let signature = format!("t={t},v1={}", stripe_sim::sign(&self.secret, t, &body));
+        Ok(SignedBody {
+            event_id,
+            body,
+            signature,
         })
     }
 
     /// Signs and posts `change` for row `n`; an answer other than 200 `stored` is an error
     /// (every event in the benchmark is new and matches a transaction).
     pub async fn post(&self, change: Change, n: u64) -> anyhow::Result<Ack> {
-        let event_id = format!("evt_bench{}", EVENT_SEQ.fetch_add(1, Ordering::Relaxed));
-        let id = tx_id(n).to_string();
-        let body = serde_json::to_vec(&event_json(change, &event_id, &n.to_string(), &id))?;
-        let t = unix_now();
-        let signature = format!("t={t},v1={}", stripe_sim::sign(&self.secret, t, &body));
+        let SignedBody {
+            event_id,
+            body,
+            signature,
+        } = self.sign(change, n)?;
         let sent = Instant::now();
         let response = self
             .client
             .post(&self.url)
-            .header("content-type", "application/json; charset=utf-8")
+            .header("content-type", CONTENT_TYPE)
             .header("stripe-signature", signature)
             .body(body)
             .send()
             .await
             .context("posting a webhook")?;
-        let status = response.status();
-        let text = response.text().await.context("reading the answer")?;
+        let status = response.status().as_u16();
+        let text = response.bytes().await.context("reading the answer")?;
         let acked = Instant::now();
-        if status != reqwest::StatusCode::OK || text != "stored" {
-            anyhow::bail!("the ingestor answered {status} {text:?} for {event_id}");
-        }
+        check_stored(status, &text, &event_id)?;
         Ok(Ack { sent, acked })
     }
+
+    /// `change` for row `n`, signed now and rendered for [`Connection::post`].
+    pub fn request(&self, change: Change, n: u64) -> anyhow::Result<Request> {
+        let SignedBody {
+            event_id,
+            body,
+            signature,
+        } = self.sign(change, n)?;
+        let mut bytes = format!(
+            "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: {CONTENT_TYPE}\r\n\
+             stripe-signature: {signature}\r\ncontent-length: {}\r\n\r\n",
+            self.path,
+            self.authority,
+            body.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&body);
+        Ok(Request { event_id, bytes })
+    }
+
+    /// A keep-alive connection of the caller's own, like each of Stripe's deliverers.
+    pub async fn connect(&self) -> anyhow::Result<Connection> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .with_context(|| format!("connecting to {}", self.authority))?;
+        stream.set_nodelay(true)?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(1024),
+        })
+    }
+}
+
+const CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+fn check_stored(status: u16, body: &[u8], event_id: &str) -> anyhow::Result<()> {
+    if status != 200 || body != b"stored" {
+        anyhow::bail!(
+            "the ingestor answered {status} {:?} for {event_id}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 connection to the ingestor, one request at a time. The least a client
+/// can do per request (one write, reads until the answer is whole), as pgbench is the
+/// least a database client can do.
+pub struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    pub async fn post(&mut self, request: &Request) -> anyhow::Result<Ack> {
+        let sent = Instant::now();
+        self.stream
+            .write_all(&request.bytes)
+            .await
+            .context("posting a webhook")?;
+        let (status, body) = self.read_response().await?;
+        let acked = Instant::now();
+        check_stored(status, body, &request.event_id)?;
+        Ok(Ack { sent, acked })
+    }
+
+    /// Reads one response (status and a `content-length` body) into the buffer.
+    async fn read_response(&mut self) -> anyhow::Result<(u16, &[u8])> {
+        self.buf.clear();
+        loop {
+            if let Some(head_len) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..head_len])?;
+                let (status, length) = parse_head(head)?;
+                let end = head_len + 4 + length;
+                while self.buf.len() < end {
+                    self.fill().await?;
+                }
+                return Ok((status, &self.buf[head_len + 4..end]));
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        let n = self
+            .stream
+            .read_buf(&mut self.buf)
+            .await
+            .context("reading the answer")?;
+        if n == 0 {
+            anyhow::bail!("the ingestor closed the connection");
+        }
+        Ok(())
+    }
+}
+
+/// The status and `content-length` of a response head.
+fn parse_head(head: &str) -> anyhow::Result<(u16, usize)> {
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("no status line in {head:?}"))?;
+    let length = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .with_context(|| format!("no content-length in {head:?}"))?;
+    Ok((status, length))
 }
 
 #[cfg(test)]
@@ -173,6 +325,14 @@ mod tests {
     use payments_core::{Meaning, Signal, StripeEvent, TransactionId};
 
     use super::*;
+
+    #[test]
+    fn a_response_head_gives_its_status_and_length() {
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nContent-Length: 6\r\ndate: x";
+        assert_eq!(parse_head(head).expect("parses"), (200, 6));
+        assert!(parse_head("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked").is_err());
+        assert!(parse_head("garbage").is_err());
+    }
 
     #[test]
     fn the_events_mean_what_the_benchmark_says() {

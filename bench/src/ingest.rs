@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::BenchDb,
-    events::{Change, Sender},
+    events::{Change, Connection, Request, Sender},
     procfs::{CpuMeter, CpuUse},
     sampler::{WaitProfile, WaitSampler},
     stats::Latency,
@@ -51,9 +51,10 @@ pub struct Ingest<'a> {
 }
 
 struct Shared {
+    sender: Sender,
     next: AtomicU64,
-    rows: u64,
-    first: u64,
+    /// One signed request per pre-inserted row.
+    requests: Vec<Request>,
     window_start: Instant,
     window_end: Instant,
     errors: AtomicU64,
@@ -65,19 +66,27 @@ impl Ingest<'_> {
     pub async fn run(&self, senders: usize, secs: Duration) -> anyhow::Result<IngestRun> {
         let rows = ((WARMUP + secs).as_secs_f64() * self.rate_cap).ceil() as u64;
         let first = self.db.fresh_transactions(rows).await?;
+        let requests = (first..first + rows)
+            .map(|n| self.sender.request(Change::Succeeded, n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut connections = Vec::with_capacity(senders);
+        for _ in 0..senders {
+            connections.push(self.sender.connect().await?);
+        }
         let start = Instant::now();
         let shared = Arc::new(Shared {
+            sender: self.sender.clone(),
             next: AtomicU64::new(0),
-            rows,
-            first,
+            requests,
             window_start: start + WARMUP,
             window_end: start + WARMUP + secs,
             errors: AtomicU64::new(0),
             first_error: Mutex::new(None),
             acknowledged: AtomicU64::new(0),
         });
-        let tasks: Vec<_> = (0..senders)
-            .map(|_| tokio::spawn(send_until_done(self.sender.clone(), shared.clone())))
+        let tasks: Vec<_> = connections
+            .into_iter()
+            .map(|connection| tokio::spawn(send_until_done(connection, shared.clone())))
             .collect();
         tokio::time::sleep_until(shared.window_start.into()).await;
         let sampler = WaitSampler::start(self.db.pool.clone(), Duration::from_millis(20));
@@ -116,17 +125,17 @@ impl Ingest<'_> {
 
 /// One sender: one event at a time on its keep-alive connection until the window ends.
 /// Returns the latencies of the events acknowledged inside the window.
-async fn send_until_done(sender: Sender, shared: Arc<Shared>) -> Vec<Duration> {
+async fn send_until_done(mut connection: Connection, shared: Arc<Shared>) -> Vec<Duration> {
     let mut latencies = Vec::new();
     loop {
         if Instant::now() >= shared.window_end {
             break;
         }
-        let i = shared.next.fetch_add(1, Ordering::Relaxed);
-        if i >= shared.rows {
+        let i = shared.next.fetch_add(1, Ordering::Relaxed) as usize;
+        let Some(request) = shared.requests.get(i) else {
             break;
-        }
-        match sender.post(Change::Succeeded, shared.first + i).await {
+        };
+        match connection.post(request).await {
             Ok(ack) => {
                 shared.acknowledged.fetch_add(1, Ordering::Relaxed);
                 if ack.acked >= shared.window_start && ack.acked < shared.window_end {
@@ -134,14 +143,28 @@ async fn send_until_done(sender: Sender, shared: Arc<Shared>) -> Vec<Duration> {
                 }
             }
             Err(e) => {
-                shared.errors.fetch_add(1, Ordering::Relaxed);
-                let mut first = shared
-                    .first_error
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                first.get_or_insert_with(|| format!("{e:#}"));
+                shared.error(&e);
+                // The answer may have been cut off: carry on over a new connection.
+                match shared.sender.connect().await {
+                    Ok(fresh) => connection = fresh,
+                    Err(e) => {
+                        shared.error(&e);
+                        break;
+                    }
+                }
             }
         }
     }
     latencies
+}
+
+impl Shared {
+    fn error(&self, e: &anyhow::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        first.get_or_insert_with(|| format!("{e:#}"));
+    }
 }

@@ -119,8 +119,12 @@ fn method(out: &mut String, s: &Settings) {
          recorded, one user each, so every `payment_intent.succeeded` credits a wallet. Ids are \
          derived from a row number, so pgbench scripts address the same kind of row.\n\
          - **Ingest.** Each sender is a task with its own keep-alive HTTP/1.1 connection posting \
-         one signed event at a time; counted after a 1 s warm-up over the window; latency is \
-         send → 200. After each run the database is checked for one ledger credit per 200.\n\
+         one event at a time; counted after a 1 s warm-up over the window; latency is \
+         send → 200. The events are signed (with the time of signing, well inside the \
+         ingestor's 300 s tolerance) and rendered as requests before the run, as Stripe signs \
+         on its own machines; each send is one write, and the answer is read until its \
+         `content-length` is in: the least an HTTP client can do, as pgbench is for the \
+         database. After each run the database is checked for one ledger credit per 200.\n\
          - **pgbench.** The statements the ingestor sends for such an event (from \
          payments-core's `inbox`, `store` and `settle`: insert the event, lock the row, update it \
          and insert its transition in one statement (the trigger bumps the version and \

@@ -145,20 +145,30 @@ impl Suite<'_> {
                     sender,
                     ingestor_pid: self.stack.ingestor_pid(),
                     rate_cap: cap,
-                }
-                .run(level.senders, s.ingest_secs)
-                .await?;
-                self.stack.check_alive()?;
-                let pg_cap = (ingest.events_per_s * 4.0).max(1_000.0);
-                let pg = pgbench::run(
+                };
+                let pg_cap = level
+                    .pgbench
+                    .last()
+                    .map_or(RATE_CAP, |r| r.tps * 2.0 + 500.0);
+                let pgbench = pgbench::run(
                     self.db,
                     self.log_dir,
                     level.senders,
                     s.ingest_secs,
                     1,
                     pg_cap,
-                )
-                .await?;
+                );
+                // The two halves of a ratio run back to back, in turn order (ingest
+                // first in odd runs, pgbench first in even ones), so a machine that
+                // slows or speeds up over a run does not favour either.
+                let (ingest, pg) = if run % 2 == 1 {
+                    let ingest = ingest.run(level.senders, s.ingest_secs).await?;
+                    (ingest, pgbench.await?)
+                } else {
+                    let pg = pgbench.await?;
+                    (ingest.run(level.senders, s.ingest_secs).await?, pg)
+                };
+                self.stack.check_alive()?;
                 println!(
                     "run {run} senders {:>3}: ingest {:>7.0} ev/s p50 {:>6.1} ms p99 {:>6.1} ms (errors {}, credited {}/{}) | pgbench {:>7.0} tps | ratio {:.2} | ingestor {:.2} cores, waits: {}",
                     level.senders,

@@ -22,6 +22,7 @@ use tracing_subscriber::{
     EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, registry::LookupSpan,
 };
 
+mod span_fields;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -75,11 +76,7 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_target(true)
-        .with_writer(writer);
+    let logs = json_logs(writer);
     let provider = otel
         .endpoint
         .as_deref()
@@ -98,6 +95,22 @@ where
         subscriber,
         provider,
     })
+}
+
+/// One JSON object per line: the event's fields, its target and the current span's
+/// fields (not the list of every span entered, which repeats them).
+fn json_logs<S, W>(writer: W) -> impl Layer<S> + Send + Sync
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true)
+        .fmt_fields(span_fields::AppendJsonFields::default())
+        .with_writer(writer)
 }
 
 fn provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
