@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// The ingestor's configuration source, to say whether it has a batching mode.
-fn ratios(level: &IngestLevel) -> Vec<f64> {
+pub(super) fn ratios(level: &IngestLevel) -> Vec<f64> {
     level
         .ingest
         .iter()
