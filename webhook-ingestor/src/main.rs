@@ -2,6 +2,12 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use webhook_ingestor::{App, Config};
 
+/// Every webhook allocates and frees its body, its parsed JSON, its rows and its log
+/// line; glibc's malloc and free were 9% of the ingestor's CPU under load, mimalloc's
+/// are about half that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
