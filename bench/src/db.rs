@@ -160,7 +160,23 @@ impl BenchDb {
     pub async fn fresh_transactions(&self, count: u64) -> anyhow::Result<u64> {
         let first = self.reserve(count);
         self.insert_transactions(first, count).await?;
+        self.settle().await?;
         Ok(first)
+    }
+
+    /// Vacuums and checkpoints, so a measured run starts owing nothing to the runs before
+    /// it: otherwise the autovacuum and checkpoint their writes call for fall on whichever
+    /// run comes next, and a ratio of two runs measures their order.
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        sqlx::raw_sql("VACUUM (ANALYZE)")
+            .execute(&self.pool)
+            .await
+            .context("vacuuming the benchmark database")?;
+        sqlx::raw_sql("CHECKPOINT")
+            .execute(&self.pool)
+            .await
+            .context("CHECKPOINT (the benchmark needs a superuser or pg_checkpoint)")?;
+        Ok(())
     }
 
     /// How many of rows `first..first+count` were credited (one ledger entry each at most).
