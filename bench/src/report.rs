@@ -117,7 +117,9 @@ fn method(out: &mut String, s: &Settings) {
          `target/bench/`.\n\
          - **Rows.** Payments are pre-inserted with SQL in CREATED with their PaymentIntent id \
          recorded, one user each, so every `payment_intent.succeeded` credits a wallet. Ids are \
-         derived from a row number, so pgbench scripts address the same kind of row.\n\
+         derived from a row number, so pgbench scripts address the same kind of row. After the \
+         rows are in, the database is vacuumed and checkpointed, so no run pays for the \
+         autovacuum or checkpoint the run before it called for.\n\
          - **Ingest.** Each sender is a task with its own keep-alive HTTP/1.1 connection posting \
          one event at a time; counted after a 1 s warm-up over the window; latency is \
          send → 200. The events are signed (with the time of signing, well inside the \
