@@ -97,8 +97,8 @@ where
     })
 }
 
-/// One JSON object per line: the event's fields, its target and the current span's
-/// fields (not the list of every span entered, which repeats them).
+/// One JSON object per line: the event's fields, its target, the current span's fields
+/// and the list of spans entered (a nested span's line keeps its parents' fields).
 fn json_logs<S, W>(writer: W) -> impl Layer<S> + Send + Sync
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -107,7 +107,6 @@ where
     tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true)
-        .with_span_list(false)
         .with_target(true)
         .fmt_fields(span_fields::AppendJsonFields::default())
         .with_writer(writer)

@@ -126,6 +126,8 @@ mod tests {
     #[test]
     fn a_log_line_shows_the_span_fields_as_last_recorded() {
         let lines = log_lines(|| {
+            let request = tracing::info_span!("request", rpc = "CreatePayment");
+            let _request = request.enter();
             let span = tracing::info_span!("webhook", event_id = Empty, outcome = Empty, n = 1);
             let _entered = span.enter();
             tracing::info!("before");
@@ -139,12 +141,15 @@ mod tests {
             lines[0]["span"],
             serde_json::json!({"name": "webhook", "n": 1})
         );
-        assert_eq!(
-            lines[1]["span"],
-            serde_json::json!({"name": "webhook", "event_id": "evt_1", "outcome": "duplicate", "n": 2})
+        let webhook = serde_json::json!(
+            {"name": "webhook", "event_id": "evt_1", "outcome": "duplicate", "n": 2}
         );
+        assert_eq!(lines[1]["span"], webhook);
         assert_eq!(lines[1]["fields"]["state"], "applied");
-        // The span is given once, not again in a list of the spans entered.
-        assert!(lines[1].get("spans").is_none());
+        // The parent's fields stay on a nested span's lines.
+        assert_eq!(
+            lines[1]["spans"],
+            serde_json::json!([{"name": "request", "rpc": "CreatePayment"}, webhook])
+        );
     }
 }

@@ -44,8 +44,7 @@ pub(super) fn section(out: &mut String, r: &Results) {
             change: "ingest: the load generator signs and renders its requests before the run \
                      and posts each in one write on its own connection (it signed each event \
                      in the loop and posted it through reqwest's pool); the services' JSON logs \
-                     append a span's fields instead of re-parsing them at every record, and \
-                     give the current span once instead of twice",
+                     append a span's fields instead of re-parsing them at every record",
             figure: "ingest ÷ pgbench at 1 sender; at 4",
             before: "0.60×; 0.67× (2 runs, 2026-12-01 04:56 UTC, commit `9e28550`)",
             now: ratio_at(1)

@@ -122,8 +122,9 @@ fn why_ingest_trails(l: &IngestLevel, cpus: usize) -> String {
         "{opening}{bound} Fewer statements would not close the gap: pgbench runs the same SQL \
          and would gain as much. Where the ingestor's own CPU goes, from a `perf record \
          --call-graph dwarf` of it at 4 senders (2026-12-01): 41% of its samples in its nine \
-         database round trips (sqlx and the kernel's send and receive), 9% in tracing (the \
-         per-event log line and span fields, after halving it), 6% in `epoll_wait`, 4% in \
+         database round trips (sqlx and the kernel's send and receive), about 10% in tracing \
+         (the per-event log line and span fields; 14% before span fields were appended \
+         instead of re-parsed), 6% in `epoll_wait`, 4% in \
          HTTP, 3.5% parsing the event, 3% in sqlx's ping when each connection goes back to \
          its pool (sqlx 0.9 always sends it). Pipelining the statements that do not depend on \
          each other (which sqlx does not offer) or running the load generator on another \
