@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::Router;
-use payments_core::store::{self, DbConfig};
+use payments_core::store::{self, ConnectionCache, DbConfig};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,8 @@ pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
     pool: PgPool,
+    /// The webhook path's connections, kept out of the pool between events.
+    connections: ConnectionCache,
     router: Router,
     health: HealthReporter,
     metrics: Arc<Metrics>,
@@ -75,6 +77,12 @@ impl App {
 
         let metrics = Arc::new(Metrics::default());
         let workers = Workers::new(&config, &pool, &stripe, &metrics);
+        // Half the pool at most, so the background workers always have the other half.
+        let connections = ConnectionCache::new(
+            pool.clone(),
+            (config.db_max_connections as usize / 2).max(1),
+            store::PING_IF_IDLE_FOR,
+        );
         let (group_commit, committers) = match config.group_commit.enabled() {
             true => {
                 let (group, committers) = GroupCommit::start(
@@ -89,6 +97,7 @@ impl App {
         };
         let state = Arc::new(AppState {
             pool: pool.clone(),
+            connections: connections.clone(),
             metrics: metrics.clone(),
             webhook_secrets: config.webhook_secrets,
             signature_tolerance: config.signature_tolerance,
@@ -100,6 +109,7 @@ impl App {
             listener,
             local_addr,
             pool,
+            connections,
             router,
             health,
             metrics,
@@ -124,7 +134,11 @@ impl App {
         self.health
             .set_service_status("", ServingStatus::Serving)
             .await;
-        let tasks = self.workers.spawn(&shutdown);
+        let mut tasks = self.workers.spawn(&shutdown);
+        tasks.spawn(release_idle_connections(
+            self.connections.clone(),
+            shutdown.clone(),
+        ));
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut server = tokio::spawn(server.into_future());
@@ -152,6 +166,7 @@ impl App {
             let _ = tokio::time::timeout(Duration::from_secs(5), committer).await;
         }
         // Connections still checked out belong to work abandoned at the deadline.
+        self.connections.clear();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
         drained?;
         if unrequested {
@@ -159,6 +174,19 @@ impl App {
         }
         tracing::info!("webhook-ingestor stopped");
         Ok(())
+    }
+}
+
+/// Gives the pool back the webhook path's connections once they have been idle for a
+/// second, so the background workers can use them when webhooks stop.
+async fn release_idle_connections(connections: ConnectionCache, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(store::PING_IF_IDLE_FOR) => {
+                connections.release_idle(store::PING_IF_IDLE_FOR);
+            }
+        }
     }
 }
 

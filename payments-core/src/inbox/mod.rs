@@ -18,7 +18,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::{
     StripeEvent, TransactionId, TransactionStatus,
     retry::RetryPolicy,
-    store::{self, EventOutcome, EventSource, EventState, StoreError},
+    store::{self, ConnectionCache, EventOutcome, EventSource, EventState, StoreError},
 };
 
 /// What the webhook path did with an event.
@@ -42,7 +42,32 @@ pub async fn receive(
     source: EventSource,
     policy: &RetryPolicy,
 ) -> Result<Received, StoreError> {
-    let mut tx = store::begin(pool, "receive_event").await?;
+    let mut conn = pool.acquire().await?;
+    receive_on(&mut conn, event, source, policy).await
+}
+
+/// [`receive`] on a connection from `cache`, put back in it when the work ended
+/// cleanly (the webhook path: no pool hand-over and no pool test per event).
+pub async fn receive_cached(
+    cache: &ConnectionCache,
+    event: &StripeEvent,
+    source: EventSource,
+    policy: &RetryPolicy,
+) -> Result<Received, StoreError> {
+    let mut conn = cache.acquire().await?;
+    let received = receive_on(&mut conn, event, source, policy).await?;
+    // Every `Ok` above ended in a completed COMMIT or ROLLBACK.
+    conn.keep();
+    Ok(received)
+}
+
+async fn receive_on(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    source: EventSource,
+    policy: &RetryPolicy,
+) -> Result<Received, StoreError> {
+    let mut tx = store::begin_on(conn, "receive_event").await?;
     let failure = match receive_in(&mut tx, event, source, policy).await {
         Ok(Received::Duplicate) => {
             tx.rollback().await?;
@@ -57,7 +82,7 @@ pub async fn receive(
     };
     tx.rollback().await?;
     log_failure(event, &failure);
-    let mut tx = store::begin(pool, "receive_event_failed").await?;
+    let mut tx = store::begin_on(conn, "receive_event_failed").await?;
     if !store::insert_event(&mut tx, event, source).await? {
         // Another delivery stored it in the meantime.
         tx.rollback().await?;

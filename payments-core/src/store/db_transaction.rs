@@ -4,33 +4,50 @@
 
 use std::ops::{Deref, DerefMut};
 
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres};
 use tracing::Span;
 
 use super::StoreError;
 
 /// Derefs to the connection, so store functions take `&mut db` as they take any
-/// connection.
+/// connection. `'c` is the connection's borrow when it is not a pool's (`'static`).
 #[derive(Debug)]
-pub struct DbTransaction {
-    tx: sqlx::Transaction<'static, Postgres>,
+pub struct DbTransaction<'c> {
+    tx: sqlx::Transaction<'c, Postgres>,
     span: Span,
 }
 
 /// BEGIN on a pool connection; `unit` names the work (`receive_event`, `reconcile`…).
-pub async fn begin(pool: &PgPool, unit: &'static str) -> Result<DbTransaction, StoreError> {
-    let span = tracing::info_span!(
+pub async fn begin(
+    pool: &PgPool,
+    unit: &'static str,
+) -> Result<DbTransaction<'static>, StoreError> {
+    let span = span(unit);
+    let tx = pool.begin().await?;
+    Ok(DbTransaction { tx, span })
+}
+
+/// BEGIN on a connection the caller holds (and gets back when the transaction ends).
+pub async fn begin_on<'c>(
+    conn: &'c mut PgConnection,
+    unit: &'static str,
+) -> Result<DbTransaction<'c>, StoreError> {
+    let span = span(unit);
+    let tx = conn.begin().await?;
+    Ok(DbTransaction { tx, span })
+}
+
+fn span(unit: &'static str) -> Span {
+    tracing::info_span!(
         "db.transaction",
         otel.kind = "client",
         db.system = "postgresql",
         db.operation = unit,
         db.outcome = tracing::field::Empty,
-    );
-    let tx = pool.begin().await?;
-    Ok(DbTransaction { tx, span })
+    )
 }
 
-impl DbTransaction {
+impl DbTransaction<'_> {
     pub async fn commit(self) -> Result<(), StoreError> {
         let DbTransaction { tx, span } = self;
         let result = tx.commit().await;
@@ -48,7 +65,7 @@ impl DbTransaction {
     }
 }
 
-impl Deref for DbTransaction {
+impl Deref for DbTransaction<'_> {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
@@ -56,7 +73,7 @@ impl Deref for DbTransaction {
     }
 }
 
-impl DerefMut for DbTransaction {
+impl DerefMut for DbTransaction<'_> {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.tx
     }

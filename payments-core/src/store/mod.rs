@@ -2,6 +2,7 @@
 //! `&mut PgConnection`, which a pool connection and an open database transaction
 //! both give (`&mut *tx`), so callers compose several queries into one commit.
 
+mod connection_cache;
 mod customers;
 mod db_transaction;
 mod events;
@@ -11,8 +12,9 @@ mod payment_methods;
 mod transactions;
 mod wallets;
 
+pub use connection_cache::{CachedConnection, ConnectionCache};
 pub use customers::*;
-pub use db_transaction::{DbTransaction, begin};
+pub use db_transaction::{DbTransaction, begin, begin_on};
 pub use events::*;
 pub use ledger::*;
 pub use outbox::*;
@@ -82,7 +84,7 @@ pub struct DbConfig {
 }
 
 /// A pooled connection idle for longer than this is pinged before it is handed out.
-const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The pool both services use. sqlx pings every connection it hands out by default: one
 /// more round trip per database transaction, on a path that makes nine. Here only a

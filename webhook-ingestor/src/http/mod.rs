@@ -16,6 +16,7 @@ use axum::{
     response::IntoResponse,
     routing::{get, post},
 };
+use payments_core::store::ConnectionCache;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tonic_health::server::HealthReporter;
@@ -28,6 +29,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the handlers share.
 pub struct AppState {
     pub pool: PgPool,
+    /// Where the webhook path takes its connections from.
+    pub connections: ConnectionCache,
     pub metrics: Arc<Metrics>,
     pub webhook_secrets: Vec<SecretString>,
     pub signature_tolerance: Duration,

@@ -115,7 +115,15 @@ async fn store_and_apply(
     }
     let received = match &state.group_commit {
         Some(group) => group.receive(event).await?,
-        None => inbox::receive(&state.pool, &event, EventSource::Webhook, &state.retry).await?,
+        None => {
+            inbox::receive_cached(
+                &state.connections,
+                &event,
+                EventSource::Webhook,
+                &state.retry,
+            )
+            .await?
+        }
     };
     match received {
         Received::Duplicate => {

@@ -11,6 +11,7 @@ mod helpers;
 mod availability;
 mod cards;
 mod concurrency;
+mod connections;
 mod fixtures;
 mod flows;
 mod group_commit;

@@ -1,0 +1,160 @@
+//! Pool connections a hot path keeps checked out between its units of work.
+//!
+//! sqlx tests every connection returned to its pool with a round trip (a Sync and its
+//! ReadyForQuery), and that test cannot be turned off. On the webhook path, which makes
+//! nine round trips per event, it is a tenth, and with the pool's hand-over it was about
+//! 7% of the ingestor's CPU under load. A connection whose work ended cleanly (committed
+//! or rolled back) is put back here with [`CachedConnection::keep`] instead, and the next
+//! event takes it without either. Anything else (an error, a request abandoned mid-query)
+//! drops the connection, which goes back to the pool through sqlx's test as before.
+//!
+//! The cache holds at most `capacity` connections, and [`ConnectionCache::release_idle`]
+//! returns those idle for a while to the pool, so the background workers sharing the pool
+//! are not starved when webhooks stop. A connection that sat in the cache for longer than
+//! its `ping_if_idle_for` ([`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) in the services) is pinged before it is
+//! handed out, as the pool does.
+
+use std::{
+    ops::{Deref, DerefMut},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use sqlx::{Connection as _, PgConnection, PgPool, Postgres, pool::PoolConnection};
+
+use super::StoreError;
+
+/// Cheap to clone; clones share the cached connections.
+#[derive(Clone)]
+pub struct ConnectionCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    capacity: usize,
+    ping_if_idle_for: Duration,
+    /// Most recently used last: `acquire` takes the warmest.
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    conn: PoolConnection<Postgres>,
+    since: Instant,
+}
+
+impl ConnectionCache {
+    /// A cache over `pool` holding at most `capacity` idle connections, pinging one that
+    /// sat for longer than `ping_if_idle_for` before handing it out.
+    pub fn new(pool: PgPool, capacity: usize, ping_if_idle_for: Duration) -> ConnectionCache {
+        ConnectionCache {
+            inner: Arc::new(Inner {
+                pool,
+                capacity,
+                ping_if_idle_for,
+                idle: Mutex::new(Vec::with_capacity(capacity)),
+            }),
+        }
+    }
+
+    /// A cached connection (the most recently used), or one from the pool.
+    pub async fn acquire(&self) -> Result<CachedConnection, StoreError> {
+        loop {
+            let Some(idle) = self.idle().pop() else {
+                let conn = self.inner.pool.acquire().await?;
+                return Ok(self.wrap(conn));
+            };
+            let mut conn = idle.conn;
+            if idle.since.elapsed() <= self.inner.ping_if_idle_for || conn.ping().await.is_ok() {
+                return Ok(self.wrap(conn));
+            }
+            // Broken while idle: the pool's test on its return closes it.
+            drop(conn);
+        }
+    }
+
+    /// Returns the connections idle for longer than `idle_for` to the pool.
+    pub fn release_idle(&self, idle_for: Duration) {
+        let released: Vec<Idle> = {
+            let mut idle = self.idle();
+            let keep_from = idle
+                .iter()
+                .position(|entry| entry.since.elapsed() <= idle_for)
+                .unwrap_or(idle.len());
+            idle.drain(..keep_from).collect()
+        };
+        drop(released);
+    }
+
+    /// Returns every cached connection to the pool (before the pool is closed).
+    pub fn clear(&self) {
+        let released = std::mem::take(&mut *self.idle());
+        drop(released);
+    }
+
+    /// How many connections are cached now.
+    pub fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+
+    fn wrap(&self, conn: PoolConnection<Postgres>) -> CachedConnection {
+        CachedConnection {
+            cache: self.clone(),
+            conn,
+        }
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        // The lock is never held across an await or a panic-prone call; a poisoned
+        // list of connections is still a list of connections.
+        self.inner
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A connection from [`ConnectionCache::acquire`]. Dropping it returns it to the pool;
+/// [`keep`](Self::keep) puts it back in the cache.
+pub struct CachedConnection {
+    cache: ConnectionCache,
+    conn: PoolConnection<Postgres>,
+}
+
+impl CachedConnection {
+    /// Puts the connection back in the cache (or, when the cache is full, in the pool).
+    /// Call it only when the work on it ended cleanly: no transaction open, no statement
+    /// half-read.
+    pub fn keep(self) {
+        let CachedConnection { cache, conn } = self;
+        let overflow = {
+            let mut idle = cache.idle();
+            match idle.len() < cache.inner.capacity {
+                true => {
+                    idle.push(Idle {
+                        conn,
+                        since: Instant::now(),
+                    });
+                    None
+                }
+                false => Some(conn),
+            }
+        };
+        // Back to the pool, outside the lock.
+        drop(overflow);
+    }
+}
+
+impl Deref for CachedConnection {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for CachedConnection {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+}
