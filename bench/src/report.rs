@@ -122,7 +122,9 @@ fn method(out: &mut String, s: &Settings) {
          autovacuum or checkpoint the run before it called for.\n\
          - **Ingest.** Each sender is a task with its own keep-alive HTTP/1.1 connection posting \
          one event at a time; counted after a 1 s warm-up over the window; latency is \
-         send → 200. The events are signed (with the time of signing, well inside the \
+         send → 200. Before the first run, one unmeasured pass of each half (4 senders) warms \
+         the services and the database: the first run after start-up was otherwise the slowest \
+         of its level, whichever half it came from. The events are signed (with the time of signing, well inside the \
          ingestor's 300 s tolerance) and rendered as requests before the run, as Stripe signs \
          on its own machines; each send is one write, and the answer is read until its \
          `content-length` is in: the least an HTTP client can do, as pgbench is for the \
