@@ -8,7 +8,10 @@
 //! event takes it without either. Anything else (an error, a request abandoned mid-query)
 //! drops the connection, which goes back to the pool through sqlx's test as before.
 //!
-//! The cache holds at most `capacity` connections, and [`ConnectionCache::release_idle`]
+//! A connection is kept only while no caller of this cache is waiting for the pool: when
+//! the pool is exhausted, every returned connection goes to the pool's queue, which is
+//! first come, first served, so no request waits behind a connection idling here. The
+//! cache holds at most `capacity` connections, and [`ConnectionCache::release_idle`]
 //! returns those idle for a while to the pool, so the background workers sharing the pool
 //! are not starved when webhooks stop. A connection that sat in the cache for longer than
 //! its `ping_if_idle_for` ([`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) in the services) is pinged before it is
@@ -16,7 +19,10 @@
 
 use std::{
     ops::{Deref, DerefMut},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -34,6 +40,8 @@ struct Inner {
     pool: PgPool,
     capacity: usize,
     ping_if_idle_for: Duration,
+    /// Callers of `acquire` waiting in the pool's queue.
+    waiting: AtomicUsize,
     /// Most recently used last: `acquire` takes the warmest.
     idle: Mutex<Vec<Idle>>,
 }
@@ -52,6 +60,7 @@ impl ConnectionCache {
                 pool,
                 capacity,
                 ping_if_idle_for,
+                waiting: AtomicUsize::new(0),
                 idle: Mutex::new(Vec::with_capacity(capacity)),
             }),
         }
@@ -61,7 +70,10 @@ impl ConnectionCache {
     pub async fn acquire(&self) -> Result<CachedConnection, StoreError> {
         loop {
             let Some(idle) = self.idle().pop() else {
-                let conn = self.inner.pool.acquire().await?;
+                let conn = {
+                    let _waiting = Waiting::new(&self.inner.waiting);
+                    self.inner.pool.acquire().await?
+                };
                 return Ok(self.wrap(conn));
             };
             let mut conn = idle.conn;
@@ -97,6 +109,11 @@ impl ConnectionCache {
         self.idle().len()
     }
 
+    /// How many callers of [`acquire`](Self::acquire) are waiting for the pool now.
+    pub fn waiting_count(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
+    }
+
     fn wrap(&self, conn: PoolConnection<Postgres>) -> CachedConnection {
         CachedConnection {
             cache: self.clone(),
@@ -122,14 +139,16 @@ pub struct CachedConnection {
 }
 
 impl CachedConnection {
-    /// Puts the connection back in the cache (or, when the cache is full, in the pool).
+    /// Puts the connection back in the cache, or in the pool when the cache is full or a
+    /// caller is waiting for the pool.
     /// Call it only when the work on it ended cleanly: no transaction open, no statement
     /// half-read.
     pub fn keep(self) {
         let CachedConnection { cache, conn } = self;
         let overflow = {
             let mut idle = cache.idle();
-            match idle.len() < cache.inner.capacity {
+            let wanted = cache.inner.waiting.load(Ordering::Acquire) > 0;
+            match idle.len() < cache.inner.capacity && !wanted {
                 true => {
                     idle.push(Idle {
                         conn,
@@ -140,7 +159,7 @@ impl CachedConnection {
                 false => Some(conn),
             }
         };
-        // Back to the pool, outside the lock.
+        // Back to the pool (to a waiting caller first), outside the lock.
         drop(overflow);
     }
 }
@@ -156,5 +175,22 @@ impl Deref for CachedConnection {
 impl DerefMut for CachedConnection {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.conn
+    }
+}
+
+/// Counts a caller in the pool's queue for as long as it waits (also if its request is
+/// abandoned while waiting).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use payments_core::{
     RetryPolicy, StripeEvent, TransactionStatus as Status,
     inbox::{self, Received},
     store::{ConnectionCache, EventSource},
 };
-use sqlx::{Connection as _, PgConnection};
+use sqlx::{Connection as _, PgConnection, postgres::PgPoolOptions};
 
 use crate::{
     events::{Pi, event_id, new_id},
@@ -82,6 +83,37 @@ async fn the_cache_holds_at_most_its_capacity_and_gives_idle_ones_back() -> Resu
     cache.acquire().await?.keep();
     cache.clear();
     assert_eq!(cache.idle_count(), 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_not_kept_while_a_caller_waits_for_the_pool() -> Result {
+    let app = TestApp::start().await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&app.db.url)
+        .await?;
+    let cache = ConnectionCache::new(pool, 2, HOUR);
+    let (first, second) = (cache.acquire().await?, cache.acquire().await?);
+
+    let waiter = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.acquire().await.map(|conn| conn.keep()) }
+    });
+    while cache.waiting_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Kept while the waiter queues at the pool, it would idle here and the waiter would
+    // wait for the pool's timeout.
+    first.keep();
+    assert_eq!(cache.idle_count(), 0);
+    tokio::time::timeout(Duration::from_secs(2), waiter)
+        .await
+        .context("the waiter got no connection")???;
+    assert_eq!(cache.waiting_count(), 0);
+    second.keep();
+    assert_eq!(cache.idle_count(), 2, "kept again once nobody waits");
     Ok(())
 }
 
