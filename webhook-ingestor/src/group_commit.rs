@@ -12,9 +12,8 @@ use std::sync::Arc;
 use payments_core::{
     RetryPolicy, StripeEvent,
     inbox::{self, Received},
-    store::{EventSource, StoreError},
+    store::{ConnectionCache, EventSource, StoreError},
 };
-use sqlx::PgPool;
 use tokio::{
     sync::{Mutex, mpsc, oneshot},
     task::JoinHandle,
@@ -38,7 +37,7 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts `config.committers` committer tasks.
     pub fn start(
-        pool: PgPool,
+        connections: ConnectionCache,
         retry: RetryPolicy,
         config: GroupCommitConfig,
         metrics: Arc<Metrics>,
@@ -49,7 +48,7 @@ impl GroupCommit {
         let committers = (0..config.committers.max(1))
             .map(|_| {
                 let committer = Committer {
-                    pool: pool.clone(),
+                    connections: connections.clone(),
                     retry,
                     max_events,
                     queue: queue.clone(),
@@ -75,7 +74,7 @@ impl GroupCommit {
 }
 
 struct Committer {
-    pool: PgPool,
+    connections: ConnectionCache,
     retry: RetryPolicy,
     max_events: usize,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
@@ -109,7 +108,7 @@ impl Committer {
             .iter()
             .map(|job| (&job.event, EventSource::Webhook))
             .collect();
-        match inbox::receive_batch(&self.pool, &events, &self.retry).await {
+        match inbox::receive_batch(&self.connections, &events, &self.retry).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     // The sender may have gone (client hung up); the event is stored.

@@ -78,6 +78,7 @@ impl App {
         let metrics = Arc::new(Metrics::default());
         let workers = Workers::new(&config, &pool, &stripe, &metrics);
         // Half the pool at most, so the background workers always have the other half.
+        // Shared by both webhook paths (one commit per event, or group commit).
         let connections = ConnectionCache::new(
             pool.clone(),
             (config.db_max_connections as usize / 2).max(1),
@@ -86,7 +87,7 @@ impl App {
         let (group_commit, committers) = match config.group_commit.enabled() {
             true => {
                 let (group, committers) = GroupCommit::start(
-                    pool.clone(),
+                    connections.clone(),
                     config.retry,
                     config.group_commit,
                     metrics.clone(),

@@ -41,10 +41,11 @@ pub(super) fn section(out: &mut String, r: &Results) {
     let hub = (!r.hub.is_empty()).then_some(&r.hub);
     let rows = [
         Row {
-            change: "ingest: the webhook path keeps the connection of a cleanly ended event \
-                     for the next one, skipping sqlx's hand-over and the Sync round trip its \
-                     pool sends to test every returned connection (a tenth round trip per \
-                     event, pgbench has nine); the bench warms up before its first run",
+            change: "ingest: the webhook path (and group commit's committers) keeps the \
+                     connection of a cleanly ended event for the next one, skipping sqlx's \
+                     hand-over and the Sync round trip its pool sends to test every returned \
+                     connection (a tenth round trip per event, pgbench has nine); the bench \
+                     warms up before its first run",
             figure: "ingest ÷ pgbench at 1 sender; at 4",
             before: "1.08×; 0.81× (3 runs, 2026-12-01 09:57 UTC, commit `09a3307`)",
             now: ratio_at(1)

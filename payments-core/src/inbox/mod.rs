@@ -107,11 +107,23 @@ async fn receive_on(
 /// anything but the database being away, the batch rolls back and each event goes
 /// through [`receive`] on its own, so one bad event costs the others only time.
 pub async fn receive_batch(
-    pool: &PgPool,
+    cache: &ConnectionCache,
     events: &[(&StripeEvent, EventSource)],
     policy: &RetryPolicy,
 ) -> Result<Vec<Received>, StoreError> {
-    let mut tx = store::begin(pool, "receive_events").await?;
+    let mut conn = cache.acquire().await?;
+    let received = receive_batch_on(&mut conn, events, policy).await?;
+    // Every `Ok` ended in a completed COMMIT or ROLLBACK.
+    conn.keep();
+    Ok(received)
+}
+
+async fn receive_batch_on(
+    conn: &mut PgConnection,
+    events: &[(&StripeEvent, EventSource)],
+    policy: &RetryPolicy,
+) -> Result<Vec<Received>, StoreError> {
+    let mut tx = store::begin_on(conn, "receive_events").await?;
     let mut received = Vec::with_capacity(events.len());
     let mut failed = None;
     for (event, source) in events {
@@ -135,7 +147,7 @@ pub async fn receive_batch(
     );
     let mut one_by_one = Vec::with_capacity(events.len());
     for (event, source) in events {
-        one_by_one.push(receive(pool, event, *source, policy).await?);
+        one_by_one.push(receive_on(conn, event, *source, policy).await?);
     }
     Ok(one_by_one)
 }
