@@ -136,9 +136,18 @@ impl App {
             .set_service_status("", ServingStatus::Serving)
             .await;
         let mut tasks = self.workers.spawn(&shutdown);
-        tasks.spawn(release_idle_connections(
-            self.connections.clone(),
+        // The webhook path's connections idle for a second go back to the pool, so the
+        // workers can use them when webhooks stop.
+        let connections = self.connections.clone();
+        tasks.spawn(workers::every(
+            "release_idle_connections",
+            Level::DEBUG,
+            store::PING_IF_IDLE_FOR,
             shutdown.clone(),
+            move || {
+                connections.release_idle(store::PING_IF_IDLE_FOR);
+                std::future::ready(Ok(()))
+            },
         ));
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -175,19 +184,6 @@ impl App {
         }
         tracing::info!("webhook-ingestor stopped");
         Ok(())
-    }
-}
-
-/// Gives the pool back the webhook path's connections once they have been idle for a
-/// second, so the background workers can use them when webhooks stop.
-async fn release_idle_connections(connections: ConnectionCache, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(store::PING_IF_IDLE_FOR) => {
-                connections.release_idle(store::PING_IF_IDLE_FOR);
-            }
-        }
     }
 }
 

@@ -54,13 +54,13 @@ pub async fn receive_cached(
     source: EventSource,
     policy: &RetryPolicy,
 ) -> Result<Received, StoreError> {
-    let mut conn = cache.acquire().await?;
-    let received = receive_on(&mut conn, event, source, policy).await?;
-    // Every `Ok` above ended in a completed COMMIT or ROLLBACK.
-    conn.keep();
-    Ok(received)
+    cache
+        .run(async |conn| receive_on(conn, event, source, policy).await)
+        .await
 }
 
+/// Every `Ok` ends with its COMMIT or ROLLBACK completed, as [`ConnectionCache::run`]
+/// requires; so does [`receive_batch_on`]'s.
 async fn receive_on(
     conn: &mut PgConnection,
     event: &StripeEvent,
@@ -105,17 +105,16 @@ async fn receive_on(
 /// an error means none is stored. Each event is applied exactly as [`receive`] would;
 /// a repeated id within the batch is a duplicate. If applying any of them fails on
 /// anything but the database being away, the batch rolls back and each event goes
-/// through [`receive`] on its own, so one bad event costs the others only time.
+/// through [`receive`]'s steps on its own, on the same connection, so one bad event
+/// costs the others only time.
 pub async fn receive_batch(
     cache: &ConnectionCache,
     events: &[(&StripeEvent, EventSource)],
     policy: &RetryPolicy,
 ) -> Result<Vec<Received>, StoreError> {
-    let mut conn = cache.acquire().await?;
-    let received = receive_batch_on(&mut conn, events, policy).await?;
-    // Every `Ok` ended in a completed COMMIT or ROLLBACK.
-    conn.keep();
-    Ok(received)
+    cache
+        .run(async |conn| receive_batch_on(conn, events, policy).await)
+        .await
 }
 
 async fn receive_batch_on(

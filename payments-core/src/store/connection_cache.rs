@@ -14,8 +14,8 @@
 //! cache holds at most `capacity` connections, and [`ConnectionCache::release_idle`]
 //! returns those idle for a while to the pool, so the background workers sharing the pool
 //! are not starved when webhooks stop. A connection that sat in the cache for longer than
-//! its `ping_if_idle_for` ([`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) in the services) is pinged before it is
-//! handed out, as the pool does.
+//! its `ping_if_idle_for` ([`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) in the services)
+//! is pinged before it is handed out, as the pool does.
 
 use std::{
     ops::{Deref, DerefMut},
@@ -83,6 +83,19 @@ impl ConnectionCache {
             // Broken while idle: the pool's test on its return closes it.
             drop(conn);
         }
+    }
+
+    /// Runs `work` on a connection from [`acquire`](Self::acquire) and keeps the
+    /// connection if `work` succeeded. `work` must end every `Ok` with its COMMIT or
+    /// ROLLBACK completed; on an error the connection goes back to the pool.
+    pub async fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.acquire().await?;
+        let done = work(&mut conn).await?;
+        conn.keep();
+        Ok(done)
     }
 
     /// Returns the connections idle for longer than `idle_for` to the pool.
