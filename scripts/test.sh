@@ -12,5 +12,7 @@ bash scripts/check-contract.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
-# The browser client over grpc-web, in headless Chromium against the real services.
+# The TypeScript client package against the real services, then the web demo built on it in
+# headless Chromium.
+bash clients/typescript/run-tests.sh
 bash web/run-e2e.sh
