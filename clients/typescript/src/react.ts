@@ -94,7 +94,9 @@ export function useTransaction(id: string | null | undefined, options: UseTransa
           signal: abort.signal,
           status,
           backoff,
-          onReconnect: ({ error }) => update({ connection: "reconnecting", error }),
+          // A failure a reconnect cures is not the caller's error: only the state shows it.
+          onReconnect: () => update({ connection: "reconnecting" }),
+          onLive: () => update({ connection: "live" }),
         });
         for await (const tx of updates) {
           update({ transaction: tx, connection: "live", error: undefined });

@@ -31,6 +31,11 @@ export interface WatchOptions {
   maxRetries?: number;
   /** Called before each reconnect. */
   onReconnect?: (event: ReconnectEvent) => void;
+  /**
+   * Called when a stream (the first or a reconnect) answers with its first message, even
+   * one that is not delivered because its version was already seen: the watch is live.
+   */
+  onLive?: () => void;
 }
 
 type Rpc = Client<typeof PaymentsService>;
@@ -53,7 +58,12 @@ export async function* watchTransaction(
     let error: PaymentsError | undefined;
     try {
       const updates = rpc.watchTransaction({ transactionId, awaitStatus: status }, { signal });
+      let answered = false;
       for await (const { transaction: tx } of updates) {
+        if (!answered) {
+          answered = true;
+          options.onLive?.();
+        }
         // A reconnect starts with the current state, which may be the version already
         // delivered, or (from a lagging replica or cache) an older one.
         if (!tx || (newest !== undefined && tx.version <= newest)) continue;
