@@ -1,9 +1,9 @@
 // End to end: the real services (scripts/stack.mjs: a fresh database, stripe-sim,
 // webhook-ingestor and payments-api from target/debug/), the demo web server, and Debian's
 // Chromium driven by playwright-core through the page's flows, all on @payments/client:
-// a 3DS top-up whose stream survives a payments-api restart, a coupon (after a refused
-// one), a card validation that starts the trial, and a double-clicked top-up that makes one
-// payment.
+// a 3DS top-up whose stream survives a payments-api restart, a coupon (between an unknown
+// code and a second redemption, both refused with their ErrorInfo reason), a card
+// validation that starts the trial, and a double-clicked top-up that makes one payment.
 //
 // Run from web/ after building @payments/client and the page: `node --test e2e/`.
 // Environment: DATABASE_URL (an admin connection; default
@@ -190,6 +190,7 @@ test("3DS top-up across a payments-api restart, coupon, trial, and a double clic
     await page.waitForSelector('[data-testid="error"]', { state: "visible", timeout: 30_000 });
     await page.screenshot({ path: join(here, "error.png") });
     assert.equal(await page.getAttribute('[data-testid="error"]', "data-grpc-code"), "INVALID_ARGUMENT");
+    assert.equal(await page.getAttribute('[data-testid="error"]', "data-reason"), "COUPON_NOT_FOUND");
     const refusal = await page.textContent('[data-testid="error"]');
     log("unknown code:", refusal.replace(/\s+/g, " ").replace("×", "").trim());
     assert.match(refusal, /gRPC 3 INVALID_ARGUMENT/);
@@ -202,6 +203,14 @@ test("3DS top-up across a payments-api restart, coupon, trial, and a double clic
     );
     assert.equal((await statuses(page, "coupon")).at(-1), "SUCCEEDED");
     await balanceIs(page, "the wallet after the coupon", TOPUP_CENTS + COUPON_CENTS);
+    // The same code again is a new intent (the first settled), which the server refuses
+    // with its ErrorInfo reason.
+    await page.click('[data-testid="apply-coupon"]');
+    await page.waitForSelector('[data-testid="error"]', { state: "visible", timeout: 30_000 });
+    assert.equal(await page.getAttribute('[data-testid="error"]', "data-grpc-code"), "ALREADY_EXISTS");
+    assert.equal(await page.getAttribute('[data-testid="error"]', "data-reason"), "COUPON_ALREADY_REDEEMED");
+    await page.click('[data-testid="error-dismiss"]');
+    await balanceIs(page, "the wallet after the refused second redemption", TOPUP_CENTS + COUPON_CENTS);
 
     // 3. Card validation that starts the trial: its credit lands in the wallet.
     await page.click('[data-testid="start-trial"]');

@@ -4,10 +4,17 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { ErrorReason } from "./gen/payments/v1/payments_pb.js";
 import { isTransient } from "./retry.js";
 
-/** The domain of payments-api's ErrorInfo reasons. */
+/** The domain of payments-api's ErrorInfo reasons (the names of the contract's ErrorReason). */
 export const ERROR_DOMAIN = "payments.v1";
+
+/**
+ * Reasons whose status code is transient but where the same call again cannot help: the
+ * user has as many watch streams open as allowed until one of them closes.
+ */
+const NOT_RETRYABLE: ReadonlySet<string> = new Set([ErrorReason[ErrorReason.USER_WATCH_LIMIT]]);
 
 /** One invalid field of a request, as the server named it. */
 export interface FieldViolation {
@@ -16,10 +23,11 @@ export interface FieldViolation {
 }
 
 /**
- * Every error this package throws. `reason` is the ErrorInfo reason (such as
- * "IDEMPOTENCY_KEY_REUSED", "COUPON_ALREADY_REDEEMED", "CARD_DECLINED", "RATE_LIMITED")
- * when the server sent one: branch on it, not on the message. The Connect error it came
- * from is `cause`.
+ * Every error this package throws. `reason` is the ErrorInfo reason, one of the contract's
+ * ErrorReason names ("IDEMPOTENCY_KEY_REUSED", "COUPON_ALREADY_REDEEMED", "RATE_LIMITED"…),
+ * whenever payments-api answered: branch on it (`is(ErrorReason.X)`), never on the
+ * message, and treat a reason this build does not know by its code. It is undefined when
+ * no server answered (a network failure) or a proxy did. The Connect error is `cause`.
  */
 export class PaymentsError extends Error {
   override readonly name = "PaymentsError";
@@ -44,7 +52,8 @@ export class PaymentsError extends Error {
   override readonly cause: ConnectError;
 
   constructor(cause: ConnectError) {
-    const info = cause.findDetails(ErrorInfoSchema)[0];
+    const infos = cause.findDetails(ErrorInfoSchema);
+    const info = infos.find((i) => i.domain === ERROR_DOMAIN) ?? infos[0];
     const codeName = grpcCodeName(cause.code);
     super(`${codeName}${info?.reason ? ` (${info.reason})` : ""}: ${cause.rawMessage || "(no message)"}`);
     this.cause = cause;
@@ -59,7 +68,12 @@ export class PaymentsError extends Error {
       .flatMap((bad) => bad.fieldViolations.map(({ field, description }) => ({ field, description })));
     const delay = cause.findDetails(RetryInfoSchema)[0]?.retryDelay;
     this.retryDelayMs = delay ? Number(delay.seconds) * 1000 + Math.floor(delay.nanos / 1e6) : undefined;
-    this.retryable = isTransient(cause);
+    this.retryable = isTransient(cause) && !NOT_RETRYABLE.has(this.reason ?? "");
+  }
+
+  /** Whether the server gave this reason: `err.is(ErrorReason.COUPON_ALREADY_REDEEMED)`. */
+  is(reason: ErrorReason): boolean {
+    return this.domain === ERROR_DOMAIN && this.reason === ErrorReason[reason];
   }
 
   /** Any caught value as a PaymentsError (an AbortError becomes CANCELED). */

@@ -2,12 +2,13 @@
 // (the server ends streams with UNAVAILABLE), a proxy or network dropping the connection,
 // a stream that ends before the transaction settled. It reconnects with backoff, and since
 // every reconnect begins with the current state again, it delivers each version at most
-// once and never an older one after a newer one.
+// once and never an older one after a newer one. Which failures reconnect is
+// PaymentsError.retryable; a server's RetryInfo delay is respected.
 
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { type PaymentsService, type Transaction, type TransactionStatus } from "./gen/payments/v1/payments_pb.js";
 import { PaymentsError } from "./errors.js";
-import { type Backoff, backoffDelay, isTransient, sleep } from "./retry.js";
+import { type Backoff, backoffDelay, sleep } from "./retry.js";
 import { isSettled } from "./status.js";
 
 /** What a reconnect is about to do, for a "reconnecting…" indicator or a log line. */
@@ -74,14 +75,14 @@ export async function* watchTransaction(
       }
     } catch (err) {
       if (signal?.aborted) return;
-      if (!isTransient(err)) throw PaymentsError.from(err);
       error = PaymentsError.from(err);
+      if (!error.retryable) throw error;
     }
     if (signal?.aborted) return;
     if (options.maxRetries !== undefined && failures >= options.maxRetries) {
       throw error ?? PaymentsError.from(new ConnectError("the stream ended before the transaction settled", Code.Unavailable));
     }
-    const delayMs = backoffDelay(failures, options.backoff);
+    const delayMs = Math.max(backoffDelay(failures, options.backoff), error?.retryDelayMs ?? 0);
     failures += 1;
     options.onReconnect?.({ attempt: failures, delayMs, error });
     await sleep(delayMs, signal);

@@ -1,9 +1,10 @@
 // Errors as payments-api sends them, decoded: the code, the message and the details
-// (google.rpc.BadRequest names the field); which failures are retried, and how long apart.
+// (google.rpc.ErrorInfo's reason and metadata, google.rpc.BadRequest's field); which
+// failures are retried, and how long apart.
 
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { PaymentsError, backoffDelay, newIdempotencyKey } from "../src/index.js";
+import { ErrorReason, PaymentsError, backoffDelay, newIdempotencyKey } from "../src/index.js";
 import { VISA, clientFor, freePortUrl, startStack, type Stack } from "./helpers.js";
 
 let stack: Stack;
@@ -35,6 +36,9 @@ describe("PaymentsError", () => {
     expect(error.codeName).toBe("INVALID_ARGUMENT");
     expect(error.fieldViolations).toEqual([{ field: "amount", description: expect.stringContaining("at least") }]);
     expect(error.rawMessage).toMatch(/^invalid amount: must be at least/);
+    expect([error.domain, error.reason, error.metadata.field]).toEqual(["payments.v1", "INVALID_FIELD", "amount"]);
+    expect(error.is(ErrorReason.INVALID_FIELD)).toBe(true);
+    expect(error.message).toMatch(/^INVALID_ARGUMENT \(INVALID_FIELD\): invalid amount/);
     expect(error.retryable).toBe(false);
     expect(retries).toEqual([]);
   });
@@ -44,6 +48,7 @@ describe("PaymentsError", () => {
     const error = await failure(client.applyCoupon({ userId: user, code: "NOSUCHCODE", idempotencyKey: newIdempotencyKey() }));
     expect(error.codeName).toBe("INVALID_ARGUMENT");
     expect(error.fieldViolations.map((v) => v.field)).toEqual(["code"]);
+    expect(error.is(ErrorReason.COUPON_NOT_FOUND)).toBe(true);
     expect(error.message).toContain("NOSUCHCODE");
   });
 
@@ -53,6 +58,9 @@ describe("PaymentsError", () => {
     await client.awaitTransaction(first.transaction.id);
     const error = await failure(client.applyCoupon({ userId: user, code: "TWICE5", idempotencyKey: newIdempotencyKey() }));
     expect(error.codeName).toBe("ALREADY_EXISTS");
+    expect(error.reason).toBe("COUPON_ALREADY_REDEEMED");
+    expect(error.is(ErrorReason.COUPON_ALREADY_REDEEMED)).toBe(true);
+    expect(error.is(ErrorReason.COUPON_NOT_FOUND)).toBe(false);
     expect(error.retryable).toBe(false);
   });
 
@@ -64,6 +72,7 @@ describe("PaymentsError", () => {
     const error = await failure(client.getWallet(user));
     expect(error.retryable).toBe(true);
     expect(error.cause.isWireError).toBe(false);
+    expect(error.reason).toBeUndefined();
     expect(retries.map((r) => r.attempt)).toEqual([1, 2]);
   });
 });

@@ -4,7 +4,7 @@
 
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { PaymentsError, newIdempotencyKey, statusName } from "../src/index.js";
+import { ErrorReason, PaymentsError, newIdempotencyKey, statusName } from "../src/index.js";
 import { startProxy, type Proxy } from "./proxy.js";
 import { VISA, clientFor, startStack, type Stack } from "./helpers.js";
 
@@ -78,8 +78,10 @@ describe("idempotency keys", () => {
     expect(error).toBeInstanceOf(PaymentsError);
     const refused = error as PaymentsError;
     expect(refused.code).toBe(Code.FailedPrecondition);
+    expect(refused.is(ErrorReason.IDEMPOTENCY_KEY_REUSED)).toBe(true);
+    expect(refused.metadata.idempotency_key).toBe(key);
+    expect(refused.metadata.changed).toContain("amount");
     expect(refused.retryable).toBe(false);
-    expect(refused.rawMessage).toContain("amount");
     expect(paymentRows(user)).toHaveLength(1);
     expect(paymentRows(user)[0]).toContain(first.transaction.id);
   });

@@ -70,6 +70,7 @@ describe("watchTransaction", () => {
     // delivered, which must not be delivered again).
     await eventually("the reconnect", () => tc.watchConnections() >= 2);
     expect(watch.reconnects[0]?.error?.code).toBe(Code.Unavailable);
+    expect(watch.reconnects[0]?.error?.reason).toBe("SHUTTING_DOWN");
     expect(watch.reconnects[0]?.error?.retryable).toBe(true);
 
     await completeThreeDs(stack, started);
@@ -172,7 +173,12 @@ describe("watchTransaction", () => {
         // nothing arrives
       }
     })();
-    await expect(watching).rejects.toMatchObject({ name: "PaymentsError", code: Code.NotFound, retryable: false });
+    await expect(watching).rejects.toMatchObject({
+      name: "PaymentsError",
+      code: Code.NotFound,
+      reason: "TRANSACTION_NOT_FOUND",
+      retryable: false,
+    });
   });
 });
 
