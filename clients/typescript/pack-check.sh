@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What a frontend gets from the registry: `npm pack`s this package and installs the tarball
-# into a scratch project (with react, its optional peer, and its types), then imports both entry points in
-# Node and type-checks a file that uses them through the package's declarations.
+# into a scratch project (with react, its optional peer, its types, and connect-web), then
+# imports both entry points in Node and type-checks, through the package's declarations, a
+# file that uses them and the root README's React snippet.
 set -euo pipefail
 pkg_dir="$(cd "$(dirname "$0")" && pwd)"
 repo_dir="$(cd "$pkg_dir/../.." && pwd)"
@@ -22,7 +23,7 @@ cd "$scratch"
 mkdir app && cd app
 npm init -y >/dev/null
 npm pkg set type=module
-npm install --no-audit --no-fund --prefer-offline "$tarball" react@19 @types/react@19 >/dev/null
+npm install --no-audit --no-fund --prefer-offline "$tarball" react@19 @types/react@19 @connectrpc/connect-web@2 >/dev/null
 node --input-type=module -e '
   const client = await import("@payments/client");
   const react = await import("@payments/client/react");
@@ -42,14 +43,24 @@ const settled: Promise<Transaction> = client.awaitTransaction("id", { status: Tr
 const key: string = newIdempotencyKey();
 export const hooks = [usePayment, useTransaction, settled, key];
 TS
+# The root README's React snippet, as written there, with what it leaves to the app.
+{
+  echo 'declare const API_URL: string;'
+  echo 'declare function getToken(): string;'
+  echo 'declare const stripe: { confirmCardPayment(clientSecret: string): Promise<unknown> };'
+  awk '/^### From a frontend \(React\)/ {section = 1} section && /^```tsx/ {code = 1; next} code && /^```/ {exit} code' \
+    "$repo_dir/README.md"
+  echo 'export { TopUp, PaymentsProvider, payments };'
+} > readme.tsx
+grep -q usePayment readme.tsx
 cat > tsconfig.json <<'JSON'
 {
   "compilerOptions": {
     "strict": true, "noEmit": true, "module": "nodenext", "moduleResolution": "nodenext",
-    "target": "es2022", "lib": ["es2022", "dom"], "types": [], "skipLibCheck": false
+    "target": "es2022", "lib": ["es2022", "dom"], "types": [], "skipLibCheck": false, "jsx": "react-jsx"
   },
-  "files": ["check.ts"]
+  "files": ["check.ts", "readme.tsx"]
 }
 JSON
 node "$repo_dir/node_modules/typescript/bin/tsc" -p tsconfig.json
-echo "the declarations type-check in a scratch project"
+echo "the declarations, and the README's React snippet, type-check in a scratch project"
