@@ -58,12 +58,28 @@ function expectStrictlyIncreasing(seen: Transaction[]) {
   for (let i = 1; i < versions.length; i++) expect(versions[i]!).toBeGreaterThan(versions[i - 1]!);
 }
 
+/** A 3DS top-up watched in the background, once its REQUIRES_ACTION has arrived. */
+async function watchedThreeDs(tc: TestClient) {
+  const started = await pendingThreeDs(tc);
+  const watch = watchInBackground(tc, started.transaction.id);
+  await eventually("REQUIRES_ACTION", () => watch.seen.length === 1);
+  expect(statusName(watch.seen[0]!.status)).toBe("REQUIRES_ACTION");
+  return { started, watch };
+}
+
+/** Completes the 3DS challenge and checks the watch delivered each version once, in order. */
+async function settlesOnce({ started, watch }: Awaited<ReturnType<typeof watchedThreeDs>>) {
+  await completeThreeDs(stack, started);
+  await watch.done;
+  expect(watch.seen.map((tx) => statusName(tx.status))).toEqual(["REQUIRES_ACTION", "SUCCEEDED"]);
+  expectStrictlyIncreasing(watch.seen);
+}
+
 describe("watchTransaction", () => {
   test("reconnects after payments-api restarts (streams end with UNAVAILABLE) and delivers each version once", async () => {
     const tc = clientFor(stack, stack.apiUrl);
-    const started = await pendingThreeDs(tc);
-    const watch = watchInBackground(tc, started.transaction.id);
-    await eventually("REQUIRES_ACTION", () => watch.seen.some((tx) => tx.status === TransactionStatus.REQUIRES_ACTION));
+    const watched = await watchedThreeDs(tc);
+    const { watch } = watched;
 
     await stack.restartApi();
     // The new instance answered the reconnect (its first message is the version already
@@ -72,35 +88,24 @@ describe("watchTransaction", () => {
     expect(watch.reconnects[0]?.error?.code).toBe(Code.Unavailable);
     expect(watch.reconnects[0]?.error?.reason).toBe("SHUTTING_DOWN");
     expect(watch.reconnects[0]?.error?.retryable).toBe(true);
-
-    await completeThreeDs(stack, started);
-    await watch.done;
-    expect(watch.seen.map((tx) => statusName(tx.status))).toEqual(["REQUIRES_ACTION", "SUCCEEDED"]);
-    expectStrictlyIncreasing(watch.seen);
+    await settlesOnce(watched);
   });
 
   test("reconnects after the network drops the stream", async () => {
     const tc = clientFor(stack, proxy.url);
-    const started = await pendingThreeDs(tc);
-    const watch = watchInBackground(tc, started.transaction.id);
-    await eventually("REQUIRES_ACTION", () => watch.seen.length === 1);
+    const watched = await watchedThreeDs(tc);
 
     proxy.cutAll();
     await eventually("the reconnect", () => tc.watchConnections() >= 2);
-    const cause = watch.reconnects[0]?.error;
+    const cause = watched.watch.reconnects[0]?.error;
     expect(cause?.retryable).toBe(true);
     expect(cause?.cause.isWireError).toBe(false);
-
-    await completeThreeDs(stack, started);
-    await watch.done;
-    expect(watch.seen.map((tx) => statusName(tx.status))).toEqual(["REQUIRES_ACTION", "SUCCEEDED"]);
+    await settlesOnce(watched);
   });
 
   test("reconnects after payments-api crashes, and catches up on a change made while it was down", async () => {
     const tc = clientFor(stack, stack.apiUrl);
-    const started = await pendingThreeDs(tc);
-    const watch = watchInBackground(tc, started.transaction.id);
-    await eventually("REQUIRES_ACTION", () => watch.seen.length === 1);
+    const { started, watch } = await watchedThreeDs(tc);
 
     // The payment settles while no payments-api runs: the reconnect's snapshot has it.
     await stack.restartApi({
@@ -114,6 +119,7 @@ describe("watchTransaction", () => {
     });
     await watch.done;
     expect(watch.seen.map((tx) => statusName(tx.status))).toEqual(["REQUIRES_ACTION", "SUCCEEDED"]);
+    expectStrictlyIncreasing(watch.seen);
     expect(watch.reconnects.length).toBeGreaterThanOrEqual(1);
   });
 
@@ -138,15 +144,10 @@ describe("watchTransaction", () => {
       return { ...res, message: olderFirst() };
     };
     const tc = clientFor(stack, proxy.url, undefined, { interceptors: [stale] });
-    const started = await pendingThreeDs(tc);
-    const watch = watchInBackground(tc, started.transaction.id);
-    await eventually("REQUIRES_ACTION", () => watch.seen.length === 1);
+    const watched = await watchedThreeDs(tc);
     proxy.cutAll();
     await eventually("the reconnect", () => connections >= 2);
-    await completeThreeDs(stack, started);
-    await watch.done;
-    expect(watch.seen.map((tx) => statusName(tx.status))).toEqual(["REQUIRES_ACTION", "SUCCEEDED"]);
-    expectStrictlyIncreasing(watch.seen);
+    await settlesOnce(watched);
   });
 
   test("ends quietly when the caller aborts", async () => {
