@@ -23,6 +23,8 @@ OPTIONS (each also read from the environment variable shown; a flag wins):
   --delay-ms MS               fixed hold per delivery   STRIPE_SIM_DELAY_MS        [0]
   --retry-schedule-ms A,B,..  waits between attempts    STRIPE_SIM_RETRY_SCHEDULE_MS [1000 doubling, 10 attempts]
   --webhook-timeout-ms MS     per-attempt timeout       STRIPE_SIM_WEBHOOK_TIMEOUT_MS [10000]
+  --livemode true|false       accept sk_live_ keys      STRIPE_SIM_LIVEMODE        [false]
+                              (a live-mode account: its objects and events say livemode: true)
   -h, --help                  print this help
 ";
 
@@ -49,6 +51,7 @@ const FLAGS: &[&str] = &[
     "delay-ms",
     "retry-schedule-ms",
     "webhook-timeout-ms",
+    "livemode",
 ];
 
 /// Parses `args` (without the program name), falling back to `env("STRIPE_SIM_…")`.
@@ -119,6 +122,7 @@ where
     let delay = single("delay-ms");
     let schedule = single("retry-schedule-ms");
     let timeout = single("webhook-timeout-ms");
+    let livemode = single("livemode");
 
     let mut parse_into =
         |name: &str, raw: Option<String>, apply: &mut dyn FnMut(&str) -> Result<(), String>| {
@@ -156,6 +160,11 @@ where
     });
     parse_into("webhook-timeout-ms", timeout, &mut |v| {
         millis(v).map(|d| config.webhook_timeout = d)
+    });
+    parse_into("livemode", livemode, &mut |v| {
+        v.parse()
+            .map(|l| config.livemode = l)
+            .map_err(|e| format!("{e}"))
     });
     parse_into("retry-schedule-ms", schedule, &mut |v| {
         v.split(',')
@@ -265,6 +274,13 @@ mod tests {
         )
         .expect_err("invalid");
         assert_eq!(error.0.len(), 4, "{error}");
+    }
+
+    #[test]
+    fn livemode_is_off_unless_asked_for() {
+        assert!(!config(&[], &[]).livemode);
+        assert!(config(&["--livemode", "true"], &[]).livemode);
+        assert!(config(&[], &[("STRIPE_SIM_LIVEMODE", "true")]).livemode);
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// Webhook POSTs in flight at once.
     pub max_concurrent_deliveries: usize,
+    /// Accept live-mode keys (`sk_live_…`, `rk_live_…`). Their requests run against a separate
+    /// live-mode account whose objects and events carry `livemode: true`; its events go to the
+    /// same endpoints, as when a live endpoint points at a test receiver. Off by default, so a
+    /// live key sent here by mistake is refused.
+    pub livemode: bool,
+    /// Events each mode keeps listable by `GET /v1/events` (and never older than 30 days, as
+    /// on Stripe); older ones are forgotten, so memory stays bounded on long runs.
+    pub event_retention: u32,
 }
 
 impl Config {
@@ -80,6 +88,8 @@ impl Config {
             retry_schedule: doubling(Duration::from_millis(100), 9),
             webhook_timeout: Duration::from_secs(5),
             max_concurrent_deliveries: 64,
+            livemode: false,
+            event_retention: DEFAULT_EVENT_RETENTION,
         }
     }
 
@@ -117,6 +127,9 @@ impl Config {
         if self.max_concurrent_deliveries == 0 {
             problems.push("max_concurrent_deliveries must be at least 1".to_owned());
         }
+        if self.event_retention == 0 {
+            problems.push("event_retention must be at least 1".to_owned());
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -124,6 +137,10 @@ impl Config {
         }
     }
 }
+
+/// Events kept per mode by default: far more than any test reads back, and a few hundred
+/// megabytes at most (an event is 2–5 KB of JSON).
+pub const DEFAULT_EVENT_RETENTION: u32 = 50_000;
 
 /// `first`, `2 × first`, … (`count` waits).
 pub fn doubling(first: Duration, count: u32) -> Vec<Duration> {

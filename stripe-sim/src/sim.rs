@@ -15,8 +15,9 @@ use crate::error::ApiError;
 use crate::faults::Faults;
 use crate::http::{self, AppState};
 use crate::params::Params;
+use crate::resources::events::Event;
 use crate::resources::{confirmation, disputes};
-use crate::store::{RequestCtx, Store};
+use crate::store::{Mode, RequestCtx, Store};
 use crate::webhooks::{DeliveryStats, Dispatcher, EventFate, Outbox, WebhookState, run_dispatcher};
 
 /// Why a simulator could not start.
@@ -106,6 +107,18 @@ impl StripeSimBuilder {
         self
     }
 
+    /// Accepts live-mode keys; see [`Config::livemode`].
+    pub fn livemode(mut self, enabled: bool) -> Self {
+        self.config.livemode = enabled;
+        self
+    }
+
+    /// Events kept per mode; see [`Config::event_retention`].
+    pub fn event_retention(mut self, events: u32) -> Self {
+        self.config.event_retention = events;
+        self
+    }
+
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.config.bind = addr;
         self
@@ -174,8 +187,22 @@ impl StripeSim {
             config.retry_schedule.clone(),
         ));
         let (outbox, events) = Outbox::new(Arc::clone(&webhooks));
-        let store = Store::new(seed, base_url.clone(), outbox);
-        let state = AppState::new(store, Faults::new(seed), Arc::clone(&webhooks));
+        let account = |mode| {
+            let outbox = outbox.clone();
+            Store::new(
+                mode,
+                seed,
+                base_url.clone(),
+                outbox,
+                config.event_retention as usize,
+            )
+        };
+        let state = AppState::new(
+            [account(Mode::Test), account(Mode::Live)],
+            config.livemode,
+            Faults::new(seed),
+            Arc::clone(&webhooks),
+        );
         let cancel = CancellationToken::new();
 
         let dispatcher = Dispatcher {
@@ -248,11 +275,20 @@ impl StripeSim {
         self.state.0.faults.clone()
     }
 
-    /// Every event created so far, oldest first (dropped ones included).
+    /// Every event still kept (see [`Config::event_retention`]), of both modes, oldest first,
+    /// dropped ones included.
     pub fn events(&self) -> Vec<Value> {
-        self.state.with_store(RequestCtx::default(), |store| {
-            store.events.iter().map(|e| e.body.clone()).collect()
-        })
+        let mut events: Vec<Arc<Event>> = Vec::new();
+        for mode in [Mode::Test, Mode::Live] {
+            let ctx = RequestCtx {
+                mode,
+                ..RequestCtx::default()
+            };
+            self.state
+                .with_store(ctx, |store| events.extend(store.events.iter().cloned()));
+        }
+        events.sort_by_key(|e| e.seq);
+        events.iter().map(|e| e.json()).collect()
     }
 
     pub fn delivery_stats(&self) -> DeliveryStats {
@@ -282,7 +318,7 @@ impl StripeSim {
     /// Completes (`true`) or fails the 3DS challenge of a PaymentIntent in `requires_action`,
     /// like `POST /test/payment_intents/{id}/authenticate` without the client secret.
     pub fn authenticate_3ds(&self, payment_intent: &str, succeed: bool) -> Result<Value, ApiError> {
-        self.state.with_store(RequestCtx::default(), |store| {
+        self.state.with_store_owning(payment_intent, |store| {
             confirmation::authenticate(store, payment_intent, succeed, None)
         })
     }
@@ -290,7 +326,7 @@ impl StripeSim {
     /// Opens a dispute on a charge (`amount` defaults to the charge's).
     pub fn open_dispute(&self, charge: &str, amount: Option<i64>) -> Result<Value, ApiError> {
         let params = Params(serde_json::json!({ "amount": amount }));
-        self.state.with_store(RequestCtx::default(), |store| {
+        self.state.with_store_owning(charge, |store| {
             disputes::open_dispute(store, charge, &params)
         })
     }
@@ -298,7 +334,7 @@ impl StripeSim {
     /// Closes a dispute as won (`true`) or lost.
     pub fn close_dispute(&self, dispute: &str, won: bool) -> Result<Value, ApiError> {
         let params = Params(serde_json::json!({ "outcome": if won { "won" } else { "lost" } }));
-        self.state.with_store(RequestCtx::default(), |store| {
+        self.state.with_store_owning(dispute, |store| {
             disputes::close_dispute(store, dispute, &params)
         })
     }

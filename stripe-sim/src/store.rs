@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -20,7 +22,7 @@ use crate::resources::{
     coupons::{Coupon, PromotionCode},
     customers::Customer,
     disputes::Dispute,
-    events::Event,
+    events::{Event, EventLog},
     invoice_items::{Discount, InvoiceItem},
     invoices::Invoice,
     payment_intents::PaymentIntent,
@@ -31,16 +33,33 @@ use crate::webhooks::Outbox;
 /// The Stripe API version the simulator speaks (the one async-stripe 1.0.0-rc.10 targets).
 pub const API_VERSION: &str = "2026-09-30.endive";
 
+/// Test mode or live mode: chosen by the key of a request, as on Stripe. Each mode is a
+/// separate account's worth of objects and events.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    #[default]
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub fn is_live(self) -> bool {
+        self == Mode::Live
+    }
+}
+
 /// Who caused a change: copied into each event's `request` field.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCtx {
     pub request_id: Option<String>,
     pub idempotency_key: Option<String>,
+    pub mode: Mode,
 }
 
 pub struct Store {
     rng: StdRng,
     next_seq: u64,
+    pub mode: Mode,
     /// The simulator's own URL, used in `next_action` links.
     pub base_url: String,
     pub request: RequestCtx,
@@ -55,8 +74,7 @@ pub struct Store {
     pub invoices: HashMap<String, Invoice>,
     pub invoice_items: HashMap<String, InvoiceItem>,
     pub discounts: HashMap<String, Discount>,
-    pub events: Vec<Arc<Event>>,
-    event_index: HashMap<String, usize>,
+    pub events: EventLog,
     outbox: Outbox,
 }
 
@@ -69,10 +87,23 @@ pub fn now() -> i64 {
 }
 
 impl Store {
-    pub fn new(seed: u64, base_url: String, outbox: Outbox) -> Self {
+    /// An empty account in `mode`; `event_retention` bounds its event log.
+    pub fn new(
+        mode: Mode,
+        seed: u64,
+        base_url: String,
+        outbox: Outbox,
+        event_retention: usize,
+    ) -> Self {
+        // The live account draws other ids than the test one from the same seed.
+        let seed = match mode {
+            Mode::Test => seed,
+            Mode::Live => seed ^ 0x4C49_5645_4D4F_4445,
+        };
         Self {
             rng: StdRng::seed_from_u64(seed),
             next_seq: 0,
+            mode,
             base_url,
             request: RequestCtx::default(),
             customers: HashMap::new(),
@@ -86,8 +117,7 @@ impl Store {
             invoices: HashMap::new(),
             invoice_items: HashMap::new(),
             discounts: HashMap::new(),
-            events: Vec::new(),
-            event_index: HashMap::new(),
+            events: EventLog::new(event_retention),
             outbox,
         }
     }
@@ -115,16 +145,15 @@ impl Store {
         format!("{prefix}_{}", self.random_string(24, false))
     }
 
-    /// Records an event and hands it to webhook delivery.
+    /// Records an event and hands it to webhook delivery. `object` is a snapshot taken now.
     pub fn emit(&mut self, event_type: &str, object: Value, previous_attributes: Option<Value>) {
         let id = self.new_id("evt");
-        let seq = self.events.len() as u64;
         let mut data = json!({ "object": object });
         if let Some(previous) = previous_attributes {
             data["previous_attributes"] = previous;
         }
         let created = now();
-        let body = json!({
+        let body = self.present(json!({
             "id": id,
             "object": "event",
             "api_version": API_VERSION,
@@ -134,23 +163,28 @@ impl Store {
             "pending_webhooks": self.outbox.endpoint_count(),
             "request": {"id": self.request.request_id, "idempotency_key": self.request.idempotency_key},
             "type": event_type,
-        });
+        }));
+        let body = match serde_json::to_vec(&body) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(error) => {
+                tracing::error!(%error, event_type, "could not serialize an event; not recorded");
+                return;
+            }
+        };
         let event = Arc::new(Event {
-            seq,
-            id: id.clone(),
+            seq: self.outbox.next_event_seq(),
+            id,
             event_type: event_type.to_owned(),
             created,
             body,
         });
-        self.event_index.insert(id, self.events.len());
         self.events.push(Arc::clone(&event));
         self.outbox.publish(event);
     }
 
-    pub fn event(&self, id: &str) -> Option<&Arc<Event>> {
-        self.event_index
-            .get(id)
-            .and_then(|index| self.events.get(*index))
+    /// An object or response as this account shows it.
+    pub fn present(&self, value: Value) -> Value {
+        present(self.mode, value)
     }
 
     /// Any object by id, for `expand[]`.
@@ -167,7 +201,7 @@ impl Store {
             "ii" => self.invoice_items.get(id).map(InvoiceItem::to_json),
             "promo" => self.promotion_codes.get(id).map(|p| p.to_json(self)),
             "di" => self.discounts.get(id).map(Discount::to_json),
-            "evt" => self.event(id).map(|e| e.body.clone()),
+            "evt" => self.events.get(id).map(|e| e.json()),
             _ => None,
         }
         .or_else(|| self.coupons.get(id).map(Coupon::to_json))
@@ -209,6 +243,32 @@ impl Store {
             Value::Object(_) => self.expand_path(field, rest),
             _ => {}
         }
+    }
+}
+
+/// An object as an account of `mode` shows it: in live mode every `livemode` (nested objects
+/// included) says so. The objects render as test mode; this is the one place that changes it.
+pub fn present(mode: Mode, mut value: Value) -> Value {
+    if mode.is_live() {
+        mark_live(&mut value);
+    }
+    value
+}
+
+/// Sets every `livemode` field in `value` (nested objects included) to `true`.
+fn mark_live(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                if key == "livemode" {
+                    *field = Value::Bool(true);
+                } else {
+                    mark_live(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mark_live),
+        _ => {}
     }
 }
 

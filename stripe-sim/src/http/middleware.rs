@@ -13,7 +13,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::idempotency::{Stored, storable};
 use crate::params::Params;
-use crate::store::{API_VERSION, RequestCtx};
+use crate::store::{API_VERSION, Mode, RequestCtx};
 
 /// Bodies larger than this are refused (Stripe's own limit is far lower for form posts).
 const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -25,9 +25,9 @@ pub(super) async fn api(
 ) -> Response {
     let request_id = format!("req_{}", &uuid::Uuid::new_v4().simple().to_string()[..14]);
     let idempotency_key = idempotency_key(request.method(), request.headers());
-    let mut response = match check_key(request.headers()) {
+    let mut response = match check_key(request.headers(), state.0.livemode) {
         Err(error) => error.into_response(),
-        Ok(()) => {
+        Ok(mode) => {
             let decision = state.0.faults.decide(request.uri().path());
             if let Some(status) = decision.fail {
                 ApiError::injected(status).into_response()
@@ -35,10 +35,15 @@ pub(super) async fn api(
                 let ctx = RequestCtx {
                     request_id: Some(request_id.clone()),
                     idempotency_key: idempotency_key.clone(),
+                    mode,
                 };
                 request.extensions_mut().insert(ctx);
                 let response = match &idempotency_key {
-                    Some(key) => run_idempotent(&state, key, request, next).await,
+                    // Keys are scoped to the account, and each mode is one.
+                    Some(key) => {
+                        let slot = format!("{mode:?}:{key}");
+                        run_idempotent(&state, &slot, request, next).await
+                    }
                     None => next.run(request).await,
                 };
                 if !decision.delay.is_zero() {
@@ -71,8 +76,9 @@ fn idempotency_key(method: &Method, headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Any `sk_test_…` (or restricted `rk_test_…`) key, as a Bearer token or Basic user name.
-fn check_key(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Any `sk_test_…` (or restricted `rk_test_…`) key, as a Bearer token or Basic user name: test
+/// mode. `sk_live_…`/`rk_live_…`: live mode, only when `livemode` is enabled.
+fn check_key(headers: &HeaderMap, livemode: bool) -> Result<Mode, ApiError> {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -92,11 +98,14 @@ fn check_key(headers: &HeaderMap) -> Result<(), ApiError> {
     } else {
         String::new()
     };
+    let live = key.starts_with("sk_live_") || key.starts_with("rk_live_");
     if key.starts_with("sk_test_") || key.starts_with("rk_test_") {
-        Ok(())
-    } else if key.starts_with("sk_live_") || key.starts_with("rk_live_") {
+        Ok(Mode::Test)
+    } else if live && livemode {
+        Ok(Mode::Live)
+    } else if live {
         Err(ApiError::unauthorized(
-            "This is a local test double: use a test mode key (sk_test_…), never a live one.",
+            "This is a local test double and live mode is off: use a test mode key (sk_test_…), or start stripe-sim with livemode enabled (--livemode true) to get a live-mode account.",
         ))
     } else {
         let shown: String = key.chars().take(12).collect();
@@ -175,17 +184,26 @@ mod tests {
 
     #[test]
     fn test_keys_pass_as_bearer_or_basic() {
-        assert!(check_key(&headers("Bearer sk_test_123")).is_ok());
+        assert!(check_key(&headers("Bearer sk_test_123"), false).is_ok());
         let basic = base64::engine::general_purpose::STANDARD.encode("sk_test_123:");
-        assert!(check_key(&headers(&format!("Basic {basic}"))).is_ok());
+        assert!(check_key(&headers(&format!("Basic {basic}")), false).is_ok());
     }
 
     #[test]
     fn missing_live_or_malformed_keys_are_refused() {
-        assert!(check_key(&HeaderMap::new()).is_err());
-        assert!(check_key(&headers("Bearer sk_live_123")).is_err());
-        assert!(check_key(&headers("Bearer pk_test_123")).is_err());
-        assert!(check_key(&headers("sk_test_123")).is_err());
+        assert!(check_key(&HeaderMap::new(), false).is_err());
+        assert!(check_key(&headers("Bearer sk_live_123"), false).is_err());
+        assert!(check_key(&headers("Bearer pk_test_123"), false).is_err());
+        assert!(check_key(&headers("sk_test_123"), false).is_err());
+    }
+
+    #[test]
+    fn with_livemode_on_a_key_chooses_its_mode() {
+        let mode = |key: &str| check_key(&headers(&format!("Bearer {key}")), true).ok();
+        assert_eq!(mode("sk_test_123"), Some(Mode::Test));
+        assert_eq!(mode("sk_live_123"), Some(Mode::Live));
+        assert_eq!(mode("rk_live_123"), Some(Mode::Live));
+        assert_eq!(mode("pk_live_123"), None);
     }
 
     #[test]

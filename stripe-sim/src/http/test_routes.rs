@@ -15,7 +15,6 @@ use crate::config::WebhookSecret;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::resources::{confirmation, disputes};
-use crate::store::RequestCtx;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -50,7 +49,7 @@ async fn authenticate(
         Ok(secret) => secret.to_owned(),
         Err(error) => return error.into_response(),
     };
-    let result = state.with_store(RequestCtx::default(), |store| {
+    let result = state.with_store_owning(&id, |store| {
         confirmation::authenticate(store, &id, succeed, Some(&secret))
     });
     let intent = match result {
@@ -106,9 +105,7 @@ async fn open_dispute(
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .with_store(RequestCtx::default(), |store| {
-            disputes::open_dispute(store, &id, &params)
-        })
+        .with_store_owning(&id, |store| disputes::open_dispute(store, &id, &params))
         .map(Json)
 }
 
@@ -118,9 +115,7 @@ async fn close_dispute(
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
     state
-        .with_store(RequestCtx::default(), |store| {
-            disputes::close_dispute(store, &id, &params)
-        })
+        .with_store_owning(&id, |store| disputes::close_dispute(store, &id, &params))
         .map(Json)
 }
 

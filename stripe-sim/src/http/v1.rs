@@ -27,10 +27,12 @@ fn run(
     params: &Params,
     op: impl FnOnce(&mut Store) -> ApiResult,
 ) -> Reply {
-    state.with_store(ctx, |store| {
-        let value = op(store)?;
-        Ok(Json(store.expand(value, params)))
-    })
+    state
+        .run_json(ctx, |store| {
+            let value = op(store)?;
+            Ok(store.expand(value, params))
+        })
+        .map(Json)
 }
 
 pub(super) fn routes() -> Router<AppState> {

@@ -68,13 +68,7 @@ impl Dispatcher {
         counters
             .duplicated
             .fetch_add(fate.holds.len() as u64 - 1, Ordering::Relaxed);
-        let body = match serde_json::to_vec(&event.body) {
-            Ok(body) => Bytes::from(body),
-            Err(error) => {
-                tracing::error!(event_id = %event.id, %error, "could not serialize the event");
-                return;
-            }
-        };
+        let body = event.body.clone();
         for url in self.state.endpoints() {
             for hold in &fate.holds {
                 let delivery = Delivery {

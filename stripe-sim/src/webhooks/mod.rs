@@ -63,6 +63,8 @@ pub(crate) struct WebhookState {
     endpoints: RwLock<Vec<String>>,
     secrets: RwLock<Vec<WebhookSecret>>,
     counters: Counters,
+    /// The next event's sequence number, shared by the test and live accounts.
+    next_event_seq: AtomicU64,
     fates: Mutex<Vec<EventFate>>,
     pub seed: u64,
     pub chaos: Chaos,
@@ -81,6 +83,7 @@ impl WebhookState {
             endpoints: RwLock::new(endpoints),
             secrets: RwLock::new(secrets),
             counters: Counters::default(),
+            next_event_seq: AtomicU64::new(0),
             fates: Mutex::new(Vec::new()),
             seed,
             chaos,
@@ -165,7 +168,8 @@ impl Drop for InFlight {
     }
 }
 
-/// Where the store puts new events; delivery never blocks the request that made them.
+/// Where the stores put new events; delivery never blocks the request that made them.
+#[derive(Clone)]
 pub(crate) struct Outbox {
     tx: mpsc::UnboundedSender<(Arc<Event>, InFlightToken)>,
     state: Arc<WebhookState>,
@@ -182,6 +186,11 @@ impl Outbox {
     ) -> (Self, mpsc::UnboundedReceiver<(Arc<Event>, InFlightToken)>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx, state }, rx)
+    }
+
+    /// 0, 1, 2, … across both accounts, in the order their events are created.
+    pub fn next_event_seq(&self) -> u64 {
+        self.state.next_event_seq.fetch_add(1, Ordering::SeqCst)
     }
 
     pub fn endpoint_count(&self) -> usize {

@@ -4,6 +4,7 @@
 mod customers_and_payment_methods;
 mod events;
 mod invoices_and_discounts;
+mod modes;
 mod payment_intents;
 mod protocol;
 mod refunds_and_disputes;
