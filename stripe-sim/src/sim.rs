@@ -14,9 +14,9 @@ use crate::config::{Config, ConfigError, WebhookSecret};
 use crate::error::ApiError;
 use crate::faults::Faults;
 use crate::http::{self, AppState};
-use crate::params::Params;
+use crate::resources::confirmation;
+use crate::resources::dispute_lifecycle::{self, Opening};
 use crate::resources::events::Event;
-use crate::resources::{confirmation, disputes};
 use crate::store::{Mode, RequestCtx, Store};
 use crate::webhooks::{DeliveryStats, Dispatcher, EventFate, Outbox, WebhookState, run_dispatcher};
 
@@ -323,20 +323,39 @@ impl StripeSim {
         })
     }
 
-    /// Opens a dispute on a charge (`amount` defaults to the charge's).
+    /// Opens a chargeback on a charge (`amount` defaults to the captured amount): funds withdrawn.
     pub fn open_dispute(&self, charge: &str, amount: Option<i64>) -> Result<Value, ApiError> {
-        let params = Params(serde_json::json!({ "amount": amount }));
+        self.open(charge, amount, false)
+    }
+
+    /// Opens an inquiry on a charge: no funds withdrawn.
+    pub fn open_inquiry(&self, charge: &str, amount: Option<i64>) -> Result<Value, ApiError> {
+        self.open(charge, amount, true)
+    }
+
+    fn open(&self, charge: &str, amount: Option<i64>, inquiry: bool) -> Result<Value, ApiError> {
+        let opening = Opening {
+            inquiry,
+            amount,
+            reason: "fraudulent".to_owned(),
+        };
         self.state.with_store_owning(charge, |store| {
-            disputes::open_dispute(store, charge, &params)
+            dispute_lifecycle::open(store, charge, &opening)
         })
     }
 
-    /// Closes a dispute as won (`true`) or lost.
+    /// The bank decides a dispute: won (`true`, the amount is reinstated) or lost. An inquiry
+    /// can only be won (`warning_closed`); see [`StripeSim::escalate_dispute`].
     pub fn close_dispute(&self, dispute: &str, won: bool) -> Result<Value, ApiError> {
-        let params = Params(serde_json::json!({ "outcome": if won { "won" } else { "lost" } }));
         self.state.with_store_owning(dispute, |store| {
-            disputes::close_dispute(store, dispute, &params)
+            dispute_lifecycle::decide(store, dispute, won)
         })
+    }
+
+    /// An inquiry escalates into a chargeback: `needs_response`, funds withdrawn.
+    pub fn escalate_dispute(&self, dispute: &str) -> Result<Value, ApiError> {
+        self.state
+            .with_store_owning(dispute, |store| dispute_lifecycle::escalate(store, dispute))
     }
 
     /// Stops accepting requests, stops delivery, and waits (up to 5 s) for both to end.

@@ -14,7 +14,8 @@ use super::AppState;
 use crate::config::WebhookSecret;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::resources::{confirmation, disputes};
+use crate::resources::confirmation;
+use crate::resources::dispute_lifecycle::{self, Opening};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -24,6 +25,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/charges/{id}/dispute", post(open_dispute))
         .route("/disputes/{id}/close", post(close_dispute))
+        .route("/disputes/{id}/escalate", post(escalate_dispute))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/webhook_endpoints", post(add_webhook_endpoint))
         .route("/webhook_secrets", post(set_webhook_secrets))
@@ -99,23 +101,45 @@ async fn challenge_page(Path(id): Path<String>, params: Params) -> Response {
     .into_response()
 }
 
+/// `inquiry=true` for an inquiry, `amount` (default: the captured amount), `reason`.
 async fn open_dispute(
     State(state): State<AppState>,
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
+    let opening = Opening::from_params(&params)?;
     state
-        .with_store_owning(&id, |store| disputes::open_dispute(store, &id, &params))
+        .with_store_owning(&id, |store| dispute_lifecycle::open(store, &id, &opening))
         .map(Json)
 }
 
+/// The bank decides: `outcome=won|lost`.
 async fn close_dispute(
     State(state): State<AppState>,
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Json<Value>, ApiError> {
+    let won = match params.required_str("outcome")? {
+        "won" => true,
+        "lost" => false,
+        _ => {
+            return Err(ApiError::invalid_param(
+                "outcome",
+                "outcome must be `won` or `lost`.",
+            ));
+        }
+    };
     state
-        .with_store_owning(&id, |store| disputes::close_dispute(store, &id, &params))
+        .with_store_owning(&id, |store| dispute_lifecycle::decide(store, &id, won))
+        .map(Json)
+}
+
+async fn escalate_dispute(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .with_store_owning(&id, |store| dispute_lifecycle::escalate(store, &id))
         .map(Json)
 }
 

@@ -11,8 +11,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::resources::confirmation::{self, ConfirmArgs};
 use crate::resources::{
-    charges, coupons, customers, disputes, events, invoice_items, invoice_lifecycle, invoices,
-    payment_intents, payment_methods,
+    charges, coupons, customers, dispute_lifecycle, disputes, events, invoice_items,
+    invoice_lifecycle, invoices, payment_intents, payment_methods,
 };
 use crate::store::{RequestCtx, Store};
 
@@ -84,7 +84,9 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/charges/{id}", get(get_charge))
         .route("/v1/refunds", post(create_refund))
         .route("/v1/refunds/{id}", get(get_refund))
-        .route("/v1/disputes/{id}", get(get_dispute))
+        .route("/v1/disputes", get(list_disputes))
+        .route("/v1/disputes/{id}", get(get_dispute).post(update_dispute))
+        .route("/v1/disputes/{id}/close", post(close_dispute))
         .route("/v1/coupons", post(create_coupon).get(list_coupons))
         .route("/v1/coupons/{id}", get(get_coupon))
         .route(
@@ -255,13 +257,20 @@ async fn get_refund(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) 
     })
 }
 
+async fn list_disputes(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| disputes::list(st, &p))
+}
+
 async fn get_dispute(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {
-    run(&s, ctx, &p, |st| {
-        st.disputes
-            .get(&id)
-            .map(disputes::Dispute::to_json)
-            .ok_or_else(|| ApiError::missing("dispute", &id, "id"))
-    })
+    run(&s, ctx, &p, |st| disputes::retrieve(st, &id))
+}
+
+async fn update_dispute(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| dispute_lifecycle::update(st, &id, &p))
+}
+
+async fn close_dispute(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| dispute_lifecycle::close(st, &id))
 }
 
 async fn create_coupon(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {

@@ -35,6 +35,22 @@ impl Decline {
     }
 }
 
+/// What happens after a successful charge, some moments later on Stripe (here, right after
+/// the charge's own events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aftermath {
+    Nothing,
+    /// Once captured, the charge is disputed: a chargeback with funds withdrawn, or an inquiry.
+    Disputed {
+        inquiry: bool,
+        reason: &'static str,
+    },
+    /// Once captured, the charge is disputed twice (two chargebacks of its full amount).
+    DisputedTwice,
+    /// Refunds start `succeeded`, then fail (`expired_or_canceled_card`).
+    RefundsFail,
+}
+
 /// One of the test cards behind the `pm_card_*` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestCard {
@@ -42,6 +58,18 @@ pub struct TestCard {
     pub brand: &'static str,
     pub last4: &'static str,
     pub behaviour: Behaviour,
+    pub aftermath: Aftermath,
+}
+
+/// A card that charges without trouble, with `aftermath` to follow.
+const fn succeeding(token: &'static str, last4: &'static str, aftermath: Aftermath) -> TestCard {
+    TestCard {
+        token,
+        brand: "visa",
+        last4,
+        behaviour: Behaviour::Succeeds,
+        aftermath,
+    }
 }
 
 const CARDS: &[TestCard] = &[
@@ -50,49 +78,87 @@ const CARDS: &[TestCard] = &[
         brand: "visa",
         last4: "4242",
         behaviour: Behaviour::Succeeds,
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_mastercard",
         brand: "mastercard",
         last4: "4444",
         behaviour: Behaviour::Succeeds,
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_amex",
         brand: "amex",
         last4: "8431",
         behaviour: Behaviour::Succeeds,
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_threeDSecure2Required",
         brand: "visa",
         last4: "3220",
         behaviour: Behaviour::RequiresAuthentication,
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_authenticationRequired",
         brand: "visa",
         last4: "3184",
         behaviour: Behaviour::RequiresAuthentication,
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_chargeDeclined",
         brand: "visa",
         last4: "0002",
         behaviour: Behaviour::Declines(Decline::Generic),
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_visa_chargeDeclined",
         brand: "visa",
         last4: "0002",
         behaviour: Behaviour::Declines(Decline::Generic),
+        aftermath: Aftermath::Nothing,
     },
     TestCard {
         token: "pm_card_chargeDeclinedInsufficientFunds",
         brand: "visa",
         last4: "9995",
         behaviour: Behaviour::Declines(Decline::InsufficientFunds),
+        aftermath: Aftermath::Nothing,
     },
+    succeeding(
+        "pm_card_createDispute",
+        "0259",
+        Aftermath::Disputed {
+            inquiry: false,
+            reason: "fraudulent",
+        },
+    ),
+    succeeding(
+        "pm_card_createDisputeProductNotReceived",
+        "2685",
+        Aftermath::Disputed {
+            inquiry: false,
+            reason: "product_not_received",
+        },
+    ),
+    succeeding(
+        "pm_card_createDisputeInquiry",
+        "1976",
+        Aftermath::Disputed {
+            inquiry: true,
+            reason: "fraudulent",
+        },
+    ),
+    succeeding(
+        "pm_card_createMultipleDisputes",
+        "0079",
+        Aftermath::DisputedTwice,
+    ),
+    succeeding("pm_card_refundFail", "5126", Aftermath::RefundsFail),
 ];
 
 impl TestCard {

@@ -9,7 +9,7 @@ use crate::params::Params;
 use crate::resources::cards::Behaviour;
 use crate::resources::charges::{self, Failure, NewCharge};
 use crate::resources::payment_intents::{self, Status, get, get_mut};
-use crate::resources::payment_methods;
+use crate::resources::{dispute_lifecycle, payment_methods};
 use crate::store::Store;
 
 /// Parameters of a confirmation attempt.
@@ -113,7 +113,7 @@ fn authorize(store: &mut Store, id: &str) -> ApiResult {
     let charge = charges::create(store, new_charge(&intent, None))?;
     let intent = get_mut(store, id)?;
     let previous_status = intent.status.as_str();
-    intent.latest_charge = Some(charge);
+    intent.latest_charge = Some(charge.clone());
     intent.next_action = None;
     if intent.manual_capture() {
         intent.status = Status::RequiresCapture;
@@ -132,6 +132,7 @@ fn authorize(store: &mut Store, id: &str) -> ApiResult {
         let json = intent.to_json();
         let previous = json!({"amount_received": 0, "status": previous_status});
         store.emit("payment_intent.succeeded", json.clone(), Some(previous));
+        dispute_lifecycle::after_capture(store, &charge)?;
         Ok(json)
     }
 }

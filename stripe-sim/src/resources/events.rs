@@ -104,7 +104,7 @@ fn type_matches(pattern: &str, event_type: &str) -> bool {
 }
 
 /// `created` as an exact timestamp or as `created[gt|gte|lt|lte]`.
-fn created_filter(params: &Params) -> Result<impl Fn(i64) -> bool, ApiError> {
+pub fn created_filter(params: &Params) -> Result<impl Fn(i64) -> bool, ApiError> {
     let (mut gt, mut gte, mut lt, mut lte) = (None, None, None, None);
     if let Some(range) = params.nested("created") {
         gt = range.i64("gt")?;

@@ -7,6 +7,7 @@ pub mod charges;
 pub mod confirmation;
 pub mod coupons;
 pub mod customers;
+pub mod dispute_lifecycle;
 pub mod disputes;
 pub mod events;
 pub mod invoice_items;

@@ -358,6 +358,7 @@ pub fn capture(store: &mut Store, id: &str, params: &Params) -> ApiResult {
     let json = intent.to_json();
     let previous = json!({"status": "requires_capture", "amount_capturable": capturable, "amount_received": 0});
     store.emit("payment_intent.succeeded", json.clone(), Some(previous));
+    super::dispute_lifecycle::after_capture(store, &charge_id)?;
     Ok(json)
 }
 

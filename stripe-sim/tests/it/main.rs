@@ -2,6 +2,7 @@
 //! simulator started in-process on port 0. One test binary keeps link time down.
 
 mod customers_and_payment_methods;
+mod disputes;
 mod events;
 mod invoices_and_discounts;
 mod modes;

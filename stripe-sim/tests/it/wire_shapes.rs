@@ -99,6 +99,38 @@ async fn every_event_and_object_parses_with_async_stripe_types() {
     let dispute = sim.open_dispute(&charge, None).expect("dispute");
     sim.close_dispute(dispute["id"].as_str().expect("id"), true)
         .expect("closed");
+    // Every step of a dispute's life: the dispute cards, an escalated inquiry, evidence.
+    for card in ["pm_card_createDisputeInquiry", "pm_card_createMultipleDisputes"] {
+        post(
+            "/v1/payment_intents",
+            vec![
+                ("amount", "1500".into()),
+                ("currency", "usd".into()),
+                ("payment_method", card.into()),
+                ("confirm", "true".into()),
+            ],
+        )
+        .await;
+    }
+    let (_, disputes) = call(&sim, "GET", "/v1/disputes", &[("limit", "3")]).await;
+    let ids: Vec<String> = disputes["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id").to_owned())
+        .collect();
+    let [second, first, inquiry] = &ids[..] else {
+        panic!("three disputes: {ids:?}");
+    };
+    sim.escalate_dispute(inquiry).expect("escalated");
+    call(
+        &sim,
+        "POST",
+        &format!("/v1/disputes/{first}"),
+        &[("evidence[uncategorized_text]", "winning_evidence")],
+    )
+    .await;
+    call(&sim, "POST", &format!("/v1/disputes/{second}/close"), &[]).await;
     post(
         "/v1/coupons",
         vec![
