@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::resources::{
-    charges::{Charge, Refund},
+    charges::Charge,
     coupons::{Coupon, PromotionCode},
     customers::Customer,
     disputes::Dispute,
@@ -27,6 +27,7 @@ use crate::resources::{
     invoices::Invoice,
     payment_intents::PaymentIntent,
     payment_methods::PaymentMethod,
+    refunds::Refund,
 };
 use crate::webhooks::Outbox;
 

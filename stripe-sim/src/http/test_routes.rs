@@ -14,8 +14,8 @@ use super::AppState;
 use crate::config::WebhookSecret;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::resources::confirmation;
 use crate::resources::dispute_lifecycle::{self, Opening};
+use crate::resources::{confirmation, refunds};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -26,6 +26,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/charges/{id}/dispute", post(open_dispute))
         .route("/disputes/{id}/close", post(close_dispute))
         .route("/disputes/{id}/escalate", post(escalate_dispute))
+        .route("/refunds/{id}/fail", post(fail_refund))
         .route("/faults", post(add_fault).delete(clear_faults))
         .route("/webhook_endpoints", post(add_webhook_endpoint))
         .route("/webhook_secrets", post(set_webhook_secrets))
@@ -140,6 +141,21 @@ async fn escalate_dispute(
 ) -> Result<Json<Value>, ApiError> {
     state
         .with_store_owning(&id, |store| dispute_lifecycle::escalate(store, &id))
+        .map(Json)
+}
+
+/// The refund fails after the fact: `failure_reason` (default `expired_or_canceled_card`).
+async fn fail_refund(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Json<Value>, ApiError> {
+    let reason = params
+        .str("failure_reason")
+        .unwrap_or("expired_or_canceled_card")
+        .to_owned();
+    state
+        .with_store_owning(&id, |store| refunds::fail(store, &id, &reason))
         .map(Json)
 }
 

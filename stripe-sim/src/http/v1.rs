@@ -12,7 +12,7 @@ use crate::params::Params;
 use crate::resources::confirmation::{self, ConfirmArgs};
 use crate::resources::{
     charges, coupons, customers, dispute_lifecycle, disputes, events, invoice_items,
-    invoice_lifecycle, invoices, payment_intents, payment_methods,
+    invoice_lifecycle, invoices, payment_intents, payment_methods, refunds,
 };
 use crate::store::{RequestCtx, Store};
 
@@ -82,7 +82,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/v1/charges", get(list_charges))
         .route("/v1/charges/{id}", get(get_charge))
-        .route("/v1/refunds", post(create_refund))
+        .route("/v1/refunds", post(create_refund).get(list_refunds))
         .route("/v1/refunds/{id}", get(get_refund))
         .route("/v1/disputes", get(list_disputes))
         .route("/v1/disputes/{id}", get(get_dispute).post(update_dispute))
@@ -245,16 +245,15 @@ async fn get_charge(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) 
 }
 
 async fn create_refund(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
-    run(&s, ctx, &p, |st| charges::create_refund(st, &p))
+    run(&s, ctx, &p, |st| refunds::create(st, &p))
+}
+
+async fn list_refunds(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| refunds::list(st, &p))
 }
 
 async fn get_refund(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {
-    run(&s, ctx, &p, |st| {
-        st.refunds
-            .get(&id)
-            .map(charges::Refund::to_json)
-            .ok_or_else(|| ApiError::missing("refund", &id, "id"))
-    })
+    run(&s, ctx, &p, |st| refunds::retrieve(st, &id))
 }
 
 async fn list_disputes(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {

@@ -1,4 +1,4 @@
-//! Charges (made by PaymentIntents) and refunds.
+//! Charges, made by PaymentIntents. Refunds live in `refunds.rs`.
 
 use std::collections::BTreeMap;
 
@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::resources::cards::TestCard;
+use crate::resources::refunds::Refund;
 use crate::store::{Store, now, paginate};
 
 /// A failed charge's reason.
@@ -178,107 +179,6 @@ pub fn record_refund(
         json!({"amount_refunded": before["amount_refunded"], "refunded": before["refunded"]});
     store.emit("charge.refunded", after, Some(previous));
     Ok(())
-}
-
-#[derive(Debug, Clone)]
-pub struct Refund {
-    pub id: String,
-    pub created: i64,
-    pub amount: i64,
-    pub charge: String,
-    pub payment_intent: String,
-    pub currency: String,
-    pub reason: Option<String>,
-    pub metadata: BTreeMap<String, String>,
-}
-
-impl Refund {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "object": "refund",
-            "amount": self.amount,
-            "balance_transaction": null,
-            "charge": self.charge,
-            "created": self.created,
-            "currency": self.currency,
-            "metadata": self.metadata,
-            "payment_intent": self.payment_intent,
-            "reason": self.reason,
-            "receipt_number": null,
-            "status": "succeeded",
-        })
-    }
-}
-
-/// `POST /v1/refunds` with `payment_intent` or `charge`, optional `amount` (default: the rest).
-pub fn create_refund(store: &mut Store, params: &Params) -> ApiResult {
-    let charge_id = match (params.str("charge"), params.str("payment_intent")) {
-        (Some(charge), _) => charge.to_owned(),
-        (None, Some(pi)) => {
-            let intent = crate::resources::payment_intents::get(store, pi, "payment_intent")?;
-            intent.succeeded_charge().ok_or_else(|| {
-                ApiError::invalid_request(
-                    "charge_not_refundable",
-                    format!(
-                        "This PaymentIntent ({pi}) does not have a successful charge to refund."
-                    ),
-                )
-            })?
-        }
-        (None, None) => return Err(ApiError::missing_param("payment_intent")),
-    };
-    let charge = get(store, &charge_id, "charge")?;
-    if !charge.succeeded() || !charge.captured {
-        return Err(ApiError::invalid_request(
-            "charge_not_refundable",
-            format!("Charge {charge_id} has not been captured; cancel its PaymentIntent instead."),
-        ));
-    }
-    let remaining = charge.amount - charge.amount_refunded;
-    if remaining <= 0 {
-        return Err(ApiError::invalid_request(
-            "charge_already_refunded",
-            format!("Charge {charge_id} has already been refunded."),
-        ));
-    }
-    let amount = params.i64("amount")?.unwrap_or(remaining);
-    if amount <= 0 || amount > remaining {
-        let mut error = ApiError::invalid_param(
-            "amount",
-            format!(
-                "Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
-            ),
-        );
-        error.code = Some("amount_too_large");
-        return Err(error);
-    }
-    if let Some(reason) = params.str("reason")
-        && !["duplicate", "fraudulent", "requested_by_customer"].contains(&reason)
-    {
-        return Err(ApiError::invalid_param(
-            "reason",
-            format!("Invalid reason: {reason}"),
-        ));
-    }
-    let mut metadata = BTreeMap::new();
-    params.apply_metadata(&mut metadata)?;
-    let (payment_intent, currency) = (charge.payment_intent.clone(), charge.currency.clone());
-    let refund = Refund {
-        id: store.new_id("re"),
-        created: now(),
-        amount,
-        charge: charge_id.clone(),
-        payment_intent,
-        currency,
-        reason: params.str("reason").map(str::to_owned),
-        metadata,
-    };
-    let json = refund.to_json();
-    store.refunds.insert(refund.id.clone(), refund.clone());
-    record_refund(store, &charge_id, amount, Some(refund.id))?;
-    store.emit("refund.created", json.clone(), None);
-    Ok(json)
 }
 
 /// `GET /v1/charges`, optionally `payment_intent=…` or `customer=…`.

@@ -15,4 +15,5 @@ pub mod invoice_lifecycle;
 pub mod invoices;
 pub mod payment_intents;
 pub mod payment_methods;
+pub mod refunds;
 pub mod search;

@@ -174,3 +174,162 @@ async fn a_dispute_opens_and_closes_through_the_test_endpoints() {
         .expect("closed");
     assert_eq!(won["status"], "won");
 }
+
+fn types_since(sim: &stripe_sim::StripeSim, from: usize) -> Vec<String> {
+    sim.events()[from..]
+        .iter()
+        .map(|e| e["type"].as_str().expect("type").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refund_on_the_refund_fail_card_succeeds_then_fails_and_gives_the_amount_back() {
+    let sim = sim().await;
+    let (intent, charge) = crate::disputes::paid(&sim, "pm_card_refundFail", 2000).await;
+    let before = sim.events().len();
+    let (status, refund) = call(
+        &sim,
+        "POST",
+        "/v1/refunds",
+        &[("payment_intent", &intent), ("amount", "1500")],
+    )
+    .await;
+    assert_eq!(status, 200, "{refund}");
+    assert_eq!(refund["status"], "succeeded", "answered as created");
+    assert_eq!(
+        types_since(&sim, before),
+        [
+            "charge.refunded",
+            "refund.created",
+            "charge.refund.updated",
+            "refund.updated",
+            "refund.failed",
+            "charge.updated",
+        ]
+    );
+    let events = sim.events();
+    let refunded = &events[before]["data"]["object"];
+    assert_eq!(refunded["amount_refunded"], 1500);
+    for failed in &events[before + 2..before + 5] {
+        let object = &failed["data"]["object"];
+        assert_eq!(object["id"], refund["id"]);
+        assert_eq!(
+            (object["status"].as_str(), object["failure_reason"].as_str()),
+            (Some("failed"), Some("expired_or_canceled_card"))
+        );
+        assert!(
+            object["failure_balance_transaction"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("txn_"))
+        );
+        assert_eq!(failed["data"]["previous_attributes"]["status"], "succeeded");
+        assert_eq!(
+            failed["data"]["previous_attributes"]["failure_reason"],
+            serde_json::Value::Null
+        );
+    }
+    let updated = &events[before + 5]["data"];
+    assert_eq!(updated["object"]["amount_refunded"], 0);
+    assert_eq!(updated["previous_attributes"]["amount_refunded"], 1500);
+
+    let id = refund["id"].as_str().expect("id");
+    let (_, fetched) = call(&sim, "GET", &format!("/v1/refunds/{id}"), &[]).await;
+    assert_eq!(fetched["status"], "failed");
+    let (_, charge_json) = call(&sim, "GET", &format!("/v1/charges/{charge}"), &[]).await;
+    assert_eq!(
+        (
+            charge_json["amount_refunded"].as_i64(),
+            charge_json["refunded"].as_bool()
+        ),
+        (Some(0), Some(false))
+    );
+    assert_eq!(charge_json["refunds"]["data"][0]["status"], "failed");
+
+    // The whole amount can be refunded again; on this card, that refund fails too.
+    let (status, again) = call(&sim, "POST", "/v1/refunds", &[("charge", &charge)]).await;
+    assert_eq!((status, again["amount"].as_i64()), (200, Some(2000)));
+    let (_, listed) = call(&sim, "GET", "/v1/refunds", &[("charge", &charge)]).await;
+    let statuses: Vec<&str> = listed["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|r| r["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["failed", "failed"]);
+}
+
+#[tokio::test]
+async fn any_refund_can_be_failed_and_a_later_refund_of_the_charge_succeeds() {
+    let sim = sim().await;
+    let (intent, charge) = paid_intent(&sim, 1000).await;
+    let (_, first) = call(
+        &sim,
+        "POST",
+        "/v1/refunds",
+        &[("payment_intent", &intent), ("amount", "300")],
+    )
+    .await;
+    let first_id = first["id"].as_str().expect("id");
+    let http = reqwest::Client::new();
+    let fail = |reason: Option<&'static str>| {
+        let url = format!("{}/test/refunds/{first_id}/fail", sim.base_url());
+        let request = http.post(url);
+        async move {
+            let request = match reason {
+                Some(reason) => request.form(&[("failure_reason", reason)]),
+                None => request,
+            };
+            let response = request.send().await.expect("sent");
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.expect("json"),
+            )
+        }
+    };
+    let (status, _) = fail(Some("bogus")).await;
+    assert_eq!(status, 400);
+    let (status, failed) = fail(Some("lost_or_stolen_card")).await;
+    assert_eq!(
+        (status, failed["failure_reason"].as_str()),
+        (200, Some("lost_or_stolen_card"))
+    );
+    let (status, _) = fail(None).await;
+    assert_eq!(status, 400, "a refund fails once");
+
+    let (status, second) = call(&sim, "POST", "/v1/refunds", &[("charge", &charge)]).await;
+    assert_eq!(
+        (status, second["amount"].as_i64(), second["status"].as_str()),
+        (200, Some(1000), Some("succeeded"))
+    );
+    let (_, charge_json) = call(&sim, "GET", &format!("/v1/charges/{charge}"), &[]).await;
+    assert_eq!(
+        (
+            charge_json["amount_refunded"].as_i64(),
+            charge_json["refunded"].as_bool()
+        ),
+        (Some(1000), Some(true))
+    );
+}
+
+#[tokio::test]
+async fn a_charged_back_charge_cannot_be_refunded_but_an_inquired_one_can() {
+    let sim = sim().await;
+    let (disputed, _) = crate::disputes::paid(&sim, "pm_card_createDispute", 1000).await;
+    let (error, status) = stripe_error(
+        CreateRefund::new()
+            .payment_intent(disputed.as_str())
+            .send(&client(&sim))
+            .await,
+    );
+    assert_eq!(
+        (status, error.code.expect("code").as_str()),
+        (400, "charge_disputed")
+    );
+    let (inquired, _) = crate::disputes::paid(&sim, "pm_card_createDisputeInquiry", 1000).await;
+    let refund = CreateRefund::new()
+        .payment_intent(inquired.as_str())
+        .send(&client(&sim))
+        .await
+        .expect("an inquiry's charge is refundable");
+    assert_eq!(refund.amount, 1000);
+}

@@ -100,7 +100,10 @@ async fn every_event_and_object_parses_with_async_stripe_types() {
     sim.close_dispute(dispute["id"].as_str().expect("id"), true)
         .expect("closed");
     // Every step of a dispute's life: the dispute cards, an escalated inquiry, evidence.
-    for card in ["pm_card_createDisputeInquiry", "pm_card_createMultipleDisputes"] {
+    for card in [
+        "pm_card_createDisputeInquiry",
+        "pm_card_createMultipleDisputes",
+    ] {
         post(
             "/v1/payment_intents",
             vec![
@@ -131,6 +134,25 @@ async fn every_event_and_object_parses_with_async_stripe_types() {
     )
     .await;
     call(&sim, "POST", &format!("/v1/disputes/{second}/close"), &[]).await;
+    // A refund that fails after the fact.
+    let refund_fails = post(
+        "/v1/payment_intents",
+        vec![
+            ("amount", "1500".into()),
+            ("currency", "usd".into()),
+            ("payment_method", "pm_card_refundFail".into()),
+            ("confirm", "true".into()),
+        ],
+    )
+    .await;
+    post(
+        "/v1/refunds",
+        vec![(
+            "payment_intent",
+            refund_fails["id"].as_str().expect("id").to_owned(),
+        )],
+    )
+    .await;
     post(
         "/v1/coupons",
         vec![
