@@ -63,6 +63,7 @@ pub fn confirm(store: &mut Store, id: &str, args: ConfirmArgs) -> ApiResult {
         })?,
     };
     let pm = payment_methods::get(store, &pm_id, "payment_method")?;
+    pm.check_usable()?;
     if let Some(owner) = pm.customer.as_deref()
         && customer.as_deref() != Some(owner)
     {

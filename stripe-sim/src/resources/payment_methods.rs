@@ -20,9 +20,21 @@ pub struct PaymentMethod {
     pub exp_year: i64,
     pub customer: Option<String>,
     pub metadata: BTreeMap<String, String>,
+    /// Detached from its customer: Stripe never lets it be used or attached again.
+    pub detached: bool,
 }
 
 impl PaymentMethod {
+    /// Refuses a detached payment method, as Stripe does when it is confirmed with again.
+    pub fn check_usable(&self) -> Result<(), ApiError> {
+        if self.detached {
+            return Err(ApiError::invalid(
+                "The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, shared with a connected account without Customer attachment, or was detached from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must attach it to a Customer first.",
+            ));
+        }
+        Ok(())
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
@@ -67,6 +79,7 @@ pub fn resolve(store: &mut Store, id_or_token: &str, param: &str) -> Result<Stri
             exp_year: current_year() + 3,
             customer: None,
             metadata: BTreeMap::new(),
+            detached: false,
         };
         store.payment_methods.insert(id.clone(), pm);
         Ok(id)
@@ -98,6 +111,11 @@ pub fn attach(store: &mut Store, id_or_token: &str, customer: &str) -> ApiResult
     customers::get(store, customer, "customer")?;
     let id = resolve(store, id_or_token, "payment_method")?;
     let pm = get(store, &id, "payment_method")?;
+    if pm.detached {
+        return Err(ApiError::invalid(
+            "This PaymentMethod was previously used without being attached to a Customer or was detached from a Customer, and may not be used again.",
+        ));
+    }
     match pm.customer.as_deref() {
         Some(owner) if owner == customer => return Ok(pm.to_json()),
         Some(_) => {
@@ -130,6 +148,7 @@ pub fn detach(store: &mut Store, id: &str) -> ApiResult {
     };
     if let Some(pm) = store.payment_methods.get_mut(id) {
         pm.customer = None;
+        pm.detached = true;
     }
     if let Some(customer) = store.customers.get_mut(&owner)
         && customer.default_payment_method.as_deref() == Some(id)

@@ -222,3 +222,69 @@ async fn a_customer_default_payment_method_can_be_set_by_update() {
         "4242"
     );
 }
+
+#[tokio::test]
+async fn a_detached_payment_method_is_never_attached_or_charged_again() {
+    let sim = sim().await;
+    let client = client(&sim);
+    let customer = CreateCustomer::new().send(&client).await.expect("customer");
+    let visa = AttachPaymentMethod::new("pm_card_visa")
+        .customer(customer.id.as_str())
+        .send(&client)
+        .await
+        .expect("attached");
+    DetachPaymentMethod::new(visa.id.clone())
+        .send(&client)
+        .await
+        .expect("detached");
+    let events_before = sim.events().len();
+
+    for owner in [
+        &customer,
+        &CreateCustomer::new().send(&client).await.expect("customer"),
+    ] {
+        let (error, status) = stripe_error(
+            AttachPaymentMethod::new(visa.id.clone())
+                .customer(owner.id.as_str())
+                .send(&client)
+                .await,
+        );
+        assert_eq!(status, 400);
+        assert_eq!(
+            error.message.as_deref(),
+            Some(
+                "This PaymentMethod was previously used without being attached to a Customer or was detached from a Customer, and may not be used again."
+            )
+        );
+    }
+    let (status, body) = crate::support::call(
+        &sim,
+        "POST",
+        "/v1/payment_intents",
+        &[
+            ("amount", "500"),
+            ("currency", "usd"),
+            ("payment_method", visa.id.as_str()),
+            ("confirm", "true"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("It may not be used again"))
+    );
+    let fetched = RetrievePaymentMethod::new(visa.id.clone())
+        .send(&client)
+        .await
+        .expect("still retrievable");
+    assert!(fetched.customer.is_none());
+    let attached_after: Vec<serde_json::Value> = sim.events()[events_before..]
+        .iter()
+        .filter(|e| e["type"] == "payment_method.attached")
+        .cloned()
+        .collect();
+    assert!(attached_after.is_empty(), "nothing changed at Stripe");
+}
