@@ -24,6 +24,7 @@ use crate::resources::{
     disputes::Dispute,
     events::{Event, EventLog},
     invoice_items::{Discount, InvoiceItem},
+    invoice_payments::{self, InvoicePayment},
     invoices::Invoice,
     payment_intents::PaymentIntent,
     payment_methods::PaymentMethod,
@@ -75,6 +76,7 @@ pub struct Store {
     pub invoices: HashMap<String, Invoice>,
     pub invoice_items: HashMap<String, InvoiceItem>,
     pub discounts: HashMap<String, Discount>,
+    pub invoice_payments: HashMap<String, InvoicePayment>,
     pub events: EventLog,
     outbox: Outbox,
 }
@@ -118,6 +120,7 @@ impl Store {
             invoices: HashMap::new(),
             invoice_items: HashMap::new(),
             discounts: HashMap::new(),
+            invoice_payments: HashMap::new(),
             events: EventLog::new(event_retention),
             outbox,
         }
@@ -203,6 +206,7 @@ impl Store {
             "promo" => self.promotion_codes.get(id).map(|p| p.to_json(self)),
             "di" => self.discounts.get(id).map(Discount::to_json),
             "evt" => self.events.get(id).map(|e| e.json()),
+            "inpay" => self.invoice_payments.get(id).map(InvoicePayment::to_json),
             _ => None,
         }
         .or_else(|| self.coupons.get(id).map(Coupon::to_json))
@@ -222,6 +226,12 @@ impl Store {
         let Some((first, rest)) = segments.split_first() else {
             return;
         };
+        if value.get(*first).is_none()
+            && let Some(included) = self.includable(value, first)
+            && let Value::Object(map) = value
+        {
+            map.insert((*first).to_owned(), included);
+        }
         let Some(field) = value.get_mut(*first) else {
             return;
         };
@@ -270,6 +280,17 @@ fn mark_live(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(mark_live),
         _ => {}
+    }
+}
+
+impl Store {
+    /// Fields Stripe returns only when `expand[]` names them: an invoice's `payments`.
+    fn includable(&self, object: &Value, field: &str) -> Option<Value> {
+        let id = object.get("id")?.as_str()?;
+        match (object.get("object")?.as_str()?, field) {
+            ("invoice", "payments") => Some(invoice_payments::included(self, id)),
+            _ => None,
+        }
     }
 }
 

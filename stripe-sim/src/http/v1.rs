@@ -12,7 +12,7 @@ use crate::params::Params;
 use crate::resources::confirmation::{self, ConfirmArgs};
 use crate::resources::{
     charges, coupons, customers, dispute_lifecycle, disputes, events, invoice_items,
-    invoice_lifecycle, invoices, payment_intents, payment_methods, refunds,
+    invoice_lifecycle, invoice_payments, invoices, payment_intents, payment_methods, refunds,
 };
 use crate::store::{RequestCtx, Store};
 
@@ -108,6 +108,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/v1/invoices/{id}/finalize", post(finalize_invoice))
         .route("/v1/invoices/{id}/pay", post(pay_invoice))
         .route("/v1/invoices/{id}/void", post(void_invoice))
+        .route("/v1/invoice_payments", get(list_invoice_payments))
+        .route("/v1/invoice_payments/{id}", get(get_invoice_payment))
         .route("/v1/events", get(list_events))
         .route("/v1/events/{id}", get(get_event))
 }
@@ -349,6 +351,14 @@ async fn pay_invoice(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params)
 
 async fn void_invoice(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {
     run(&s, ctx, &p, |st| invoice_lifecycle::void(st, &id))
+}
+
+async fn list_invoice_payments(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| invoice_payments::list(st, &p))
+}
+
+async fn get_invoice_payment(State(s): St, Extension(ctx): Ctx, Path(id): Id, p: Params) -> Reply {
+    run(&s, ctx, &p, |st| invoice_payments::retrieve(st, &id))
 }
 
 async fn list_events(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {

@@ -187,30 +187,75 @@ impl PromotionCode {
         })
     }
 
-    /// Why this code cannot be applied now, if it cannot.
-    pub fn check_redeemable(&self, store: &Store, param: &str) -> Result<(), ApiError> {
-        let problem = if !self.active {
-            Some("is inactive")
+    /// Why this code cannot be applied to an invoice of `customer` now, if it cannot: Stripe's
+    /// refusal, an `invalid_request_error` naming `param`.
+    pub fn check_redeemable(
+        &self,
+        store: &Store,
+        customer: &str,
+        param: &str,
+    ) -> Result<(), ApiError> {
+        let because = if !self.active {
+            "it is inactive"
         } else if self.expires_at.is_some_and(|at| now() >= at) {
-            Some("has expired")
+            "it has expired"
         } else if self
             .max_redemptions
             .is_some_and(|max| self.times_redeemed >= max)
         {
-            Some("has been redeemed the maximum number of times")
+            "it has been used the maximum number of times"
         } else if !store.coupons.get(&self.coupon).is_some_and(Coupon::valid) {
-            Some("refers to a coupon that is no longer valid")
+            let mut error = refusal(param, "its coupon is no longer valid");
+            error.code = Some("coupon_expired");
+            return Err(error);
+        } else if self.customer.as_deref().is_some_and(|c| c != customer) {
+            "it is restricted to another customer"
+        } else if self.first_time_transaction && has_prior_transactions(store, customer) {
+            "the associated customer has prior transactions"
         } else {
-            None
+            return Ok(());
         };
-        match problem {
-            Some(problem) => Err(ApiError::invalid_param(
-                param,
-                format!("This promotion code {problem}: {}.", self.code),
-            )),
-            None => Ok(()),
-        }
+        Err(refusal(param, because))
     }
+
+    /// `restrictions.minimum_amount`: the purchase (before discounts), in
+    /// `minimum_amount_currency`, must reach it.
+    pub fn check_minimum(&self, amount: i64, currency: &str, param: &str) -> Result<(), ApiError> {
+        let Some(minimum) = self.minimum_amount else {
+            return Ok(());
+        };
+        let same_currency = self
+            .minimum_amount_currency
+            .as_deref()
+            .is_none_or(|c| c.eq_ignore_ascii_case(currency));
+        if same_currency && amount >= minimum {
+            return Ok(());
+        }
+        Err(refusal(
+            param,
+            "the associated purchase does not meet the minimum amount requirement",
+        ))
+    }
+}
+
+/// Stripe's wording for a promotion code it will not apply.
+fn refusal(param: &str, because: &str) -> ApiError {
+    ApiError::invalid_param(
+        param,
+        format!("This promotion code cannot be redeemed because {because}."),
+    )
+}
+
+/// Whether `customer` has any successful payment or paid invoice (`first_time_transaction`).
+fn has_prior_transactions(store: &Store, customer: &str) -> bool {
+    let paid_charge = store
+        .charges
+        .values()
+        .any(|c| c.customer.as_deref() == Some(customer) && c.succeeded());
+    let paid_invoice = store.invoices.values().any(|i| {
+        i.customer == customer && i.status == crate::resources::invoices::InvoiceStatus::Paid
+    });
+    paid_charge || paid_invoice
 }
 
 pub fn get_promotion_code<'a>(

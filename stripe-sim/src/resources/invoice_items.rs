@@ -194,13 +194,7 @@ pub fn apply_discounts(
             (None, Some(promo)) => {
                 let param = format!("discounts[{index}][promotion_code]");
                 let code = crate::resources::coupons::get_promotion_code(store, promo, &param)?;
-                code.check_redeemable(store, &param)?;
-                if code.customer.as_deref().is_some_and(|c| c != customer) {
-                    return Err(ApiError::invalid_param(
-                        &param,
-                        "This promotion code cannot be used by this customer.",
-                    ));
-                }
+                code.check_redeemable(store, customer, &param)?;
                 (code.coupon.clone(), Some(promo.to_owned()))
             }
             (None, None) => {
@@ -233,16 +227,22 @@ pub fn apply_discounts(
     Ok(ids)
 }
 
-/// At finalization: counts one redemption on each coupon and promotion code, or explains why
-/// one can no longer be redeemed (a race for the last redemption, an expiry since creation).
-pub fn redeem(store: &mut Store, discounts: &[String]) -> Result<(), ApiError> {
-    for id in discounts {
+/// At finalization: checks every rule again against the invoice as it now is (a race for the
+/// last redemption, an expiry since it was applied, the minimum amount, which only the final
+/// invoice knows), then counts one redemption on each coupon and promotion code.
+pub fn redeem(store: &mut Store, invoice: &str) -> Result<(), ApiError> {
+    let invoice = crate::resources::invoices::get(store, invoice)?;
+    let (customer, currency) = (invoice.customer.clone(), invoice.currency.clone());
+    let subtotal = invoice.totals(store).subtotal;
+    let discounts = invoice.discounts.clone();
+    for id in &discounts {
         let Some(discount) = store.discounts.get(id).cloned() else {
             continue;
         };
         if let Some(promo) = &discount.promotion_code {
-            crate::resources::coupons::get_promotion_code(store, promo, "discounts")?
-                .check_redeemable(store, "discounts")?;
+            let code = crate::resources::coupons::get_promotion_code(store, promo, "discounts")?;
+            code.check_redeemable(store, &customer, "discounts")?;
+            code.check_minimum(subtotal, &currency, "discounts")?;
         } else if !store
             .coupons
             .get(&discount.coupon)
@@ -254,7 +254,7 @@ pub fn redeem(store: &mut Store, discounts: &[String]) -> Result<(), ApiError> {
             ));
         }
     }
-    for id in discounts {
+    for id in &discounts {
         let Some(discount) = store.discounts.get(id).cloned() else {
             continue;
         };

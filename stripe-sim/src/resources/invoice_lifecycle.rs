@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::resources::confirmation::{self, ConfirmArgs};
-use crate::resources::invoice_items;
 use crate::resources::invoices::{InvoiceStatus, get, get_mut, json};
 use crate::resources::payment_intents::{self, Status};
+use crate::resources::{invoice_items, invoice_payments};
 use crate::store::{Store, now};
 
 fn require_status(
@@ -38,8 +38,7 @@ fn require_status(
 
 pub fn finalize(store: &mut Store, id: &str, params: &Params) -> ApiResult {
     require_status(store, id, InvoiceStatus::Draft, "finalize")?;
-    let discounts = get(store, id)?.discounts.clone();
-    invoice_items::redeem(store, &discounts)?;
+    invoice_items::redeem(store, id)?;
     let auto_advance = params.bool("auto_advance")?;
     let customer = get(store, id)?.customer.clone();
     let prefix: String = customer
@@ -61,19 +60,25 @@ pub fn finalize(store: &mut Store, id: &str, params: &Params) -> ApiResult {
     if let Some(auto_advance) = auto_advance {
         invoice.auto_advance = auto_advance;
     }
+    let due = json(store, id)?["amount_due"].as_i64().unwrap_or(0);
+    if due > 0 {
+        // The default payment and its PaymentIntent, made at finalization as on Stripe.
+        invoice_payments::open_payment(store, id)?;
+    }
     let finalized = json(store, id)?;
     store.emit(
         "invoice.finalized",
         finalized.clone(),
         Some(json!({"status": "draft"})),
     );
-    if finalized["amount_due"].as_i64() == Some(0) {
+    if due == 0 {
         return mark_paid(store, id, 0);
     }
     Ok(finalized)
 }
 
 fn mark_paid(store: &mut Store, id: &str, amount: i64) -> ApiResult {
+    invoice_payments::settle(store, id, Some(amount));
     let invoice = get_mut(store, id)?;
     invoice.status = InvoiceStatus::Paid;
     invoice.paid_at = Some(now());
@@ -92,6 +97,7 @@ pub fn pay(store: &mut Store, id: &str, params: &Params) -> ApiResult {
     let invoice_json = json(store, id)?;
     let amount = invoice_json["amount_remaining"].as_i64().unwrap_or(0);
     if params.bool("paid_out_of_band")?.unwrap_or(false) || amount == 0 {
+        cancel_payments(store, id)?;
         return mark_paid(store, id, amount);
     }
     let invoice = get(store, id)?.clone();
@@ -106,27 +112,12 @@ pub fn pay(store: &mut Store, id: &str, params: &Params) -> ApiResult {
                 invoice.customer
             ))
         })?;
-    let intent = match invoice.payment_intent.clone() {
-        Some(pi)
-            if payment_intents::get(store, &pi, "payment_intent")?.status != Status::Canceled =>
-        {
-            pi
-        }
-        _ => {
-            let number = invoice.number.clone().unwrap_or_default();
-            let create = Params(json!({
-                "amount": amount.to_string(),
-                "currency": invoice.currency,
-                "customer": invoice.customer,
-                "description": format!("Payment for Invoice {number}"),
-                "metadata": invoice.metadata,
-            }));
-            let created = payment_intents::create(store, &create)?;
-            let pi = created["id"].as_str().unwrap_or_default().to_owned();
-            get_mut(store, id)?.payment_intent = Some(pi.clone());
-            pi
-        }
-    };
+    let mut intent = invoice_payments::open_payment(store, id)?;
+    if payment_intents::get(store, &intent, "payment_intent")?.status == Status::Canceled {
+        // Its PaymentIntent was canceled from outside: a new attempt needs a new one.
+        invoice_payments::settle(store, id, None);
+        intent = invoice_payments::open_payment(store, id)?;
+    }
     get_mut(store, id)?.attempt_count += 1;
     let args = ConfirmArgs {
         payment_method: Some(payment_method),
@@ -160,19 +151,37 @@ pub fn pay(store: &mut Store, id: &str, params: &Params) -> ApiResult {
     }
 }
 
-pub fn void(store: &mut Store, id: &str) -> ApiResult {
-    require_status(store, id, InvoiceStatus::Open, "void")?;
-    if let Some(pi) = get(store, id)?.payment_intent.clone() {
+/// Cancels the PaymentIntents of the invoice's open payments (those that can be) and the
+/// payments themselves.
+fn cancel_payments(store: &mut Store, id: &str) -> Result<(), ApiError> {
+    let intents: Vec<String> = store
+        .invoice_payments
+        .values()
+        .filter(|p| p.invoice == id && p.status == invoice_payments::Status::Open)
+        .map(|p| p.payment_intent.clone())
+        .collect();
+    for pi in intents {
         let cancelable = payment_intents::get(store, &pi, "payment_intent").is_ok_and(|p| {
             matches!(
                 p.status,
-                Status::RequiresPaymentMethod | Status::RequiresAction
+                Status::RequiresPaymentMethod
+                    | Status::RequiresConfirmation
+                    | Status::RequiresAction
             )
         });
         if cancelable {
             payment_intents::cancel(store, &pi, &Params(Value::Object(Default::default())))?;
         }
     }
+    invoice_payments::settle(store, id, None);
+    Ok(())
+}
+
+/// `POST /v1/invoices/{id}/void`: an open invoice only (a draft is deleted instead, as on
+/// Stripe); its payment is canceled.
+pub fn void(store: &mut Store, id: &str) -> ApiResult {
+    require_status(store, id, InvoiceStatus::Open, "void")?;
+    cancel_payments(store, id)?;
     let invoice = get_mut(store, id)?;
     invoice.status = InvoiceStatus::Void;
     invoice.voided_at = Some(now());

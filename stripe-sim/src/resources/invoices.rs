@@ -52,7 +52,6 @@ pub struct Invoice {
     pub finalized_at: Option<i64>,
     pub paid_at: Option<i64>,
     pub voided_at: Option<i64>,
-    pub payment_intent: Option<String>,
 }
 
 /// Subtotal, per-discount amounts and total of an invoice.
@@ -276,7 +275,6 @@ pub fn create(store: &mut Store, params: &Params) -> ApiResult {
         finalized_at: None,
         paid_at: None,
         voided_at: None,
-        payment_intent: None,
     };
     store.invoices.insert(id.clone(), invoice);
     let json = json(store, &id)?;

@@ -12,6 +12,7 @@ pub mod disputes;
 pub mod events;
 pub mod invoice_items;
 pub mod invoice_lifecycle;
+pub mod invoice_payments;
 pub mod invoices;
 pub mod payment_intents;
 pub mod payment_methods;

@@ -7,6 +7,7 @@ mod events;
 mod invoices_and_discounts;
 mod modes;
 mod payment_intents;
+mod promotion_codes;
 mod protocol;
 mod refunds_and_disputes;
 mod support;
