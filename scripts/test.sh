@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: the deployment files' offline checks, the contract's lint and breaking
-# check, formatting, lints, then every test of the workspace against a real PostgreSQL
+# check, the signature verdicts fixture, formatting, lints, then every test of the workspace against a real PostgreSQL
 # (started if none answers) and the in-process stripe-sim.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,8 @@ source scripts/ensure-postgres.sh
 bash deploy/check.sh
 # The wire contract: buf lint and buf breaking against main's contract.
 bash scripts/check-contract.sh
+# The webhook signature verifier's reference: the verdicts of Stripe's own libraries.
+bash scripts/signature-verdicts.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
