@@ -1,9 +1,10 @@
-//! The in-memory state of one simulator: every object, the event log, the seeded id generator.
+//! The in-memory state of one account in one mode: every object, the event log, the seeded id
+//! generator. A simulator has two, test mode and live mode, as a Stripe account does.
 //!
-//! One `Store` sits behind a `std::sync::Mutex`; a request locks it, runs one synchronous
-//! operation from `resources/`, and unlocks. Nothing awaits while holding it. Events are
-//! appended here and handed to the webhook outbox in the same critical section, so their
-//! order is the order of the changes.
+//! Each `Store` sits behind a `std::sync::Mutex`; a request locks its mode's, runs one
+//! synchronous operation from `resources/`, and unlocks. Nothing awaits while holding it.
+//! Events are appended here and handed to the webhook outbox in the same critical section, so
+//! their order is the order of the changes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
