@@ -157,11 +157,28 @@ fn currency(params: &Params) -> Result<String, ApiError> {
     Ok(currency)
 }
 
+/// Stripe's ceiling on a charge: eight digits of the smallest currency unit.
+pub const MAX_AMOUNT: i64 = 99_999_999;
+
 fn positive_amount(params: &Params) -> Result<i64, ApiError> {
     let amount = params.required_i64("amount")?;
     if amount < 1 {
         let mut error = ApiError::invalid_param("amount", "Amount must be at least 1.");
         error.code = Some("amount_too_small");
+        return Err(error);
+    }
+    if amount > MAX_AMOUNT {
+        let most = match params
+            .str("currency")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("usd") | None => "$999,999.99".to_owned(),
+            Some(other) => format!("{MAX_AMOUNT} {other} in its smallest unit"),
+        };
+        let mut error =
+            ApiError::invalid_param("amount", format!("Amount must be no more than {most}"));
+        error.code = Some("amount_too_large");
         return Err(error);
     }
     Ok(amount)

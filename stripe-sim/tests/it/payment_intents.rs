@@ -334,3 +334,35 @@ async fn payment_intents_and_invoices_are_found_by_their_metadata() {
     assert_eq!(status, 200, "{invoices}");
     assert_eq!(invoices["data"].as_array().map(Vec::len), Some(0));
 }
+
+#[tokio::test]
+async fn amounts_above_stripes_ceiling_are_refused() {
+    let sim = crate::support::sim().await;
+    let create = |amount: &'static str| {
+        let sim = &sim;
+        async move {
+            crate::support::call(
+                sim,
+                "POST",
+                "/v1/payment_intents",
+                &[("amount", amount), ("currency", "usd")],
+            )
+            .await
+        }
+    };
+    let (status, largest) = create("99999999").await;
+    assert_eq!(
+        (status, largest["amount"].as_i64()),
+        (200, Some(99_999_999))
+    );
+    for amount in ["100000000", "4611686018427387904"] {
+        let (status, refused) = create(amount).await;
+        assert_eq!(status, 400, "{refused}");
+        assert_eq!(refused["error"]["code"], "amount_too_large");
+        assert_eq!(refused["error"]["param"], "amount");
+        assert_eq!(
+            refused["error"]["message"],
+            "Amount must be no more than $999,999.99"
+        );
+    }
+}

@@ -536,3 +536,67 @@ async fn voiding_an_open_invoice_cancels_its_payment_and_a_draft_is_deleted_inst
         "invoice.deleted"
     );
 }
+
+#[tokio::test]
+async fn a_refused_finalization_can_succeed_later_and_pay_the_first_invoice_after_all() {
+    // A coupon attempt fails (the code was switched off before the invoice was finalized);
+    // the code comes back, and the first invoice is finalized and paid after all.
+    let sim = sim().await;
+    let buyer = customer(&sim).await;
+    let promo = code(&sim, "FIVE", "FLAKY", &[]).await;
+    let (_, invoice) = apply(&sim, &buyer, &promo).await;
+    let invoice = id(&invoice);
+    ok(
+        &sim,
+        "POST",
+        "/v1/invoiceitems",
+        &[
+            ("customer", &buyer),
+            ("invoice", &invoice),
+            ("amount", "500"),
+            ("currency", "usd"),
+        ],
+    )
+    .await;
+    ok(
+        &sim,
+        "POST",
+        &format!("/v1/promotion_codes/{promo}"),
+        &[("active", "false")],
+    )
+    .await;
+    let refused = call(
+        &sim,
+        "POST",
+        &format!("/v1/invoices/{invoice}/finalize"),
+        &[],
+    )
+    .await;
+    assert_refused(&refused, "discounts", "it is inactive");
+
+    ok(
+        &sim,
+        "POST",
+        &format!("/v1/promotion_codes/{promo}"),
+        &[("active", "true")],
+    )
+    .await;
+    let paid = ok(
+        &sim,
+        "POST",
+        &format!("/v1/invoices/{invoice}/finalize"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (paid["status"].as_str(), paid["total"].as_i64()),
+        (Some("paid"), Some(0))
+    );
+    let paid_event = sim
+        .events()
+        .into_iter()
+        .rev()
+        .find(|e| e["type"] == "invoice.paid")
+        .expect("paid");
+    assert_eq!(paid_event["data"]["object"]["id"], invoice.as_str());
+}
