@@ -20,16 +20,22 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// A server asking for a longer wait than this gets its error passed on instead.
     pub max_server_delay: Duration,
+    /// A watch's attempts to open its stream again in a row without a message before
+    /// it gives up: more than a unary call gets, since awaiting a payment should
+    /// survive a payments-api deploy.
+    pub max_watch_attempts: u32,
 }
 
 impl Default for RetryPolicy {
-    /// Five attempts over about 1.5 s to 3 s (backoff 100 ms doubling, up to 5 s).
+    /// Five attempts over 0.75 s to 1.5 s (backoff 100 ms doubling, up to 5 s); a
+    /// watch tries to reopen ten times, over 10 s to 21 s.
     fn default() -> RetryPolicy {
         RetryPolicy {
             max_attempts: 5,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             max_server_delay: Duration::from_secs(30),
+            max_watch_attempts: 10,
         }
     }
 }
@@ -43,17 +49,22 @@ impl RetryPolicy {
         }
     }
 
-    /// The wait before attempt `failures + 1`, after `failures` failed ones: the
-    /// server's delay when it sent one, else the backoff with "equal jitter" (half
-    /// fixed, half random, so retries of many clients spread out but never come
-    /// back at once). `None`: give up.
+    /// The wait before attempt `failures + 1` of a unary call, after `failures` failed
+    /// ones: the server's delay when it sent one, else [`RetryPolicy::backoff`].
+    /// `None`: give up.
     pub(crate) fn delay(&self, failures: u32, server: Option<Duration>) -> Option<Duration> {
         if failures >= self.max_attempts {
             return None;
         }
-        if let Some(asked) = server {
-            return (asked <= self.max_server_delay).then_some(asked);
+        match server {
+            Some(asked) => (asked <= self.max_server_delay).then_some(asked),
+            None => Some(self.backoff(failures)),
         }
+    }
+
+    /// The backoff after `failures` failed attempts, with "equal jitter": half fixed,
+    /// half random, so retries of many clients spread out yet none comes back at once.
+    pub(crate) fn backoff(&self, failures: u32) -> Duration {
         let exponent = failures.saturating_sub(1).min(20);
         let backoff = self
             .initial_backoff
@@ -61,7 +72,7 @@ impl RetryPolicy {
             .min(self.max_backoff);
         let half = backoff / 2;
         let jitter = rand::rng().random_range(0..=half.as_micros().max(1) as u64);
-        Some(half + Duration::from_micros(jitter))
+        half + Duration::from_micros(jitter)
     }
 }
 

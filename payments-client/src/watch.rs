@@ -30,6 +30,7 @@ impl PaymentsClient {
             answered: false,
             last: None,
             failures: 0,
+            server_delay: None,
             opened: 0,
             done: false,
         }
@@ -64,6 +65,8 @@ pub struct TransactionWatch {
     last: Option<pb::Transaction>,
     /// Consecutive failed attempts since the last message.
     failures: u32,
+    /// The wait the server asked for with the last failure (RetryInfo).
+    server_delay: Option<std::time::Duration>,
     opened: u32,
     done: bool,
 }
@@ -136,13 +139,12 @@ impl TransactionWatch {
     /// watch survives leaves `stream` empty for the next turn.
     async fn open(&mut self) -> Result<(), Error> {
         if self.failures > 0 {
-            let delay = self
-                .client
-                .connection
-                .retry_policy()
-                .delay(self.failures, None)
-                .unwrap_or_default();
-            tokio::time::sleep(delay).await;
+            let policy = self.client.connection.retry_policy();
+            let wait = match self.server_delay.take() {
+                Some(asked) => asked.min(policy.max_server_delay),
+                None => policy.backoff(self.failures),
+            };
+            tokio::time::sleep(wait).await;
         }
         match self.client.open_watch(&self.id, self.await_status).await {
             Ok(stream) => {
@@ -159,12 +161,15 @@ impl TransactionWatch {
     /// attempts since the last message are spent.
     fn broke(&mut self, error: Error) -> Result<(), Error> {
         let survivable = match &error {
-            Error::Rpc(e) => reconnects_after(e),
+            Error::Rpc(e) => {
+                self.server_delay = e.retry_delay;
+                reconnects_after(e)
+            }
             Error::WatchEnded(_) => true,
             _ => false,
         };
         self.failures += 1;
-        let spent = self.failures >= self.client.connection.retry_policy().max_attempts;
+        let spent = self.failures >= self.client.connection.retry_policy().max_watch_attempts;
         if !survivable || spent {
             return Err(error);
         }

@@ -4,10 +4,13 @@
 //!
 //! - [`System`]: start, stop, and restart payments-api on the same address (a deploy,
 //!   as a client sees it).
+//! - [`TlsFront`]: TLS in front of payments-api, with a CA made for the test.
 //! - [`stop_servers`], [`sim_get`]: what other test stacks share with it.
 //!
 //! payments-api's own end-to-end tests, the Rust client's and the CLI's all start the
 //! system from here, so there is one way to build it.
+
+mod tls;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -15,6 +18,8 @@ use payments_core::testing::TestDb;
 use stripe_sim::StripeSim;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::tls::TlsFront;
 
 /// The HS256 secret payments-api verifies tokens with.
 pub const JWT_SECRET: &str = "test-jwt-secret";
