@@ -42,6 +42,18 @@ pub trait TokenProvider: Send + Sync + fmt::Debug {
     fn token(&self) -> BoxFuture<'_, Result<String, TokenError>>;
 }
 
+impl<T: TokenProvider + ?Sized> TokenProvider for Box<T> {
+    fn token(&self) -> BoxFuture<'_, Result<String, TokenError>> {
+        (**self).token()
+    }
+}
+
+impl<T: TokenProvider + ?Sized> TokenProvider for Arc<T> {
+    fn token(&self) -> BoxFuture<'_, Result<String, TokenError>> {
+        (**self).token()
+    }
+}
+
 /// A token obtained elsewhere (an identity provider, `PAYMENTS_TOKEN`), sent as is.
 #[derive(Clone)]
 pub struct StaticToken(String);

@@ -51,6 +51,8 @@ pub use error::{Error, Reason, RpcError};
 /// The generated messages of `payments.v1`.
 pub use payments_proto::payments::v1 as pb;
 pub use retry::RetryPolicy;
+/// gRPC status codes, as [`RpcError::code`] holds them.
+pub use tonic::Code;
 pub use watch::TransactionWatch;
 
 /// An idempotency key: one per user intent (a click on "Pay"), kept with it and sent
