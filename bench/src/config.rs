@@ -366,7 +366,13 @@ mod tests {
     #[test]
     fn help_names_every_option_and_its_variable() {
         let help = help();
-        for name in ["--quick", "--watchers", "BENCH_WATCHERS", "--scaling", "--keep-db"] {
+        for name in [
+            "--quick",
+            "--watchers",
+            "BENCH_WATCHERS",
+            "--scaling",
+            "--keep-db",
+        ] {
             assert!(help.contains(name), "{name} missing from:\n{help}");
         }
         let root = std::path::Path::new("/repo");
