@@ -2,8 +2,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    Args, Parser, Subcommand,
+    builder::{PossibleValuesParser, TypedValueParser},
+};
 use payments_client::pb::TransactionStatus;
+
+use crate::output;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -197,8 +202,8 @@ pub struct Watch {
     #[arg(value_name = "TRANSACTION_ID")]
     pub id: String,
     /// Stop at this status (or at any settled one)
-    #[arg(long = "await", value_name = "STATUS")]
-    pub await_status: Option<Status>,
+    #[arg(long = "await", value_name = "STATUS", value_parser = status_parser())]
+    pub await_status: Option<TransactionStatus>,
 }
 
 #[derive(Debug, Args)]
@@ -229,31 +234,17 @@ pub struct Completions {
     pub shell: clap_complete::Shell,
 }
 
-/// A transaction status, as `--await` takes it.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum Status {
-    Created,
-    Pending,
-    RequiresAction,
-    Succeeded,
-    Failed,
-    Canceled,
-    Refunded,
-}
-
-impl From<Status> for TransactionStatus {
-    fn from(status: Status) -> TransactionStatus {
-        match status {
-            Status::Created => TransactionStatus::Created,
-            Status::Pending => TransactionStatus::Pending,
-            Status::RequiresAction => TransactionStatus::RequiresAction,
-            Status::Succeeded => TransactionStatus::Succeeded,
-            Status::Failed => TransactionStatus::Failed,
-            Status::Canceled => TransactionStatus::Canceled,
-            Status::Refunded => TransactionStatus::Refunded,
-        }
-    }
+/// `--await`'s values: the contract's statuses by their short names (`requires_action`),
+/// listed from the generated enum so that they are never a copy of it.
+fn status_parser() -> impl TypedValueParser<Value = TransactionStatus> {
+    let names: Vec<String> = (1..)
+        .map_while(|n| TransactionStatus::try_from(n).ok())
+        .map(|status| output::status_name(status as i32).to_lowercase())
+        .collect();
+    PossibleValuesParser::new(names).try_map(|name| {
+        TransactionStatus::from_str_name(&format!("TRANSACTION_STATUS_{}", name.to_uppercase()))
+            .ok_or("not a transaction status")
+    })
 }
 
 #[cfg(test)]
@@ -299,15 +290,26 @@ mod tests {
     }
 
     #[test]
-    fn statuses_are_named_as_in_the_contract() {
-        for status in Status::value_variants() {
-            let name = status
-                .to_possible_value()
-                .expect("named")
-                .get_name()
-                .to_uppercase();
-            let wire: TransactionStatus = (*status).into();
-            assert_eq!(wire.as_str_name(), format!("TRANSACTION_STATUS_{name}"));
-        }
+    fn await_takes_every_status_of_the_contract_by_its_short_name() {
+        let awaited =
+            |name: &str| match Cli::try_parse_from(["payments-cli", "watch", "t", "--await", name])
+            {
+                Ok(Cli {
+                    command: Command::Watch(w),
+                    ..
+                }) => w.await_status,
+                other => panic!("{name}: {other:?}"),
+            };
+        assert_eq!(
+            awaited("requires_action"),
+            Some(TransactionStatus::RequiresAction)
+        );
+        assert_eq!(awaited("refunded"), Some(TransactionStatus::Refunded));
+        let help = Cli::try_parse_from(["payments-cli", "watch", "--help"]).expect_err("help");
+        assert!(
+            help.to_string()
+                .contains("created, pending, requires_action"),
+            "{help}"
+        );
     }
 }

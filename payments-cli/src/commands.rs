@@ -174,7 +174,7 @@ async fn service(global: &Global, command: Command, out: Output) -> anyhow::Resu
         }
         Command::Watch(w) => {
             let client = payments(global, None)?;
-            watch(&client, &w.id, w.await_status.map(Into::into), out).await?;
+            watch(&client, &w.id, w.await_status, out).await?;
         }
         Command::Wallet(w) => {
             let wallet = payments(global, Some(&w.user))?.get_wallet(&w.user).await?;

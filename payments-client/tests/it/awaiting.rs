@@ -1,20 +1,16 @@
 //! `await_transaction` and the reconnecting watch.
 
-use payments_client::{IdempotencyKey, pb, pb::TransactionStatus as S};
+use payments_client::{pb, pb::TransactionStatus as S};
 use payments_testkit::System;
 use tokio::sync::oneshot;
 
-use crate::helpers::{TOPUP, attach, client_as, top_up};
+use crate::helpers::{TOPUP, client_as, top_up_with};
 
 #[tokio::test]
 async fn a_3ds_payment_is_awaited_through_its_challenge_to_the_settled_transaction() {
     let system = System::start().await;
-    let client = client_as(&system.api_url(), "alice").await;
-    let card = attach(&client, "alice", "pm_card_threeDSecure2Required").await;
-    let started = client
-        .create_payment(top_up("alice", &card.id, &IdempotencyKey::new()))
-        .await
-        .expect("payment");
+    let (client, started) =
+        top_up_with(&system.api_url(), "alice", "pm_card_threeDSecure2Required").await;
     let id = started.transaction.id.clone();
 
     let challenge = client
@@ -47,12 +43,8 @@ async fn a_3ds_payment_is_awaited_through_its_challenge_to_the_settled_transacti
 #[tokio::test]
 async fn a_watch_reconnects_across_a_payments_api_restart_without_repeating_a_version() {
     let mut system = System::start().await;
-    let client = client_as(&system.api_url(), "alice").await;
-    let card = attach(&client, "alice", "pm_card_threeDSecure2Required").await;
-    let started = client
-        .create_payment(top_up("alice", &card.id, &IdempotencyKey::new()))
-        .await
-        .expect("payment");
+    let (client, started) =
+        top_up_with(&system.api_url(), "alice", "pm_card_threeDSecure2Required").await;
     let mut watch = client.watch_transaction(&started.transaction.id, None);
     let (first_seen, first) = oneshot::channel();
     let watcher = tokio::spawn(async move {
@@ -93,12 +85,7 @@ async fn a_watch_reconnects_across_a_payments_api_restart_without_repeating_a_ve
 #[tokio::test]
 async fn another_users_transaction_is_not_found_at_once_rather_than_retried() {
     let system = System::start().await;
-    let alice = client_as(&system.api_url(), "alice").await;
-    let card = attach(&alice, "alice", "pm_card_visa").await;
-    let started = alice
-        .create_payment(top_up("alice", &card.id, &IdempotencyKey::new()))
-        .await
-        .expect("payment");
+    let (_, started) = top_up_with(&system.api_url(), "alice", "pm_card_visa").await;
     let mallory = client_as(&system.api_url(), "mallory").await;
     let mut watch = mallory.watch_transaction(&started.transaction.id, None);
     let refused = watch.next().await.expect("an answer").expect_err("refused");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use payments_client::{
-    Connection, Endpoint, IdempotencyKey, PaymentsClient, RetryPolicy, SigningKey, pb,
+    Connection, Endpoint, IdempotencyKey, PaymentsClient, RetryPolicy, SigningKey, Started, pb,
 };
 use payments_testkit::JWT_SECRET;
 
@@ -48,4 +48,15 @@ pub fn top_up(user: &str, card: &str, key: &IdempotencyKey) -> pb::CreatePayment
         currency: "usd".into(),
         idempotency_key: key.to_string(),
     }
+}
+
+/// `user`'s client, and a top-up they started with a new card from `card_token`.
+pub async fn top_up_with(api: &str, user: &str, card_token: &str) -> (PaymentsClient, Started) {
+    let client = client_as(api, user).await;
+    let card = attach(&client, user, card_token).await;
+    let started = client
+        .create_payment(top_up(user, &card.id, &IdempotencyKey::new()))
+        .await
+        .expect("payment");
+    (client, started)
 }
