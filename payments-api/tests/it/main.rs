@@ -10,5 +10,6 @@ mod grpc_web;
 mod helpers;
 mod payment_methods;
 mod payments;
+mod reflection;
 mod resilience;
 mod validation;
