@@ -43,7 +43,7 @@ fn report(e: &anyhow::Error, json: bool) {
     let error = json!({
         "message": format!("{e:#}"),
         "code": rpc.map(|r| code_name(r.code)),
-        "reason": rpc.and_then(|r| r.error_info.as_ref()).map(|i| &i.reason),
+        "reason": rpc.and_then(|r| r.detail.as_ref()).map(|d| &d.reason_name),
         "field_violations": rpc.map(|r| &r.field_violations),
     });
     eprintln!("{}", json!({ "error": error }));

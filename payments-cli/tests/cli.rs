@@ -225,6 +225,7 @@ async fn a_refusal_exits_1_with_its_code_and_field_in_json() {
     assert_eq!(refused.status.code(), Some(1));
     let error: Value = serde_json::from_str(stderr(&refused).trim()).expect("a JSON error");
     assert_eq!(error["error"]["code"], "INVALID_ARGUMENT");
+    assert_eq!(error["error"]["reason"], "INVALID_FIELD");
     assert_eq!(error["error"]["field_violations"][0][0], "amount");
     system.stop().await;
 }

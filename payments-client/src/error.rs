@@ -1,16 +1,15 @@
 //! [`Error`]: what a call can end with. A refusal or failure from payments-api is an
 //! [`RpcError`] carrying the status code, the `google.rpc.ErrorInfo` reason a program
-//! acts on ([`Reason`]), the `RetryInfo` delay and the fields a `BadRequest` names.
+//! acts on (an [`ErrorReason`], decoded by the contract crate's [`ErrorDetail`]), the
+//! `RetryInfo` delay and the fields a `BadRequest` names.
 
-use std::{collections::HashMap, fmt, time::Duration};
+use std::{fmt, time::Duration};
 
+pub use payments_proto::errors::{DOMAIN, ErrorDetail, ErrorReason};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 use crate::auth::TokenError;
-
-/// The `ErrorInfo` domain of payments-api's reasons.
-pub const DOMAIN: &str = "payments.v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,9 +57,9 @@ impl Error {
     }
 
     /// The reason payments-api gave, when it gave one.
-    pub fn reason(&self) -> Option<&Reason> {
+    pub fn reason(&self) -> Option<ErrorReason> {
         match self {
-            Error::Rpc(e) => e.reason.as_ref(),
+            Error::Rpc(e) => e.reason(),
             _ => None,
         }
     }
@@ -83,38 +82,40 @@ impl From<RpcError> for Error {
 pub struct RpcError {
     pub code: Code,
     pub message: String,
-    /// `ErrorInfo.reason` when its domain is [`DOMAIN`].
-    pub reason: Option<Reason>,
-    /// The whole `ErrorInfo`, whatever its domain (a proxy's own, say).
-    pub error_info: Option<ErrorInfo>,
-    /// `RetryInfo.retry_delay`: how long the server asks the caller to wait.
+    /// payments-api's `ErrorInfo` (domain `payments.v1`): the reason, its name as sent
+    /// (for a reason newer than this build) and its metadata. `None` for a status from
+    /// elsewhere (a proxy, the transport).
+    pub detail: Option<ErrorDetail>,
+    /// `RetryInfo.retry_delay`: how long the server (or a proxy) asks the caller to wait.
     pub retry_delay: Option<Duration>,
     /// `BadRequest` field violations: (field, description).
     pub field_violations: Vec<(String, String)>,
 }
 
-/// `google.rpc.ErrorInfo`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorInfo {
-    pub reason: String,
-    pub domain: String,
-    pub metadata: HashMap<String, String>,
-}
-
 impl RpcError {
-    /// Whether the same call may be sent again: UNAVAILABLE, or RESOURCE_EXHAUSTED
-    /// when the server said how long to wait.
+    pub fn reason(&self) -> Option<ErrorReason> {
+        self.detail.as_ref().map(|d| d.reason)
+    }
+
+    /// Whether the same call may be sent again: UNAVAILABLE, or RESOURCE_EXHAUSTED when
+    /// the server said how long to wait, except a user's own watch limit (waiting does
+    /// not help until the caller closes a stream).
     pub fn is_retryable(&self) -> bool {
-        self.code == Code::Unavailable
-            || (self.code == Code::ResourceExhausted && self.retry_delay.is_some())
+        match self.code {
+            Code::Unavailable => true,
+            Code::ResourceExhausted => {
+                self.retry_delay.is_some() && self.reason() != Some(ErrorReason::UserWatchLimit)
+            }
+            _ => false,
+        }
     }
 }
 
 impl fmt::Display for RpcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:?}: {}", self.code, self.message)?;
-        if let Some(info) = &self.error_info {
-            write!(f, " [{}]", info.reason)?;
+        if let Some(detail) = &self.detail {
+            write!(f, " [{}]", detail.reason_name)?;
         }
         Ok(())
     }
@@ -125,16 +126,6 @@ impl std::error::Error for RpcError {}
 impl From<Status> for RpcError {
     fn from(status: Status) -> RpcError {
         let details = status.get_error_details();
-        let error_info = details.error_info().map(|info| ErrorInfo {
-            reason: info.reason.clone(),
-            domain: info.domain.clone(),
-            metadata: info.metadata.clone(),
-        });
-        let reason = error_info
-            .as_ref()
-            .filter(|info| info.domain == DOMAIN)
-            .map(|info| Reason::from_wire(&info.reason));
-        let retry_delay = details.retry_info().and_then(|retry| retry.retry_delay);
         let field_violations = details
             .bad_request()
             .map(|bad| {
@@ -147,67 +138,17 @@ impl From<Status> for RpcError {
         RpcError {
             code: status.code(),
             message: status.message().to_owned(),
-            reason,
-            error_info,
-            retry_delay,
+            detail: ErrorDetail::of(&status),
+            retry_delay: details.retry_info().and_then(|retry| retry.retry_delay),
             field_violations,
         }
     }
 }
 
-/// Why payments-api refused a call, as its `ErrorInfo.reason` says (domain
-/// `payments.v1`). Reasons this version does not know arrive as [`Reason::Other`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Reason {
-    /// The idempotency key was used before with other parameters.
-    IdempotencyKeyReused,
-    /// The user already redeemed this code.
-    CouponAlreadyRedeemed,
-    /// The code expired or ran out of redemptions.
-    CouponExpired,
-    /// The wallet or the card already had its trial.
-    TrialAlreadyUsed,
-    /// The card was declined.
-    CardDeclined,
-    /// Too many calls; `retry_delay` says when to come back.
-    RateLimited,
-    Other(String),
-}
-
-impl Reason {
-    pub fn from_wire(reason: &str) -> Reason {
-        match reason {
-            "IDEMPOTENCY_KEY_REUSED" => Reason::IdempotencyKeyReused,
-            "COUPON_ALREADY_REDEEMED" => Reason::CouponAlreadyRedeemed,
-            "COUPON_EXPIRED" => Reason::CouponExpired,
-            "TRIAL_ALREADY_USED" => Reason::TrialAlreadyUsed,
-            "CARD_DECLINED" => Reason::CardDeclined,
-            "RATE_LIMITED" => Reason::RateLimited,
-            other => Reason::Other(other.to_owned()),
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        match self {
-            Reason::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
-            Reason::CouponAlreadyRedeemed => "COUPON_ALREADY_REDEEMED",
-            Reason::CouponExpired => "COUPON_EXPIRED",
-            Reason::TrialAlreadyUsed => "TRIAL_ALREADY_USED",
-            Reason::CardDeclined => "CARD_DECLINED",
-            Reason::RateLimited => "RATE_LIMITED",
-            Reason::Other(other) => other,
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use tonic_types::{ErrorDetails, FieldViolation};
 
     use super::*;
@@ -225,34 +166,18 @@ mod tests {
             [("code".into(), "X".into())],
         );
         let e = with_details(Code::AlreadyExists, details);
-        assert_eq!(e.reason, Some(Reason::CouponAlreadyRedeemed));
+        assert_eq!(e.reason(), Some(ErrorReason::CouponAlreadyRedeemed));
         assert!(!e.is_retryable());
-        let info = e.error_info.expect("kept whole");
-        assert_eq!(info.metadata.get("code").map(String::as_str), Some("X"));
+        let detail = e.detail.expect("decoded");
+        assert_eq!(detail.metadata.get("code").map(String::as_str), Some("X"));
     }
 
     #[test]
-    fn an_unknown_reason_is_kept_and_another_domain_is_not_ours() {
-        let mut details = ErrorDetails::new();
-        details.set_error_info("NEW_REASON", DOMAIN, HashMap::new());
-        let e = with_details(Code::FailedPrecondition, details);
-        assert_eq!(e.reason, Some(Reason::Other("NEW_REASON".into())));
-
-        let mut details = ErrorDetails::new();
-        details.set_error_info("RATE_LIMITED", "ingress.example.com", HashMap::new());
-        let e = with_details(Code::ResourceExhausted, details);
-        assert_eq!(e.reason, None);
-        assert_eq!(
-            e.error_info.map(|i| i.reason).as_deref(),
-            Some("RATE_LIMITED")
-        );
-    }
-
-    #[test]
-    fn retry_info_and_bad_request_are_decoded() {
+    fn retry_info_and_bad_request_are_decoded_without_error_info_too() {
         let mut details = ErrorDetails::with_retry_info(Some(Duration::from_millis(1_500)));
         details.set_bad_request(vec![FieldViolation::new("amount", "must be positive")]);
         let e = with_details(Code::Unavailable, details);
+        assert_eq!(e.detail, None, "no ErrorInfo of payments.v1");
         assert_eq!(e.retry_delay, Some(Duration::from_millis(1_500)));
         assert_eq!(
             e.field_violations,
@@ -261,29 +186,18 @@ mod tests {
     }
 
     #[test]
-    fn only_unavailable_or_an_exhaustion_with_a_delay_is_retryable() {
+    fn unavailable_and_an_exhaustion_with_a_delay_are_retryable_but_a_user_s_watch_limit_is_not() {
         let plain = |code| RpcError::from(Status::new(code, "x"));
         assert!(plain(Code::Unavailable).is_retryable());
         assert!(!plain(Code::ResourceExhausted).is_retryable());
         assert!(!plain(Code::Internal).is_retryable());
-        let delayed = with_details(
-            Code::ResourceExhausted,
-            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-        );
-        assert!(delayed.is_retryable());
-    }
-
-    #[test]
-    fn every_known_reason_reads_back_as_itself() {
-        for reason in [
-            Reason::IdempotencyKeyReused,
-            Reason::CouponAlreadyRedeemed,
-            Reason::CouponExpired,
-            Reason::TrialAlreadyUsed,
-            Reason::CardDeclined,
-            Reason::RateLimited,
-        ] {
-            assert_eq!(Reason::from_wire(reason.as_str()), reason);
-        }
+        let exhausted = |reason: &str| {
+            let mut details = ErrorDetails::with_retry_info(Some(Duration::from_secs(1)));
+            details.set_error_info(reason, DOMAIN, HashMap::new());
+            with_details(Code::ResourceExhausted, details)
+        };
+        assert!(exhausted("RATE_LIMITED").is_retryable());
+        assert!(exhausted("INSTANCE_WATCH_LIMIT").is_retryable());
+        assert!(!exhausted("USER_WATCH_LIMIT").is_retryable());
     }
 }

@@ -33,7 +33,8 @@
 //!   key, with backoff and jitter, or after the server's RetryInfo delay.
 //! - [`watch`]: `await_transaction` and a WatchTransaction that reconnects and never
 //!   goes back in versions.
-//! - [`error`]: [`Error`], with the `google.rpc.ErrorInfo` reason as a [`Reason`].
+//! - [`error`]: [`Error`], with the `google.rpc.ErrorInfo` reason as an [`ErrorReason`]
+//!   (the contract's enum).
 
 pub mod auth;
 pub mod client;
@@ -47,7 +48,7 @@ use std::fmt;
 pub use auth::{MintedToken, SigningKey, StaticToken, TokenError, TokenProvider};
 pub use client::{AdminClient, Connection, PaymentsClient, Started};
 pub use endpoint::Endpoint;
-pub use error::{Error, Reason, RpcError};
+pub use error::{Error, ErrorDetail, ErrorReason, RpcError};
 /// The generated messages of `payments.v1`.
 pub use payments_proto::payments::v1 as pb;
 pub use retry::RetryPolicy;

@@ -181,6 +181,28 @@ impl System {
     }
 }
 
+impl System {
+    /// A coupon of `amount_off` minor units in usd, once, created in stripe-sim; its id
+    /// is a code ApplyCoupon takes.
+    pub async fn create_coupon(&self, amount_off: i64) -> String {
+        let coupon: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/v1/coupons", self.sim.base_url()))
+            .bearer_auth("sk_test_tests")
+            .form(&[
+                ("amount_off", amount_off.to_string().as_str()),
+                ("currency", "usd"),
+                ("duration", "once"),
+            ])
+            .send()
+            .await
+            .expect("create a coupon")
+            .json()
+            .await
+            .expect("the coupon");
+        coupon["id"].as_str().expect("coupon id").to_owned()
+    }
+}
+
 impl Drop for System {
     fn drop(&mut self) {
         self.begin_shutdown();

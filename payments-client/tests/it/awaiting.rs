@@ -1,6 +1,6 @@
 //! `await_transaction` and the reconnecting watch.
 
-use payments_client::{pb, pb::TransactionStatus as S};
+use payments_client::{ErrorReason, pb, pb::TransactionStatus as S};
 use payments_testkit::System;
 use tokio::sync::oneshot;
 
@@ -90,6 +90,7 @@ async fn another_users_transaction_is_not_found_at_once_rather_than_retried() {
     let mut watch = mallory.watch_transaction(&started.transaction.id, None);
     let refused = watch.next().await.expect("an answer").expect_err("refused");
     assert_eq!(refused.code(), Some(tonic::Code::NotFound));
+    assert_eq!(refused.reason(), Some(ErrorReason::TransactionNotFound));
     assert!(watch.next().await.is_none(), "the watch has ended");
     assert_eq!(watch.reconnects(), 0);
     system.stop().await;

@@ -1,6 +1,6 @@
 //! TLS verified against a CA file, RS256 tokens, and who may call PaymentsAdmin.
 
-use payments_client::{Connection, Endpoint, Error, SigningKey, StaticToken};
+use payments_client::{Connection, Endpoint, Error, ErrorReason, SigningKey, StaticToken};
 use payments_testkit::{System, TlsFront};
 use tonic::Code;
 
@@ -60,6 +60,7 @@ async fn a_token_minted_with_the_rsa_private_key_is_accepted() {
         .await
         .expect_err("wrong algorithm");
     assert_eq!(refused.code(), Some(Code::Unauthenticated));
+    assert_eq!(refused.reason(), Some(ErrorReason::TokenInvalid));
     system.stop().await;
 }
 
@@ -80,6 +81,7 @@ async fn admin_calls_need_a_service_token() {
     let user = operator.clone().with_token(signing_key().user("alice"));
     let refused = user.admin().check_ledger().await.expect_err("user token");
     assert_eq!(refused.code(), Some(Code::PermissionDenied));
+    assert_eq!(refused.reason(), Some(ErrorReason::ServiceTokenRequired));
     let garbage = operator.with_token(StaticToken::new("not-a-jwt"));
     let refused = garbage
         .admin()
