@@ -12,7 +12,9 @@ use clap::{
 
 use crate::config::{Config, WebhookSecret};
 
-/// The command line. Unset values keep [`Config::for_binary`]'s defaults.
+/// The command line. Unset values keep [`Config::for_binary`]'s defaults. The flag
+/// names are spelt out: `STRIPE_SIM_<FLAG>` is derived from them, and the deployment
+/// checks look for them.
 #[derive(Debug, Parser)]
 #[command(
     name = "stripe-sim",
@@ -23,35 +25,35 @@ use crate::config::{Config, WebhookSecret};
 )]
 struct Flags {
     /// Listen address [default: 127.0.0.1:12111]
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long = "addr", value_name = "ADDR")]
     addr: Option<SocketAddr>,
     /// A webhook endpoint; repeat for more
-    #[arg(long, value_name = "URL")]
+    #[arg(long = "webhook-url", value_name = "URL")]
     webhook_url: Vec<String>,
     /// A signing secret; repeat for more (a random whsec_ is generated and printed when
     /// none is given)
-    #[arg(long, value_name = "SECRET")]
+    #[arg(long = "webhook-secret", value_name = "SECRET")]
     webhook_secret: Vec<String>,
     /// Seed for ids and chaos [default: random]
-    #[arg(long, value_name = "N")]
+    #[arg(long = "seed", value_name = "N")]
     seed: Option<u64>,
     /// 0..1: deliver an event twice [default: 0]
-    #[arg(long, value_name = "R")]
+    #[arg(long = "duplicate-rate", value_name = "R")]
     duplicate_rate: Option<f64>,
     /// 0..1: never deliver an event [default: 0]
-    #[arg(long, value_name = "R")]
+    #[arg(long = "drop-rate", value_name = "R")]
     drop_rate: Option<f64>,
     /// Random hold per delivery [default: 0]
-    #[arg(long, value_name = "MS", value_parser = millis)]
+    #[arg(long = "reorder-window-ms", value_name = "MS", value_parser = millis)]
     reorder_window_ms: Option<Duration>,
     /// Fixed hold per delivery [default: 0]
-    #[arg(long, value_name = "MS", value_parser = millis)]
+    #[arg(long = "delay-ms", value_name = "MS", value_parser = millis)]
     delay_ms: Option<Duration>,
     /// Waits between delivery attempts [default: 1000 doubling, 10 attempts]
-    #[arg(long, value_name = "A,B,..", value_parser = schedule)]
+    #[arg(long = "retry-schedule-ms", value_name = "A,B,..", value_parser = schedule)]
     retry_schedule_ms: Option<Schedule>,
     /// Per-attempt timeout of a delivery [default: 10000]
-    #[arg(long, value_name = "MS", value_parser = millis)]
+    #[arg(long = "webhook-timeout-ms", value_name = "MS", value_parser = millis)]
     webhook_timeout_ms: Option<Duration>,
 }
 
