@@ -43,13 +43,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Demo(d) => {
             let user = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-            demo::run(&payments(global, Some(&user))?, &user, &d.sim, out).await?;
+            demo::run(&payments(global, Some(&user))?, &user, &d.sim, out)
+                .await
+                .with_context(|| format!("payments-api at {}", global.api))?;
         }
         Command::DeadEvents(_)
         | Command::Replay(_)
         | Command::Reconcile(_)
-        | Command::LedgerCheck => admin(global, cli.command, out).await?,
-        command => service(global, command, out).await?,
+        | Command::LedgerCheck => admin(global, cli.command, out)
+            .await
+            .with_context(|| format!("PaymentsAdmin at {}", admin_url(global)))?,
+        command => service(global, command, out)
+            .await
+            .with_context(|| format!("payments-api at {}", global.api))?,
     }
     Ok(())
 }
@@ -84,6 +90,10 @@ fn connect(global: &Global, url: &str, user: Option<&str>) -> anyhow::Result<Con
         endpoint = endpoint.ca_file(ca)?;
     }
     Ok(Connection::lazy(&endpoint, credentials(global, user)?)?)
+}
+
+fn admin_url(global: &Global) -> &str {
+    global.admin_api.as_deref().unwrap_or(&global.api)
 }
 
 fn payments(global: &Global, user: Option<&str>) -> anyhow::Result<PaymentsClient> {
@@ -221,8 +231,7 @@ async fn service(global: &Global, command: Command, out: Output) -> anyhow::Resu
 }
 
 async fn admin(global: &Global, command: Command, out: Output) -> anyhow::Result<()> {
-    let url = global.admin_api.as_deref().unwrap_or(&global.api);
-    let admin = connect(global, url, None)?.admin();
+    let admin = connect(global, admin_url(global), None)?.admin();
     match command {
         Command::DeadEvents(d) => {
             let events = admin.list_dead_events(d.page_size).await?;
