@@ -30,9 +30,8 @@ pub mod process;
 mod rpc;
 
 pub use pool::PoolCollector;
-pub use prometheus_client::{
-    self as client,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+pub use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
 pub use rpc::{RpcLabels, RpcMetrics};
 

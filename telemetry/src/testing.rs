@@ -241,8 +241,11 @@ pub fn traced<T>(
     };
     let dispatch = Dispatch::new(subscriber);
     let runtime = traced_runtime(&dispatch, 2)?;
-    // tracing caches, per callsite, whether any subscriber wants it; a test running
-    // beside this one may have cached "nobody" before this subscriber existed.
+    // tracing caches, per callsite, whether any subscriber wants it. While only one
+    // subscriber exists it asks just the current thread's, so a callsite first hit by
+    // a test beside this one (with no subscriber) would be cached as unwanted. A
+    // second, idle subscriber makes it ask every one.
+    let _second = Dispatch::new(tracing_subscriber::registry());
     tracing::callsite::rebuild_interest_cache();
     let output = tracing::dispatcher::with_default(&dispatch, || runtime.block_on(work));
     drop(runtime);

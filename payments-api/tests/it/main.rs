@@ -11,4 +11,5 @@ mod helpers;
 mod payment_methods;
 mod payments;
 mod resilience;
+mod telemetry;
 mod validation;

@@ -9,6 +9,7 @@ mod events;
 mod ledger;
 mod outbox;
 mod payment_methods;
+mod signals;
 mod transactions;
 mod wallets;
 
@@ -19,6 +20,7 @@ pub use events::*;
 pub use ledger::*;
 pub use outbox::*;
 pub use payment_methods::*;
+pub use signals::*;
 pub use transactions::*;
 pub use wallets::*;
 

@@ -27,7 +27,7 @@ impl Collector for PoolCollector {
         let max = i64::from(self.pool.options().get_max_connections());
         let mut connections = encoder.encode_descriptor(
             "db_pool_connections",
-            "Open database connections of this instance's pool, by state.",
+            "Open database connections of this instance's pool, by state",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
@@ -37,7 +37,7 @@ impl Collector for PoolCollector {
         let gauge = ConstGauge::new(max);
         gauge.encode(encoder.encode_descriptor(
             "db_pool_max_connections",
-            "The most connections this instance's pool opens.",
+            "The most connections this instance's pool opens",
             None,
             gauge.metric_type(),
         )?)

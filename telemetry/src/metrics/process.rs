@@ -108,14 +108,14 @@ impl Collector for ProcessCollector {
             let cpu = ConstCounter::new(stat.cpu_seconds());
             cpu.encode(encoder.encode_descriptor(
                 "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds.",
+                "Total user and system CPU time spent in seconds",
                 None,
                 cpu.metric_type(),
             )?)?;
         }
         if let Some(status) = read("/proc/self/status") {
             if let Some(rss) = status_bytes(&status, "VmRSS") {
-                let help = "Resident memory size in bytes.";
+                let help = "Resident memory size in bytes";
                 gauge(
                     &mut encoder,
                     "process_resident_memory_bytes",
@@ -124,7 +124,7 @@ impl Collector for ProcessCollector {
                 )?;
             }
             if let Some(size) = status_bytes(&status, "VmSize") {
-                let help = "Virtual memory size in bytes.";
+                let help = "Virtual memory size in bytes";
                 gauge(
                     &mut encoder,
                     "process_virtual_memory_bytes",
@@ -138,16 +138,16 @@ impl Collector for ProcessCollector {
             gauge(
                 &mut encoder,
                 "process_open_fds",
-                "Number of open file descriptors.",
+                "Number of open file descriptors",
                 open,
             )?;
         }
         if let Some(max) = read("/proc/self/limits").and_then(|l| max_open_files(&l)) {
-            let help = "Maximum number of open file descriptors.";
+            let help = "Maximum number of open file descriptors";
             gauge(&mut encoder, "process_max_fds", help, max as f64)?;
         }
         if let Some(start) = self.start_time {
-            let help = "Start time of the process since unix epoch in seconds.";
+            let help = "Start time of the process since unix epoch in seconds";
             gauge(&mut encoder, "process_start_time_seconds", help, start)?;
         }
         Ok(())

@@ -43,12 +43,12 @@ impl RpcMetrics {
         };
         registry.register(
             "grpc_requests",
-            "gRPC calls answered, by service, method and status code.",
+            "gRPC calls answered, by service, method and status code",
             metrics.requests.clone(),
         );
         registry.register(
             "grpc_request_duration_seconds",
-            "gRPC call latency, from the request to the last message and status.",
+            "gRPC call latency, from the request to the last message and status",
             metrics.duration.clone(),
         );
         metrics
