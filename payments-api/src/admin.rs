@@ -12,8 +12,8 @@ use payments_proto::payments::v1::{self as pb, payments_admin_server::PaymentsAd
 use tonic::{Request, Response, Status};
 
 use crate::{
-    auth::{caller, require_service},
-    error::{ApiError, ApiResult},
+    auth::{caller, require_service, transaction_not_found},
+    error::{ApiError, ApiResult, Reason},
     service::AppState,
 };
 
@@ -79,12 +79,20 @@ impl AdminApi {
             return Err(ApiError::invalid("event_id", "required"));
         }
         let mut db = store::begin(&self.state.pool, "replay_event").await?;
-        let not_found = || ApiError::NotFound(format!("event {} not found", req.event_id));
+        let not_found = || {
+            ApiError::refused(
+                Reason::EventNotFound,
+                format!("event {} not found", req.event_id),
+            )
+        };
         let stored = store::lock_event(&mut db, &req.event_id)
             .await?
             .ok_or_else(not_found)?;
         let event = StripeEvent::from_value(stored.payload).map_err(|e| {
-            ApiError::FailedPrecondition(format!("the stored payload is not an event: {e}"))
+            ApiError::refused(
+                Reason::EventUnreadable,
+                format!("the stored payload is not an event: {e}"),
+            )
         })?;
         store::requeue_event(&mut db, &req.event_id).await?;
         let report: Report = inbox::process(&mut db, &event, 0, &RetryPolicy::DEFAULT).await?;
@@ -107,7 +115,7 @@ impl AdminApi {
     /// it is told, so an answer overtaken by a webhook is simply stale.
     async fn reconcile(&self, req: pb::ReconcileTransactionRequest) -> ApiResult<pb::Transaction> {
         let id = crate::service::transaction_id(&req.transaction_id)?;
-        let not_found = || ApiError::NotFound(format!("transaction {id} not found"));
+        let not_found = || transaction_not_found(id);
         let mut conn = self.state.pool.acquire().await.map_err(StoreError::from)?;
         let tx = store::get_transaction(&mut conn, id)
             .await?
@@ -124,9 +132,9 @@ impl AdminApi {
                     .search_objects(ObjectKind::of(&tx), &query)
                     .await?;
                 let object = found.into_iter().next().ok_or_else(|| {
-                    ApiError::FailedPrecondition(
-                        "Stripe holds no object for this transaction: the request never reached it"
-                            .into(),
+                    ApiError::refused(
+                        Reason::StripeObjectMissing,
+                        "Stripe holds no object for this transaction: the request never reached it",
                     )
                 })?;
                 (object, true)

@@ -123,10 +123,13 @@ impl App {
         health
             .set_serving::<PaymentsServiceServer<PaymentsApi>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        let reflection = reflection_builder()
             .build_v1()
-            .context("building the reflection service")?;
+            .context("building the reflection service (v1)")?;
+        // Postman, Evans and older grpcurl builds still speak only v1alpha.
+        let reflection_v1alpha = reflection_builder()
+            .build_v1alpha()
+            .context("building the reflection service (v1alpha)")?;
         let api = PaymentsServiceServer::with_interceptor(
             PaymentsApi::new(self.state.clone()),
             self.auth.clone(),
@@ -147,6 +150,7 @@ impl App {
         };
         let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(api)
             .add_service(admin);
         let serving = Server::builder()
@@ -182,6 +186,17 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// gRPC reflection over everything this port serves: the payments.v1 services,
+/// health, and both reflection versions themselves, so either version lists all.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
 }
 
 /// CORS for grpc-web from browsers: the headers grpc-web sends and must read back, and
