@@ -47,13 +47,15 @@ impl StateCount {
 }
 
 /// One `SELECT` of a count and an oldest timestamp per (table, column, value); the
-/// values are literals so each part can use its partial index.
+/// values are literals so each part can use its partial index, and the oldest is the
+/// index's first entry (an index-only scan of one row, where `min()` would read them all).
 fn part(table: &str, column: &str, value: &str, time: &str) -> String {
     format!(
         "SELECT '{value}'::text, \
            (SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {column} = '{value}' \
               LIMIT {COUNT_CAP}) capped), \
-           (SELECT min({time}) FROM {table} WHERE {column} = '{value}')"
+           (SELECT {time} FROM {table} WHERE {column} = '{value}' \
+              ORDER BY {time} LIMIT 1)"
     )
 }
 
