@@ -4,8 +4,10 @@
 //! The database-wide health signals (events by state, unsettled transactions, the
 //! outbox's age) are gauges a worker refreshes ([`crate::workers::signals`]).
 
+use std::time::Duration;
+
 use payments_core::store::HealthSignals;
-use payments_telemetry::metrics::{Counter, Family, Gauge};
+use payments_telemetry::metrics::{Counter, Family, Gauge, Histogram, latency_histogram};
 use prometheus_client::registry::Registry;
 
 /// A counter split by label values (a handful of distinct values each).
@@ -23,8 +25,19 @@ fn labels(names: &[&'static str], values: &[&str]) -> Vec<(&'static str, String)
         .collect()
 }
 
+/// Webhook latency by outcome.
+#[derive(Debug, Clone)]
+struct Latency(Family<Vec<(&'static str, String)>, Histogram, fn() -> Histogram>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Latency(Family::new_with_constructor(latency_histogram))
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    webhook_duration: Latency,
     webhooks_verified: Counter,
     webhooks_rejected: Labeled,
     webhooks_duplicate: Counter,
@@ -133,6 +146,12 @@ impl Metrics {
             registry.register(name, help, family.clone());
         }
         registry.register(
+            "webhook_duration_seconds",
+            "Time to answer a webhook, from its body read to the answer, by outcome \
+             (stored, duplicate, a rejection reason, unavailable, internal_error)",
+            m.webhook_duration.0.clone(),
+        );
+        registry.register(
             "outbox_depth",
             "Outbox calls waiting to be sent (all instances; read by the outbox worker)",
             m.outbox_depth.clone(),
@@ -154,6 +173,13 @@ impl Metrics {
         m
     }
 
+    /// One webhook answered with `outcome` after `elapsed`.
+    pub fn webhook_answered(&self, outcome: &str, elapsed: Duration) {
+        self.webhook_duration
+            .0
+            .get_or_create(&labels(&["outcome"], &[outcome]))
+            .observe(elapsed.as_secs_f64());
+    }
     pub fn webhook_verified(&self) {
         self.webhooks_verified.inc();
     }

@@ -33,6 +33,9 @@ async fn refused(
     let (_, metrics) = app.get("/metrics").await?;
     let line = format!("payments_webhooks_rejected_total{{reason=\"{metric}\"}} 1");
     assert!(metrics.contains(&line), "{metrics}");
+    // Timed under the same reason.
+    let timed = format!("payments_webhook_duration_seconds_count{{outcome=\"{metric}\"}} 1");
+    assert!(metrics.contains(&timed), "{metrics}");
     Ok(())
 }
 
