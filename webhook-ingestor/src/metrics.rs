@@ -10,14 +10,15 @@ use payments_core::store::HealthSignals;
 use payments_telemetry::metrics::{Counter, Family, Gauge, Histogram, latency_histogram};
 use prometheus_client::registry::Registry;
 
-/// A counter split by label values (a handful of distinct values each).
-type Labeled = Family<Vec<(&'static str, String)>, Counter>;
+/// Label names and values (a handful of distinct values each).
+type Labels = Vec<(&'static str, String)>;
+/// A counter split by label values.
+type Labeled = Family<Labels, Counter>;
 /// A gauge split by one label; `f64` for ages in seconds.
-type LabeledGauge<N = i64, A = std::sync::atomic::AtomicI64> =
-    Family<Vec<(&'static str, String)>, Gauge<N, A>>;
+type LabeledGauge<N = i64, A = std::sync::atomic::AtomicI64> = Family<Labels, Gauge<N, A>>;
 type Seconds = Gauge<f64, std::sync::atomic::AtomicU64>;
 
-fn labels(names: &[&'static str], values: &[&str]) -> Vec<(&'static str, String)> {
+fn labels(names: &[&'static str], values: &[&str]) -> Labels {
     names
         .iter()
         .zip(values)
@@ -27,7 +28,7 @@ fn labels(names: &[&'static str], values: &[&str]) -> Vec<(&'static str, String)
 
 /// Webhook latency by outcome.
 #[derive(Debug, Clone)]
-struct Latency(Family<Vec<(&'static str, String)>, Histogram, fn() -> Histogram>);
+struct Latency(Family<Labels, Histogram, fn() -> Histogram>);
 
 impl Default for Latency {
     fn default() -> Self {
@@ -274,7 +275,7 @@ impl Metrics {
     }
 }
 
-fn count(family: &Labeled, labels: &Vec<(&'static str, String)>) -> u64 {
+fn count(family: &Labeled, labels: &Labels) -> u64 {
     family.get(labels).map_or(0, |c| c.get())
 }
 
