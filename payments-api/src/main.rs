@@ -28,7 +28,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let otel = payments_telemetry::OtelConfig::from_env("payments-api");
+    let otel = payments_telemetry::OtelConfig::from_env("payments-api")?;
     let telemetry = payments_telemetry::build(&otel)?.install()?;
     let config = match Config::from_env() {
         Ok(config) => config,

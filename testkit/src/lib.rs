@@ -4,7 +4,8 @@
 //!
 //! - [`System`]: start, stop, and restart payments-api on the same address (a deploy,
 //!   as a client sees it).
-//! - [`TlsFront`]: TLS in front of payments-api, with a CA made for the test.
+//! - [`TestCa`]: a CA and server certificates made for one test; [`TlsFront`]: TLS in
+//!   front of payments-api with one of them.
 //! - [`stop_servers`], [`sim_get`]: what other test stacks share with it.
 //!
 //! payments-api's own end-to-end tests, the Rust client's and the CLI's all start the
@@ -19,7 +20,7 @@ use stripe_sim::StripeSim;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::tls::TlsFront;
+pub use crate::tls::{ServerCertificate, TestCa, TlsFront};
 
 /// The HS256 secret payments-api verifies tokens with.
 pub const JWT_SECRET: &str = "test-jwt-secret";

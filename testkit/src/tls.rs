@@ -1,11 +1,12 @@
-//! [`TlsFront`]: TLS in front of a plain server, the way an ingress terminates it,
-//! with a CA and a `localhost` certificate made for the test. Clients reach payments-api
-//! at `https://localhost:PORT` trusting only [`TlsFront::ca_pem`].
+//! Certificates made for one test ([`TestCa`]), and [`TlsFront`]: TLS in front of a
+//! plain server, the way an ingress terminates it, with a `localhost` certificate from
+//! such a CA. Clients reach payments-api at `https://localhost:PORT` trusting only
+//! [`TlsFront::ca_pem`].
 
 use std::{net::SocketAddr, sync::Arc};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -44,27 +45,63 @@ impl Drop for TlsFront {
 
 /// A fresh CA, and an acceptor serving a `localhost` certificate it signed (ALPN h2).
 fn certificates() -> (String, TlsAcceptor) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-        .expect("CA certificate");
-    let key = KeyPair::generate().expect("server key");
-    let cert = CertificateParams::new(vec!["localhost".to_owned()])
-        .expect("server parameters")
-        .signed_by(&key, &ca)
-        .expect("server certificate");
+    let ca = TestCa::new("payments test CA");
+    let server = ca.server_certificate(&["localhost"]);
+    let cert = CertificateDer::from_pem_slice(server.cert_pem.as_bytes()).expect("certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).expect("key PEM");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("TLS versions")
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
+        .with_single_cert(vec![cert], key)
         .expect("server TLS configuration");
     config.alpn_protocols = vec![b"h2".to_vec()];
-    (ca.pem(), TlsAcceptor::from(Arc::new(config)))
+    (ca.cert_pem, TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A certificate authority made for one test.
+pub struct TestCa {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A server certificate and its private key, PEM.
+pub struct ServerCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("CA key");
+        let cert_pem = params.self_signed(&key).expect("self-signed CA").pem();
+        TestCa {
+            cert_pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `names` (host names or IP addresses), signed by this CA.
+    pub fn server_certificate(&self, names: &[&str]) -> ServerCertificate {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).expect("server parameters");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "postgres");
+        let key = KeyPair::generate().expect("server key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("signed by the CA");
+        ServerCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
 
 async fn accept(
