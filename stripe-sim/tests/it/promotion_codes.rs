@@ -55,23 +55,19 @@ async fn apply(sim: &StripeSim, customer: &str, promo: &str) -> (u16, Value) {
     .await
 }
 
-/// Applies, adds one `amount` line and finalizes: the finalize answer.
-async fn redeem(sim: &StripeSim, customer: &str, promo: &str, amount: i64) -> (u16, Value) {
-    let (status, invoice) = apply(sim, customer, promo).await;
-    assert_eq!(status, 200, "{invoice}");
-    let invoice = id(&invoice);
-    ok(
-        sim,
-        "POST",
-        "/v1/invoiceitems",
-        &[
-            ("customer", customer),
-            ("invoice", &invoice),
-            ("amount", &amount.to_string()),
-            ("currency", "usd"),
-        ],
-    )
-    .await;
+/// Adds one `amount` (usd) line to a draft invoice.
+async fn add_line(sim: &StripeSim, customer: &str, invoice: &str, amount: i64) {
+    let amount = amount.to_string();
+    let line = [
+        ("customer", customer),
+        ("invoice", invoice),
+        ("amount", amount.as_str()),
+        ("currency", "usd"),
+    ];
+    ok(sim, "POST", "/v1/invoiceitems", &line).await;
+}
+
+async fn finalize(sim: &StripeSim, invoice: &str) -> (u16, Value) {
     call(
         sim,
         "POST",
@@ -79,6 +75,20 @@ async fn redeem(sim: &StripeSim, customer: &str, promo: &str, amount: i64) -> (u
         &[],
     )
     .await
+}
+
+async fn set_active(sim: &StripeSim, promo: &str, active: &str) {
+    let path = format!("/v1/promotion_codes/{promo}");
+    ok(sim, "POST", &path, &[("active", active)]).await;
+}
+
+/// Applies, adds one `amount` line and finalizes: the finalize answer.
+async fn redeem(sim: &StripeSim, customer: &str, promo: &str, amount: i64) -> (u16, Value) {
+    let (status, invoice) = apply(sim, customer, promo).await;
+    assert_eq!(status, 200, "{invoice}");
+    let invoice = id(&invoice);
+    add_line(sim, customer, &invoice, amount).await;
+    finalize(sim, &invoice).await
 }
 
 fn assert_refused(answer: &(u16, Value), param: &str, because: &str) {
@@ -124,19 +134,8 @@ async fn inactive_expired_and_exhausted_codes_are_refused() {
         "it has been used the maximum number of times",
     );
     let first = id(&first);
-    ok(
-        &sim,
-        "POST",
-        "/v1/invoiceitems",
-        &[
-            ("customer", &buyer),
-            ("invoice", &first),
-            ("amount", "500"),
-            ("currency", "usd"),
-        ],
-    )
-    .await;
-    let late = call(&sim, "POST", &format!("/v1/invoices/{first}/finalize"), &[]).await;
+    add_line(&sim, &buyer, &first, 500).await;
+    let late = finalize(&sim, &first).await;
     assert_refused(
         &late,
         "discounts",
@@ -344,26 +343,9 @@ async fn open_invoice(sim: &StripeSim) -> (String, String) {
         ],
     )
     .await);
-    ok(
-        sim,
-        "POST",
-        "/v1/invoiceitems",
-        &[
-            ("customer", &buyer),
-            ("invoice", &invoice),
-            ("amount", "1000"),
-            ("currency", "usd"),
-        ],
-    )
-    .await;
-    let open = ok(
-        sim,
-        "POST",
-        &format!("/v1/invoices/{invoice}/finalize"),
-        &[],
-    )
-    .await;
-    assert_eq!(open["status"], "open");
+    add_line(sim, &buyer, &invoice, 1000).await;
+    let (_, open) = finalize(sim, &invoice).await;
+    assert_eq!(open["status"], "open", "{open}");
     (buyer, invoice)
 }
 
@@ -546,48 +528,14 @@ async fn a_refused_finalization_can_succeed_later_and_pay_the_first_invoice_afte
     let promo = code(&sim, "FIVE", "FLAKY", &[]).await;
     let (_, invoice) = apply(&sim, &buyer, &promo).await;
     let invoice = id(&invoice);
-    ok(
-        &sim,
-        "POST",
-        "/v1/invoiceitems",
-        &[
-            ("customer", &buyer),
-            ("invoice", &invoice),
-            ("amount", "500"),
-            ("currency", "usd"),
-        ],
-    )
-    .await;
-    ok(
-        &sim,
-        "POST",
-        &format!("/v1/promotion_codes/{promo}"),
-        &[("active", "false")],
-    )
-    .await;
-    let refused = call(
-        &sim,
-        "POST",
-        &format!("/v1/invoices/{invoice}/finalize"),
-        &[],
-    )
-    .await;
+    add_line(&sim, &buyer, &invoice, 500).await;
+    set_active(&sim, &promo, "false").await;
+    let refused = finalize(&sim, &invoice).await;
     assert_refused(&refused, "discounts", "it is inactive");
 
-    ok(
-        &sim,
-        "POST",
-        &format!("/v1/promotion_codes/{promo}"),
-        &[("active", "true")],
-    )
-    .await;
-    let paid = ok(
-        &sim,
-        "POST",
-        &format!("/v1/invoices/{invoice}/finalize"),
-        &[],
-    )
-    .await;
+    set_active(&sim, &promo, "true").await;
+    let (status, paid) = finalize(&sim, &invoice).await;
+    assert_eq!(status, 200, "{paid}");
     assert_eq!(
         (paid["status"].as_str(), paid["total"].as_i64()),
         (Some("paid"), Some(0))
