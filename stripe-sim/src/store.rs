@@ -223,6 +223,15 @@ impl Store {
         value
     }
 
+    /// Fields Stripe returns only when `expand[]` names them: an invoice's `payments`.
+    fn includable(&self, object: &Value, field: &str) -> Option<Value> {
+        let id = object.get("id")?.as_str()?;
+        match (object.get("object")?.as_str()?, field) {
+            ("invoice", "payments") => Some(invoice_payments::included(self, id)),
+            _ => None,
+        }
+    }
+
     fn expand_path(&self, value: &mut Value, segments: &[&str]) {
         let Some((first, rest)) = segments.split_first() else {
             return;
@@ -281,17 +290,6 @@ fn mark_live(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(mark_live),
         _ => {}
-    }
-}
-
-impl Store {
-    /// Fields Stripe returns only when `expand[]` names them: an invoice's `payments`.
-    fn includable(&self, object: &Value, field: &str) -> Option<Value> {
-        let id = object.get("id")?.as_str()?;
-        match (object.get("object")?.as_str()?, field) {
-            ("invoice", "payments") => Some(invoice_payments::included(self, id)),
-            _ => None,
-        }
     }
 }
 
