@@ -401,6 +401,19 @@ async fn a_failed_invoice_payment_is_found_through_its_payment_and_paid_after_al
         "Stripe does not copy the invoice's metadata"
     );
     assert_eq!(payments[0]["status"], "open");
+    // async-stripe reads it too, as a service would with RetrieveInvoice and that expand[].
+    let typed: stripe_billing::Invoice = miniserde::json::from_str(&expanded.to_string())
+        .unwrap_or_else(|_| panic!("async-stripe parses {expanded}"));
+    let payment = &typed.payments.expect("payments").data[0];
+    let Some(stripe_types::Expandable::Object(typed_intent)) = &payment.payment.payment_intent
+    else {
+        panic!("an expanded payment intent");
+    };
+    let error = typed_intent
+        .last_payment_error
+        .as_ref()
+        .expect("last_payment_error");
+    assert_eq!(error.decline_code.as_deref(), Some("insufficient_funds"));
     let listed = ok(
         &sim,
         "GET",
