@@ -25,8 +25,10 @@ pub struct Config {
     pub cors: CorsOrigins,
     pub wallet: WalletConfig,
     /// WatchTransaction's hub; `PAYMENTS_WATCH_COALESCE_MS` sets how long doorbells
-    /// gather into one re-read.
+    /// gather into one re-read, `PAYMENTS_WATCH_MAX_LIFETIME_SECS` how long a stream lives.
     pub watch: WatchConfig,
+    /// What one caller, and one connection, may take of the instance.
+    pub limits: LimitsConfig,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
 }
@@ -76,6 +78,48 @@ pub struct WalletConfig {
     pub validation_amount: i64,
     /// `PAYMENTS_TRIAL_CREDIT`: what a successful StartTrial grants.
     pub trial_credit: i64,
+}
+
+/// The caps that keep one caller from starving the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// `PAYMENTS_WATCH_MAX_PER_USER`: open WatchTransaction streams per user token.
+    pub watches_per_user: usize,
+    /// `PAYMENTS_WATCH_MAX_STREAMS`: open WatchTransaction streams on this instance.
+    pub watches_per_instance: usize,
+    /// `PAYMENTS_RATE_LIMIT_PER_SEC` / `PAYMENTS_RATE_LIMIT_BURST`: mutations per user;
+    /// `None` (a rate of 0) turns the limit off.
+    pub mutations: Option<RateLimit>,
+    /// `PAYMENTS_HTTP2_MAX_CONCURRENT_STREAMS`: concurrent calls per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// `PAYMENTS_HTTP2_KEEPALIVE_SECS`: idle HTTP/2 connections are pinged this often.
+    pub keepalive_interval: Duration,
+    /// `PAYMENTS_HTTP2_KEEPALIVE_TIMEOUT_SECS`: a ping unanswered this long closes the
+    /// connection (and with it the streams of a client that vanished).
+    pub keepalive_timeout: Duration,
+}
+
+/// A token bucket: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            watches_per_user: 16,
+            watches_per_instance: 20_000,
+            mutations: Some(RateLimit {
+                per_second: std::num::NonZeroU32::MIN.saturating_add(4),
+                burst: std::num::NonZeroU32::MIN.saturating_add(19),
+            }),
+            max_concurrent_streams: 256,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Every problem found in the environment, reported at once.
@@ -135,6 +179,7 @@ impl Config {
             trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
         };
         let watch = env.watch();
+        let limits = env.limits();
         let drain_timeout = Duration::from_secs(env.parsed("PAYMENTS_DRAIN_TIMEOUT_SECS", 10));
         if !env.problems.is_empty() {
             return Err(ConfigError {
@@ -150,6 +195,7 @@ impl Config {
             cors,
             wallet,
             watch,
+            limits,
             drain_timeout,
         })
     }
@@ -178,6 +224,7 @@ impl Config {
                 trial_credit: 500,
             },
             watch: WatchConfig::default(),
+            limits: LimitsConfig::default(),
             drain_timeout: Duration::from_secs(2),
         }
     }
@@ -230,10 +277,75 @@ impl Reader<'_> {
             self.problems
                 .push(format!("{NAME} must be at most 1000 milliseconds"));
         }
+        let lifetime_secs = self.parsed(
+            "PAYMENTS_WATCH_MAX_LIFETIME_SECS",
+            default.max_lifetime.as_secs(),
+        );
+        if lifetime_secs == 0 {
+            self.problems
+                .push("PAYMENTS_WATCH_MAX_LIFETIME_SECS must be at least 1".into());
+        }
         WatchConfig {
             coalesce: Duration::from_millis(ms),
+            max_lifetime: Duration::from_secs(lifetime_secs),
             ..default
         }
+    }
+
+    fn limits(&mut self) -> LimitsConfig {
+        let default = LimitsConfig::default();
+        let watches_per_user =
+            self.at_least_one("PAYMENTS_WATCH_MAX_PER_USER", default.watches_per_user);
+        let watches_per_instance =
+            self.at_least_one("PAYMENTS_WATCH_MAX_STREAMS", default.watches_per_instance);
+        let rate = default.mutations.map_or(0, |r| r.per_second.get());
+        let burst = default.mutations.map_or(1, |r| r.burst.get());
+        let per_second = self.parsed("PAYMENTS_RATE_LIMIT_PER_SEC", rate);
+        let burst = self.parsed("PAYMENTS_RATE_LIMIT_BURST", burst);
+        let mutations = match (
+            std::num::NonZeroU32::new(per_second),
+            std::num::NonZeroU32::new(burst),
+        ) {
+            (None, _) => None,
+            (Some(per_second), Some(burst)) => Some(RateLimit { per_second, burst }),
+            (Some(_), None) => {
+                self.problems
+                    .push("PAYMENTS_RATE_LIMIT_BURST must be at least 1".into());
+                None
+            }
+        };
+        let keepalive_interval = self.at_least_one(
+            "PAYMENTS_HTTP2_KEEPALIVE_SECS",
+            default.keepalive_interval.as_secs(),
+        );
+        let keepalive_timeout = self.at_least_one(
+            "PAYMENTS_HTTP2_KEEPALIVE_TIMEOUT_SECS",
+            default.keepalive_timeout.as_secs(),
+        );
+        LimitsConfig {
+            watches_per_user,
+            watches_per_instance,
+            mutations,
+            max_concurrent_streams: self.at_least_one(
+                "PAYMENTS_HTTP2_MAX_CONCURRENT_STREAMS",
+                default.max_concurrent_streams,
+            ),
+            keepalive_interval: Duration::from_secs(keepalive_interval),
+            keepalive_timeout: Duration::from_secs(keepalive_timeout),
+        }
+    }
+
+    /// A count or a number of seconds that must not be zero.
+    fn at_least_one<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + From<u8>,
+        T::Err: fmt::Display,
+    {
+        let value = self.parsed(name, default);
+        if value < T::from(1) {
+            self.problems.push(format!("{name} must be at least 1"));
+        }
+        value
     }
 
     fn secret(&mut self, name: &str) -> SecretString {

@@ -104,3 +104,40 @@ fn the_watch_coalescing_window_is_milliseconds_up_to_a_second() {
         );
     }
 }
+
+#[test]
+fn limits_are_read_and_a_zero_rate_turns_the_mutation_limit_off() {
+    let defaults = from(MINIMAL).expect("valid");
+    assert_eq!(defaults.limits, LimitsConfig::default());
+    let mut vars = MINIMAL.to_vec();
+    vars.extend([
+        ("PAYMENTS_WATCH_MAX_PER_USER", "4"),
+        ("PAYMENTS_WATCH_MAX_STREAMS", "100"),
+        ("PAYMENTS_WATCH_MAX_LIFETIME_SECS", "60"),
+        ("PAYMENTS_RATE_LIMIT_PER_SEC", "0"),
+        ("PAYMENTS_HTTP2_MAX_CONCURRENT_STREAMS", "64"),
+        ("PAYMENTS_HTTP2_KEEPALIVE_SECS", "20"),
+    ]);
+    let config = from(&vars).expect("valid");
+    assert_eq!(config.limits.watches_per_user, 4);
+    assert_eq!(config.limits.watches_per_instance, 100);
+    assert_eq!(config.watch.max_lifetime, Duration::from_secs(60));
+    assert_eq!(config.limits.mutations, None);
+    assert_eq!(config.limits.max_concurrent_streams, 64);
+    assert_eq!(config.limits.keepalive_interval, Duration::from_secs(20));
+
+    let mut vars = MINIMAL.to_vec();
+    vars.extend([
+        ("PAYMENTS_WATCH_MAX_PER_USER", "0"),
+        ("PAYMENTS_RATE_LIMIT_BURST", "0"),
+        ("PAYMENTS_WATCH_MAX_LIFETIME_SECS", "0"),
+    ]);
+    let text = from(&vars).expect_err("invalid").to_string();
+    for name in [
+        "PAYMENTS_WATCH_MAX_PER_USER",
+        "PAYMENTS_RATE_LIMIT_BURST",
+        "PAYMENTS_WATCH_MAX_LIFETIME_SECS",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+}

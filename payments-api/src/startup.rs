@@ -15,17 +15,22 @@ use payments_proto::{
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Server, server::TcpIncoming},
+};
+use tower::Layer as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     admin::AdminApi,
     auth::Authenticator,
-    config::{Config, CorsOrigins},
+    config::{Config, CorsOrigins, LimitsConfig},
     metrics::Metrics,
-    service::{AppState, PaymentsApi},
+    rate_limit::MutationLimit,
+    service::{AppState, FirstCalls, PaymentsApi},
     stripe_client::Stripe,
-    watch::WatchHub,
+    watch::{WatchHub, WatchLimits},
 };
 
 /// The built service: connected, migrated, listening, not yet serving.
@@ -37,6 +42,8 @@ pub struct App {
     auth: Authenticator,
     cors: CorsLayer,
     metrics: Arc<Metrics>,
+    limits: LimitsConfig,
+    mutation_limit: MutationLimit,
     /// Ends the watch hub (and so every open WatchTransaction stream).
     hub_shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -76,6 +83,11 @@ impl App {
             stripe,
             wallet: config.wallet,
             hub,
+            watch_limits: WatchLimits::new(
+                config.limits.watches_per_user,
+                config.limits.watches_per_instance,
+            ),
+            first_calls: FirstCalls::default(),
         });
         Ok(App {
             listener,
@@ -85,6 +97,8 @@ impl App {
             auth,
             cors: cors_layer(&config.cors),
             metrics,
+            limits: config.limits,
+            mutation_limit: MutationLimit::new(config.limits.mutations),
             hub_shutdown,
             drain_timeout: config.drain_timeout,
         })
@@ -113,10 +127,19 @@ impl App {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building the reflection service")?;
-        let api = PaymentsServiceServer::with_interceptor(
-            PaymentsApi::new(self.state.clone()),
+        // The interceptor runs first and records the verified caller, which the rate
+        // limit between it and the service keys on.
+        let api = InterceptedService::new(
+            self.mutation_limit
+                .layer(PaymentsServiceServer::new(PaymentsApi::new(
+                    self.state.clone(),
+                ))),
             self.auth.clone(),
         );
+        tokio::spawn(forget_idle_buckets(
+            self.mutation_limit.clone(),
+            shutdown.clone(),
+        ));
         let admin = PaymentsAdminServer::with_interceptor(
             AdminApi::new(self.state.clone()),
             self.auth.clone(),
@@ -135,8 +158,12 @@ impl App {
             .add_service(reflection)
             .add_service(api)
             .add_service(admin);
+        let limits = self.limits;
         let serving = Server::builder()
             .accept_http1(true)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
             .trace_fn(rpc_span)
             .layer(self.cors)
             .layer(tonic_web::GrpcWebLayer::new())
@@ -167,6 +194,17 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+/// Drops the rate-limit buckets of idle users once a minute.
+async fn forget_idle_buckets(limit: MutationLimit, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => limit.forget_idle(),
+        }
     }
 }
 

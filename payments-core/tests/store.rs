@@ -442,3 +442,101 @@ async fn a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_us
     assert_ne!(first, second);
     pool.close().await;
 }
+
+#[tokio::test]
+async fn a_reconciliation_lease_keeps_other_instances_off_until_it_ends_or_expires() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("alice", "lease", 1_000)).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let long = std::time::Duration::from_secs(60);
+    let leased = store::lease_unsettled(&mut conn, id, long)
+        .await
+        .expect("lease");
+    assert_eq!(leased.map(|tx| tx.id), Some(id));
+    // Held: another instance skips it, and no row lock is held meanwhile.
+    assert!(
+        store::lease_unsettled(&mut conn, id, long)
+            .await
+            .expect("lease")
+            .is_none()
+    );
+    let mut other = db.pool.acquire().await.expect("connection");
+    assert!(
+        store::lock_transaction(&mut other, id)
+            .await
+            .expect("lock")
+            .is_some()
+    );
+    store::release_lease(&mut conn, id).await.expect("release");
+    let short = std::time::Duration::from_millis(50);
+    assert!(
+        store::lease_unsettled(&mut conn, id, short)
+            .await
+            .expect("lease")
+            .is_some()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(
+        store::lease_unsettled(&mut conn, id, long)
+            .await
+            .expect("lease")
+            .is_some(),
+        "an expired lease is taken over"
+    );
+    // A settled transaction is never leased.
+    store::release_lease(&mut conn, id).await.expect("release");
+    apply(&db, id, &Signal::Succeeded, Context::default()).await;
+    assert!(
+        store::lease_unsettled(&mut conn, id, long)
+            .await
+            .expect("lease")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_outbox_row_is_leased_not_locked_and_a_late_worker_cannot_undo_its_completion() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("alice", "outbox", 1_000)).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::enqueue(
+        &mut conn,
+        store::OutboxKind::CancelPaymentIntent,
+        id,
+        "pi_1",
+        "cancel-pi_1",
+    )
+    .await
+    .expect("enqueue");
+    let lease = std::time::Duration::from_millis(200);
+    let claimed = store::claim_outbox(&mut conn, 5, lease)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store::claim_outbox(&mut conn, 5, lease)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let again = store::claim_outbox(&mut conn, 5, lease)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1, "a lease that ran out is claimed again");
+    store::complete_outbox(&mut conn, again[0].id)
+        .await
+        .expect("complete");
+    // The first worker's late failure changes nothing.
+    store::fail_outbox(&mut conn, claimed[0].id, "late", None)
+        .await
+        .expect("fail");
+    assert_eq!(store::outbox_depth(&mut conn).await.expect("depth"), 0);
+    let state: String = sqlx::query_scalar("SELECT state FROM outbox WHERE id = $1")
+        .bind(claimed[0].id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("state");
+    assert_eq!(state, "done");
+}

@@ -246,6 +246,7 @@ impl Workers {
                 stripe: stripe.clone(),
                 metrics: metrics.clone(),
                 retry: config.retry,
+                lease: workers::call_lease(config.stripe_timeout),
             },
             outbox_interval: config.outbox_interval,
             reconcile: config.reconcile_interval.map(|interval| {
@@ -254,6 +255,7 @@ impl Workers {
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
                     after: config.reconcile_after,
+                    lease: workers::call_lease(config.stripe_timeout),
                 };
                 (reconciler, interval)
             }),

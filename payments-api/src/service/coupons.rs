@@ -46,18 +46,23 @@ pub async fn apply_coupon(
         ]),
     };
     let (tx, redeemable) = match idempotency::replay(&mut conn, &new).await? {
-        Some(tx) => (tx, None),
+        Some(tx) => {
+            drop(conn);
+            (tx, None)
+        }
         None => {
             // Checked before asking Stripe; the unique index still decides races.
             if store::coupon_redeemed(&mut conn, &user, &code).await? {
                 return Err(StoreError::Conflict(COUPON_ONCE.into()).into());
             }
+            // No connection is held while Stripe looks the code up.
+            drop(conn);
             let redeemable = redeemable(state, &code, currency.as_str()).await?;
             new.amount = redeemable.amount_off;
+            let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
             (idempotency::claim(&mut conn, &new).await?, Some(redeemable))
         }
     };
-    drop(conn);
     let tx = drive(state, tx, redeemable).await?;
     Ok(pb::ApplyCouponResponse {
         transaction: Some(convert::transaction(&tx)),

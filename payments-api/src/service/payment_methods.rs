@@ -62,10 +62,13 @@ pub async fn detach(
     let payment_method = input::payment_method_id(&req.payment_method_id)?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     owned_payment_method(&mut conn, &user, &payment_method).await?;
+    // No connection is held while Stripe answers.
+    drop(conn);
     state
         .stripe
         .detach_payment_method(payment_method.as_str())
         .await?;
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let row = store::mark_detached(&mut conn, payment_method.as_str())
         .await?
         .ok_or_else(|| {

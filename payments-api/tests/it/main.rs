@@ -8,6 +8,7 @@ mod coupons;
 mod faults;
 mod grpc_web;
 mod helpers;
+mod limits;
 mod payment_methods;
 mod payments;
 mod resilience;

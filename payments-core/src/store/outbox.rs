@@ -54,24 +54,34 @@ pub struct OutboxRow {
     pub attempts: i32,
 }
 
-/// Claims due rows; rows another worker holds are skipped.
+/// Claims due rows for `lease`, in one statement that commits on its own: a claimed
+/// row is not due again until the lease ends, so other workers leave it alone while
+/// its call is sent, and no row lock or database transaction waits on Stripe. A worker
+/// that dies mid-call leaves the row to be claimed again after the lease (the call's
+/// idempotency key makes the repeat harmless).
 pub async fn claim_outbox(
     conn: &mut PgConnection,
     limit: i64,
+    lease: std::time::Duration,
 ) -> Result<Vec<OutboxRow>, StoreError> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     Ok(sqlx::query_as(
-        "SELECT id, kind, transaction_id, target, idempotency_key, attempts FROM outbox \
-         WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at \
-         LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "UPDATE outbox SET next_attempt_at = now() + $2 * interval '1 millisecond' \
+         WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= now() \
+                      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+         RETURNING id, kind, transaction_id, target, idempotency_key, attempts",
     )
     .bind(limit)
+    .bind(lease_ms)
     .fetch_all(&mut *conn)
     .await?)
 }
 
+/// Marks a pending row done (a row another worker finished first stays as it is).
 pub async fn complete_outbox(conn: &mut PgConnection, id: i64) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE outbox SET state = 'done', done_at = now(), attempts = attempts + 1 WHERE id = $1",
+        "UPDATE outbox SET state = 'done', done_at = now(), attempts = attempts + 1 \
+         WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .execute(&mut *conn)
@@ -89,7 +99,7 @@ pub async fn fail_outbox(
     sqlx::query(
         "UPDATE outbox SET attempts = attempts + 1, last_error = $2, \
          state = CASE WHEN $3::timestamptz IS NULL THEN 'dead' ELSE 'pending' END, \
-         next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $1",
+         next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $1 AND state = 'pending'",
     )
     .bind(id)
     .bind(error)

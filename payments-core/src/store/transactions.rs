@@ -320,21 +320,41 @@ pub async fn unsettled_page(
         .collect())
 }
 
-/// Locks the transaction for reconciliation if it is still unsettled and no other
-/// instance holds it; None otherwise (skip it).
-pub async fn claim_unsettled(
+/// Takes the reconciliation lease of a transaction still unsettled, in one statement
+/// that commits on its own, and returns the transaction; None when it has settled or
+/// another instance holds an unexpired lease (skip it). No lock is held afterwards:
+/// the caller asks Stripe, then applies the answer under [`lock_transaction`].
+pub async fn lease_unsettled(
     conn: &mut PgConnection,
     id: TransactionId,
+    lease: std::time::Duration,
 ) -> Result<Option<Transaction>, StoreError> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
     let sql = format!(
-        "SELECT {COLUMNS} FROM transactions WHERE id = $1 \
-         AND status IN ('created', 'pending', 'requires_action') FOR UPDATE SKIP LOCKED"
+        "WITH leased AS ( \
+           INSERT INTO reconcile_leases (transaction_id, held_until) \
+           SELECT id, now() + $2 * interval '1 millisecond' FROM transactions \
+            WHERE id = $1 AND status IN ('created', 'pending', 'requires_action') \
+           ON CONFLICT (transaction_id) DO UPDATE SET held_until = EXCLUDED.held_until \
+            WHERE reconcile_leases.held_until <= now() \
+           RETURNING transaction_id) \
+         SELECT {COLUMNS} FROM transactions WHERE id IN (SELECT transaction_id FROM leased)"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
+        .bind(lease_ms)
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// Ends a reconciliation lease (in the transaction that applied the answer).
+pub async fn release_lease(conn: &mut PgConnection, id: TransactionId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM reconcile_leases WHERE transaction_id = $1")
+        .bind(id.as_uuid())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn flag_transaction(

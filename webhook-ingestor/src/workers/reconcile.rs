@@ -1,8 +1,9 @@
 //! The reconciliation sweeper: a transaction still unsettled after `after` may have
 //! missed its webhook, so its PaymentIntent or Invoice is read back from Stripe and
 //! the state it is in is applied through the same `settle::apply` as an event, with
-//! `Cause::Reconciliation`. Each transaction is locked (`SKIP LOCKED`) in its own
-//! database transaction while Stripe is asked, so instances never both apply it.
+//! `Cause::Reconciliation`. No row lock or database transaction is held while Stripe
+//! answers: a short lease (`reconcile_leases`) keeps instances from asking about the
+//! same transaction at once, and the answer is applied under the row lock afterwards.
 
 use std::{sync::Arc, time::Duration};
 
@@ -27,6 +28,8 @@ pub struct Reconciler {
     pub metrics: Arc<Metrics>,
     /// Transactions untouched for this long are read back.
     pub after: Duration,
+    /// How long a transaction is left to this instance while Stripe is asked.
+    pub lease: Duration,
 }
 
 impl Reconciler {
@@ -73,33 +76,56 @@ impl Reconciler {
         outcome
     }
 
+    /// Leases the transaction, asks Stripe with nothing held, then applies the answer
+    /// under the row lock in a short database transaction. A webhook that moved the
+    /// transaction meanwhile wins: the state machine finds the answer stale.
     async fn reconcile_one(&self, id: TransactionId) -> Result<&'static str, StoreError> {
-        let mut db = store::begin(&self.pool, "reconcile").await?;
-        let Some(tx) = store::claim_unsettled(&mut db, id).await? else {
+        let mut conn = self.pool.acquire().await?;
+        let leased = store::lease_unsettled(&mut conn, id, self.lease).await?;
+        drop(conn);
+        let Some(tx) = leased else {
             return Ok("skipped");
         };
-        let (tx, object) = match reconcile::object_ref(&tx) {
-            Some(recorded) => match self.fetch(&tx, recorded).await {
-                Some(object) => (tx, object),
-                None => return Ok("unreadable"),
-            },
+        let answer = match reconcile::object_ref(&tx) {
+            Some(recorded) => self
+                .fetch(&tx, recorded)
+                .await
+                .map(|object| (object, false))
+                .ok_or("unreadable"),
             // No id recorded: the request never reached Stripe, or its answer was lost.
             // Stripe's search by our metadata tells which.
-            None => match self.search(&tx).await {
-                Some(object) => {
-                    let kind = ObjectKind::of(&tx);
-                    let adopted = reconcile::adopt(&mut db, &tx, kind, &object).await?;
-                    tracing::info!(
-                        transaction_id = %tx.id,
-                        stripe_object = object.get("id").and_then(serde_json::Value::as_str),
-                        "found the Stripe object whose creation answer was lost"
-                    );
-                    (adopted, object)
-                }
-                None => return Ok("not_at_stripe"),
-            },
+            None => self
+                .search(&tx)
+                .await
+                .map(|object| (object, true))
+                .ok_or("not_at_stripe"),
+        };
+        let (object, found) = match answer {
+            Ok(answer) => answer,
+            Err(label) => {
+                // Nothing to apply: the next sweep may try again at once.
+                let mut conn = self.pool.acquire().await?;
+                store::release_lease(&mut conn, id).await?;
+                return Ok(label);
+            }
+        };
+        let mut db = store::begin(&self.pool, "reconcile").await?;
+        let Some(tx) = store::lock_transaction(&mut db, id).await? else {
+            return Ok("skipped");
+        };
+        let tx = if found {
+            let adopted = reconcile::adopt(&mut db, &tx, ObjectKind::of(&tx), &object).await?;
+            tracing::info!(
+                transaction_id = %tx.id,
+                stripe_object = object.get("id").and_then(serde_json::Value::as_str),
+                "found the Stripe object whose creation answer was lost"
+            );
+            adopted
+        } else {
+            tx
         };
         let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
+        store::release_lease(&mut db, id).await?;
         db.commit().await?;
         match &reconciled {
             Reconciled::Applied { from, to } => tracing::info!(

@@ -231,8 +231,7 @@ impl TestApp {
     pub async fn customer(&self, user: &str, stripe_customer: &str) -> Result {
         let mut conn = self.pool().acquire().await?;
         let user = UserId::parse(user)?;
-        store::lock_customer(&mut conn, &user).await?;
-        store::set_stripe_customer(&mut conn, &user, stripe_customer).await?;
+        store::record_stripe_customer(&mut conn, &user, stripe_customer).await?;
         Ok(())
     }
 }
