@@ -20,7 +20,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub stripe: StripeConfig,
     /// How bearer tokens are verified.
-    pub jwt: JwtKey,
+    pub jwt: JwtConfig,
     /// Browser origins allowed to call grpc-web (`PAYMENTS_CORS_ORIGINS`).
     pub cors: CorsOrigins,
     pub wallet: WalletConfig,
@@ -50,12 +50,64 @@ pub struct StripeConfig {
     pub timeout: Duration,
 }
 
-/// The key that verifies bearer tokens: an HS256 shared secret or an RS256 public key.
+/// How bearer tokens are verified: a fixed key, an identity provider's JWKS, or both,
+/// and what a token must say.
+#[derive(Debug)]
+pub struct JwtConfig {
+    /// `PAYMENTS_JWT_SECRET` or `PAYMENTS_JWT_PUBLIC_KEY_FILE`.
+    pub key: Option<JwtKey>,
+    /// `PAYMENTS_JWT_JWKS_URL`: RS256 and ES256 keys by `kid`.
+    pub jwks: Option<JwksConfig>,
+    /// `PAYMENTS_JWT_ISSUER`: the `iss` a token must carry.
+    pub issuer: Option<String>,
+    /// `PAYMENTS_JWT_AUDIENCE`: a token's `aud` (a string or a list) must name one of these.
+    pub audience: Vec<String>,
+    /// `PAYMENTS_JWT_LEEWAY_SECS`: clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// `PAYMENTS_JWT_ROLE_CLAIM`: the claim that carries roles: a string (space-separated,
+    /// like `scope`) or a list of strings; a dotted path reaches into objects
+    /// (`realm_access.roles`).
+    pub role_claim: String,
+    /// `PAYMENTS_JWT_SERVICE_ROLE`: the role (or scope) that makes a token a service's.
+    pub service_role: String,
+}
+
+impl JwtConfig {
+    /// HS256 with `secret`, no issuer or audience: what tests and development use.
+    pub fn hs256(secret: &str) -> JwtConfig {
+        JwtConfig {
+            key: Some(JwtKey::Hs256(secret.into())),
+            jwks: None,
+            issuer: None,
+            audience: Vec::new(),
+            leeway: Duration::from_secs(30),
+            role_claim: "role".into(),
+            service_role: "service".into(),
+        }
+    }
+}
+
+/// A fixed key that verifies bearer tokens: an HS256 shared secret or an RS256 public key.
 #[derive(Debug)]
 pub enum JwtKey {
     Hs256(SecretString),
     /// The PEM file's contents (a public key is not secret).
     Rs256Pem(Vec<u8>),
+}
+
+/// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// An identity provider's key set.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub url: String,
+    /// `PAYMENTS_JWKS_MIN_REFRESH_SECS`: a token with an unknown `kid` refetches the set
+    /// at most this often, so unknown kids cannot hammer the provider.
+    pub min_refresh: Duration,
+    /// `PAYMENTS_JWKS_MAX_AGE_SECS`: the set is refetched when it is older than this,
+    /// so a key the provider withdrew stops verifying.
+    pub max_age: Duration,
 }
 
 /// The origins allowed by CORS.
@@ -170,7 +222,7 @@ impl Config {
             secret_key: env.secret("STRIPE_SECRET_KEY"),
             timeout: Duration::from_millis(env.parsed("STRIPE_TIMEOUT_MS", 10_000)),
         };
-        let jwt = env.jwt_key();
+        let jwt = env.jwt();
         let cors = env.cors();
         let wallet = WalletConfig {
             currency: env.currency("PAYMENTS_WALLET_CURRENCY", "usd"),
@@ -215,7 +267,7 @@ impl Config {
                 secret_key: "sk_test_payments_api".into(),
                 timeout: Duration::from_secs(10),
             },
-            jwt: JwtKey::Hs256(jwt_secret.into()),
+            jwt: JwtConfig::hs256(jwt_secret),
             cors: CorsOrigins::Any,
             wallet: WalletConfig {
                 currency: Currency::USD,
@@ -376,42 +428,93 @@ impl Reader<'_> {
         })
     }
 
-    fn jwt_key(&mut self) -> JwtKey {
+    fn jwt(&mut self) -> JwtConfig {
+        let key = self.jwt_key();
+        let jwks = self.get("PAYMENTS_JWT_JWKS_URL").map(|_| JwksConfig {
+            url: self.url("PAYMENTS_JWT_JWKS_URL", ""),
+            min_refresh: Duration::from_secs(self.parsed("PAYMENTS_JWKS_MIN_REFRESH_SECS", 30)),
+            max_age: Duration::from_secs(self.parsed("PAYMENTS_JWKS_MAX_AGE_SECS", 3600)),
+        });
+        if key.is_none() && jwks.is_none() {
+            self.problems.push(
+                "one of PAYMENTS_JWT_SECRET (HS256), PAYMENTS_JWT_PUBLIC_KEY_FILE (RS256) \
+                 or PAYMENTS_JWT_JWKS_URL is required"
+                    .into(),
+            );
+        }
+        let issuer = self.get("PAYMENTS_JWT_ISSUER");
+        let audience: Vec<String> = self
+            .get("PAYMENTS_JWT_AUDIENCE")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A provider's keys sign tokens for every application it serves: only its
+        // issuer and our audience make one ours.
+        if jwks.is_some() && (issuer.is_none() || audience.is_empty()) {
+            self.problems.push(
+                "PAYMENTS_JWT_JWKS_URL needs PAYMENTS_JWT_ISSUER and PAYMENTS_JWT_AUDIENCE".into(),
+            );
+        }
+        let defaults = JwtConfig::hs256("");
+        JwtConfig {
+            key,
+            jwks,
+            issuer,
+            audience,
+            leeway: Duration::from_secs(
+                self.parsed("PAYMENTS_JWT_LEEWAY_SECS", defaults.leeway.as_secs()),
+            ),
+            role_claim: self
+                .get("PAYMENTS_JWT_ROLE_CLAIM")
+                .unwrap_or(defaults.role_claim),
+            service_role: self
+                .get("PAYMENTS_JWT_SERVICE_ROLE")
+                .unwrap_or(defaults.service_role),
+        }
+    }
+
+    fn jwt_key(&mut self) -> Option<JwtKey> {
         let secret = self.get("PAYMENTS_JWT_SECRET");
         let key_file = self.get("PAYMENTS_JWT_PUBLIC_KEY_FILE");
         match (secret, key_file) {
-            (Some(secret), None) => JwtKey::Hs256(secret.into()),
-            (None, Some(path)) => match std::fs::read(PathBuf::from(&path)) {
-                Ok(pem) if jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok() => {
-                    JwtKey::Rs256Pem(pem)
-                }
-                Ok(_) => {
-                    self.problems.push(format!(
-                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} is not an RSA public key in PEM"
-                    ));
-                    JwtKey::Rs256Pem(Vec::new())
-                }
-                Err(e) => {
-                    self.problems.push(format!(
-                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} cannot be read: {e}"
-                    ));
-                    JwtKey::Rs256Pem(Vec::new())
-                }
-            },
             (Some(_), Some(_)) => {
                 self.problems.push(
                     "set only one of PAYMENTS_JWT_SECRET (HS256) and PAYMENTS_JWT_PUBLIC_KEY_FILE (RS256)"
                         .into(),
                 );
-                JwtKey::Rs256Pem(Vec::new())
+                None
             }
-            (None, None) => {
-                self.problems.push(
-                    "PAYMENTS_JWT_SECRET (HS256) or PAYMENTS_JWT_PUBLIC_KEY_FILE (RS256) is required"
-                        .into(),
-                );
-                JwtKey::Rs256Pem(Vec::new())
+            (Some(secret), None) if secret.len() < MIN_HS256_SECRET_BYTES => {
+                self.problems.push(format!(
+                    "PAYMENTS_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes \
+                     (e.g. `openssl rand -base64 48`)"
+                ));
+                None
             }
+            (Some(secret), None) => Some(JwtKey::Hs256(secret.into())),
+            (None, Some(path)) => match std::fs::read(PathBuf::from(&path)) {
+                Ok(pem) if jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok() => {
+                    Some(JwtKey::Rs256Pem(pem))
+                }
+                Ok(_) => {
+                    self.problems.push(format!(
+                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} is not an RSA public key in PEM"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    self.problems.push(format!(
+                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} cannot be read: {e}"
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
         }
     }
 

@@ -13,7 +13,10 @@ fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
 const MINIMAL: &[(&str, &str)] = &[
     ("DATABASE_URL", "postgres://localhost/payments"),
     ("STRIPE_SECRET_KEY", "sk_test_1"),
-    ("PAYMENTS_JWT_SECRET", "jwt-secret"),
+    (
+        "PAYMENTS_JWT_SECRET",
+        "jwt-secret-of-at-least-thirty-two-bytes",
+    ),
 ];
 
 #[test]
@@ -24,7 +27,15 @@ fn the_three_secrets_are_enough_and_the_rest_defaults() {
     assert_eq!(config.wallet.currency, Currency::USD);
     assert_eq!(config.wallet.validation_amount, 100);
     assert_eq!(config.cors, CorsOrigins::List(Vec::new()));
-    assert!(matches!(config.jwt, JwtKey::Hs256(_)));
+    assert!(matches!(config.jwt.key, Some(JwtKey::Hs256(_))));
+    assert!(config.jwt.jwks.is_none());
+    assert_eq!(
+        (
+            config.jwt.role_claim.as_str(),
+            config.jwt.service_role.as_str()
+        ),
+        ("role", "service")
+    );
 }
 
 #[test]
@@ -140,4 +151,56 @@ fn limits_are_read_and_a_zero_rate_turns_the_mutation_limit_off() {
     ] {
         assert!(text.contains(name), "{text}");
     }
+}
+
+#[test]
+fn an_hs256_secret_shorter_than_32_bytes_is_refused() {
+    let mut vars: Vec<_> = MINIMAL
+        .iter()
+        .filter(|(k, _)| *k != "PAYMENTS_JWT_SECRET")
+        .copied()
+        .collect();
+    vars.push(("PAYMENTS_JWT_SECRET", "only-thirty-one-bytes-long-here"));
+    let err = from(&vars).expect_err("too short");
+    assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+    vars.pop();
+    vars.push(("PAYMENTS_JWT_SECRET", "exactly-thirty-two-bytes-long-ok"));
+    from(&vars).expect("32 bytes are enough");
+}
+
+#[test]
+fn a_jwks_url_needs_an_issuer_and_an_audience_and_reads_the_oidc_settings() {
+    let mut vars: Vec<_> = MINIMAL
+        .iter()
+        .filter(|(k, _)| *k != "PAYMENTS_JWT_SECRET")
+        .copied()
+        .collect();
+    vars.push(("PAYMENTS_JWT_JWKS_URL", "https://idp.example.com/jwks"));
+    let err = from(&vars).expect_err("no issuer or audience");
+    assert!(
+        err.to_string()
+            .contains("PAYMENTS_JWT_ISSUER and PAYMENTS_JWT_AUDIENCE"),
+        "{err}"
+    );
+    vars.extend([
+        ("PAYMENTS_JWT_ISSUER", "https://idp.example.com/"),
+        ("PAYMENTS_JWT_AUDIENCE", "payments, payments-admin"),
+        ("PAYMENTS_JWT_LEEWAY_SECS", "5"),
+        ("PAYMENTS_JWT_ROLE_CLAIM", "scope"),
+        ("PAYMENTS_JWT_SERVICE_ROLE", "payments:service"),
+        ("PAYMENTS_JWKS_MIN_REFRESH_SECS", "10"),
+    ]);
+    let config = from(&vars).expect("valid");
+    let jwt = config.jwt;
+    assert!(jwt.key.is_none());
+    let jwks = jwt.jwks.expect("jwks");
+    assert_eq!(jwks.url, "https://idp.example.com/jwks");
+    assert_eq!(jwks.min_refresh, Duration::from_secs(10));
+    assert_eq!(jwt.issuer.as_deref(), Some("https://idp.example.com/"));
+    assert_eq!(jwt.audience, vec!["payments", "payments-admin"]);
+    assert_eq!(jwt.leeway, Duration::from_secs(5));
+    assert_eq!(
+        (jwt.role_claim.as_str(), jwt.service_role.as_str()),
+        ("scope", "payments:service")
+    );
 }

@@ -15,16 +15,13 @@ use payments_proto::{
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{
-    service::interceptor::InterceptedService,
-    transport::{Server, server::TcpIncoming},
-};
+use tonic::transport::{Server, server::TcpIncoming};
 use tower::Layer as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     admin::AdminApi,
-    auth::Authenticator,
+    auth::{Authenticate, Authenticator},
     config::{Config, CorsOrigins, LimitsConfig},
     metrics::Metrics,
     rate_limit::MutationLimit,
@@ -67,6 +64,7 @@ impl App {
         let stripe =
             Stripe::new(&config.stripe, metrics.clone()).context("building the Stripe client")?;
         let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
+        auth.warm_up().await;
         let hub_shutdown = CancellationToken::new();
         let hub = WatchHub::start(pool.clone(), config.watch.clone(), hub_shutdown.clone())
             .await
@@ -127,23 +125,17 @@ impl App {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .build_v1()
             .context("building the reflection service")?;
-        // The interceptor runs first and records the verified caller, which the rate
+        // Authentication runs first and records the verified caller, which the rate
         // limit between it and the service keys on.
-        let api = InterceptedService::new(
-            self.mutation_limit
-                .layer(PaymentsServiceServer::new(PaymentsApi::new(
-                    self.state.clone(),
-                ))),
-            self.auth.clone(),
-        );
+        let authenticate = Authenticate::new(self.auth.clone());
+        let api = authenticate.layer(self.mutation_limit.layer(PaymentsServiceServer::new(
+            PaymentsApi::new(self.state.clone()),
+        )));
         tokio::spawn(forget_idle_buckets(
             self.mutation_limit.clone(),
             shutdown.clone(),
         ));
-        let admin = PaymentsAdminServer::with_interceptor(
-            AdminApi::new(self.state.clone()),
-            self.auth.clone(),
-        );
+        let admin = authenticate.layer(PaymentsAdminServer::new(AdminApi::new(self.state.clone())));
         let signal = {
             let (shutdown, hub) = (shutdown.clone(), self.hub_shutdown.clone());
             async move {

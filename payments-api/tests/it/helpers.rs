@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
-pub const JWT_SECRET: &str = "test-jwt-secret";
+pub const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes";
 pub const WEBHOOK_SECRET: &str = "whsec_test";
 pub const TOPUP: i64 = 1_000;
 const WAIT: Duration = Duration::from_secs(15);

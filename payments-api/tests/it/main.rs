@@ -9,6 +9,7 @@ mod faults;
 mod grpc_web;
 mod helpers;
 mod limits;
+mod oidc;
 mod payment_methods;
 mod payments;
 mod resilience;
