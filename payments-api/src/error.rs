@@ -299,7 +299,7 @@ fn status(refusal: Refusal) -> Status {
         .map(|(key, value)| (key.to_owned(), value))
         .collect();
     let mut details = ErrorDetails::new();
-    details.set_error_info(refusal.reason.as_str_name(), DOMAIN, metadata);
+    details.set_error_info(refusal.reason.wire_name(), DOMAIN, metadata);
     if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
         details.set_retry_info(Some(refusal.retry_after.unwrap_or(DEFAULT_RETRY_DELAY)));
     }

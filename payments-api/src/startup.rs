@@ -121,10 +121,13 @@ impl App {
         health
             .set_serving::<PaymentsServiceServer<PaymentsApi>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        let reflection = reflection_builder()
             .build_v1()
-            .context("building the reflection service")?;
+            .context("building the reflection service (v1)")?;
+        // Postman, Evans and older grpcurl builds still speak only v1alpha.
+        let reflection_v1alpha = reflection_builder()
+            .build_v1alpha()
+            .context("building the reflection service (v1alpha)")?;
         // Authentication runs first and records the verified caller, which the rate
         // limit between it and the service keys on.
         let authenticate = Authenticate::new(self.auth.clone());
@@ -148,6 +151,7 @@ impl App {
         };
         let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(api)
             .add_service(admin);
         let limits = self.limits;
@@ -198,6 +202,17 @@ async fn forget_idle_buckets(limit: MutationLimit, shutdown: CancellationToken) 
             _ = tick.tick() => limit.forget_idle(),
         }
     }
+}
+
+/// gRPC reflection over everything this port serves: the payments.v1 services,
+/// health, and both reflection versions themselves, so either version lists all.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
 }
 
 /// A span per RPC, a child of the caller's W3C trace context when it sends one.

@@ -14,6 +14,24 @@ pub use crate::payments::v1::ErrorReason;
 /// The `ErrorInfo.domain` of every error this API returns.
 pub const DOMAIN: &str = "payments.v1";
 
+/// The prefix the proto's lint rules put on every `ErrorReason` value; the reason on
+/// the wire is the value's name without it (`ERROR_REASON_COUPON_EXPIRED` is sent as
+/// `COUPON_EXPIRED`, the name generated clients give it too).
+const PROTO_PREFIX: &str = "ERROR_REASON_";
+
+impl ErrorReason {
+    /// The `ErrorInfo.reason` this value is sent as.
+    pub fn wire_name(self) -> &'static str {
+        let name = self.as_str_name();
+        name.strip_prefix(PROTO_PREFIX).unwrap_or(name)
+    }
+
+    /// The value an `ErrorInfo.reason` names, if this build knows it.
+    pub fn from_wire_name(reason: &str) -> Option<ErrorReason> {
+        ErrorReason::from_str_name(&format!("{PROTO_PREFIX}{reason}"))
+    }
+}
+
 /// What a `payments.v1` error status says, decoded from its details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorDetail {
@@ -34,7 +52,7 @@ impl ErrorDetail {
         let details = status.get_error_details();
         let info = details.error_info().filter(|info| info.domain == DOMAIN)?;
         Some(ErrorDetail {
-            reason: ErrorReason::from_str_name(&info.reason).unwrap_or(ErrorReason::Unspecified),
+            reason: ErrorReason::from_wire_name(&info.reason).unwrap_or(ErrorReason::Unspecified),
             reason_name: info.reason.clone(),
             metadata: info.metadata.clone(),
             retry_delay: details.retry_info().and_then(|retry| retry.retry_delay),
@@ -87,10 +105,14 @@ mod tests {
 
     #[test]
     fn reason_names_are_the_proto_names_without_a_prefix() {
-        assert_eq!(ErrorReason::CouponExpired.as_str_name(), "COUPON_EXPIRED");
+        assert_eq!(ErrorReason::CouponExpired.wire_name(), "COUPON_EXPIRED");
         assert_eq!(
-            ErrorReason::from_str_name("IDEMPOTENCY_KEY_REUSED"),
+            ErrorReason::from_wire_name("IDEMPOTENCY_KEY_REUSED"),
             Some(ErrorReason::IdempotencyKeyReused)
+        );
+        assert_eq!(
+            ErrorReason::from_wire_name("ERROR_REASON_COUPON_EXPIRED"),
+            None
         );
     }
 }

@@ -12,5 +12,6 @@ mod limits;
 mod oidc;
 mod payment_methods;
 mod payments;
+mod reflection;
 mod resilience;
 mod validation;
