@@ -13,8 +13,12 @@ use crate::watch::WatchConfig;
 /// Everything the service needs to start.
 #[derive(Debug)]
 pub struct Config {
-    /// Where gRPC and grpc-web are served (`PAYMENTS_API_ADDR`).
+    /// Where `PaymentsService` is served, gRPC and grpc-web, with health
+    /// (`PAYMENTS_API_ADDR`): the port a public ingress may reach.
     pub addr: SocketAddr,
+    /// Where `PaymentsAdmin` and reflection are served (`PAYMENTS_ADMIN_ADDR`): for
+    /// operators inside the cluster, never behind the public ingress.
+    pub admin_addr: SocketAddr,
     /// Where `GET /metrics` is served (Prometheus text format).
     pub metrics_addr: SocketAddr,
     pub database: DatabaseConfig,
@@ -39,6 +43,9 @@ pub struct DatabaseConfig {
     pub url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// `PAYMENTS_MIGRATE_AT_START`: apply migrations at start (the default), or only
+    /// check none is pending, so the service can run as a role without DDL rights.
+    pub migrate_at_start: bool,
 }
 
 #[derive(Debug)]
@@ -208,6 +215,10 @@ impl Config {
             problems: Vec::new(),
         };
         let addr = env.parsed("PAYMENTS_API_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)));
+        let admin_addr = env.parsed(
+            "PAYMENTS_ADMIN_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 50052)),
+        );
         let metrics_addr = env.parsed(
             "PAYMENTS_METRICS_ADDR",
             SocketAddr::from(([0, 0, 0, 0], 9090)),
@@ -216,6 +227,7 @@ impl Config {
             url: env.secret("DATABASE_URL"),
             max_connections: env.parsed("PAYMENTS_DB_MAX_CONNECTIONS", 10),
             acquire_timeout: Duration::from_secs(5),
+            migrate_at_start: env.parsed("PAYMENTS_MIGRATE_AT_START", true),
         };
         let stripe = StripeConfig {
             api_base: env.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
@@ -240,6 +252,7 @@ impl Config {
         }
         Ok(Config {
             addr,
+            admin_addr,
             metrics_addr,
             database,
             stripe,
@@ -256,11 +269,13 @@ impl Config {
     pub fn for_tests(database_url: &str, stripe_api_base: &str, jwt_secret: &str) -> Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseConfig {
                 url: database_url.into(),
                 max_connections: 10,
                 acquire_timeout: Duration::from_secs(5),
+                migrate_at_start: true,
             },
             stripe: StripeConfig {
                 api_base: stripe_api_base.to_owned(),

@@ -1,32 +1,34 @@
 //! `payments-api`: serves the payments.v1 gRPC service; `payments-api migrate`
-//! applies the database migrations and exits.
+//! applies the database migrations and exits (it needs only `DATABASE_URL`).
 
 use anyhow::Context as _;
 use payments_api::{App, Config};
-use payments_core::store::{self, DbConfig};
-use secrecy::ExposeSecret;
+use payments_core::store;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let otel = payments_telemetry::OtelConfig::from_env("payments-api");
     let telemetry = payments_telemetry::build(&otel)?.install()?;
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    };
     let result = match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => serve(config).await,
-        Some("migrate") => migrate(&config).await,
+        None | Some("serve") => serve(config()).await,
+        Some("migrate") => migrate().await,
         Some(other) => Err(anyhow::anyhow!(
             "unknown command {other:?}; expected `serve` or `migrate`"
         )),
     };
     telemetry.shutdown();
     result
+}
+
+fn config() -> Config {
+    match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -37,15 +39,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown).await
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = store::connect(&DbConfig {
-        url: config.database.url.expose_secret().to_owned(),
-        max_connections: 1,
-        acquire_timeout: config.database.acquire_timeout,
-    })
-    .await
-    .context("connecting to the database")?;
-    store::migrate(&pool).await.context("applying migrations")?;
+/// Needs only `DATABASE_URL` (the schema owner's), none of the service's settings.
+async fn migrate() -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    store::migrate_url(&url)
+        .await
+        .context("applying migrations")?;
     tracing::info!("migrations applied");
     Ok(())
 }

@@ -34,6 +34,8 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
     metrics_listener: TcpListener,
     state: Arc<AppState>,
     auth: Authenticator,
@@ -47,8 +49,8 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to the database, applies migrations, starts the watch hub and binds
-    /// the listener.
+    /// Connects to the database, applies migrations (or checks none is pending), starts
+    /// the watch hub and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let pool = store::connect(&DbConfig {
             url: config.database.url.expose_secret().to_owned(),
@@ -57,9 +59,9 @@ impl App {
         })
         .await
         .context("connecting to the database")?;
-        store::migrate(&pool)
+        store::prepare_schema(&pool, config.database.migrate_at_start)
             .await
-            .context("applying database migrations")?;
+            .context("preparing the database schema")?;
         let metrics = Arc::new(Metrics::default());
         let stripe =
             Stripe::new(&config.stripe, metrics.clone()).context("building the Stripe client")?;
@@ -73,6 +75,12 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("binding {}", config.admin_addr))?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .context("reading the bound admin address")?;
         let metrics_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("binding {}", config.metrics_addr))?;
@@ -90,6 +98,8 @@ impl App {
         Ok(App {
             listener,
             local_addr,
+            admin_listener,
+            admin_addr,
             metrics_listener,
             state,
             auth,
@@ -104,6 +114,11 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `PaymentsAdmin` and reflection answer.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Where `GET /metrics` answers.
@@ -149,11 +164,22 @@ impl App {
                 hub.cancel();
             }
         };
-        let routes = tonic::service::Routes::new(health_service)
+        // The public port: PaymentsService (gRPC and grpc-web) and health, nothing else.
+        let routes = tonic::service::Routes::new(health_service.clone()).add_service(api);
+        // The operators' port: PaymentsAdmin, reflection, and health for probes.
+        let admin_routes = tonic::service::Routes::new(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
-            .add_service(api)
             .add_service(admin);
+        let admin_serving = Server::builder()
+            .http2_keepalive_interval(Some(self.limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.limits.keepalive_timeout))
+            .trace_fn(rpc_span)
+            .add_routes(admin_routes)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.admin_listener).with_nodelay(Some(true)),
+                shutdown.clone().cancelled_owned(),
+            );
         let limits = self.limits;
         let serving = Server::builder()
             .accept_http1(true)
@@ -183,8 +209,15 @@ impl App {
             shutdown.cancelled().await;
             tokio::time::sleep(self.drain_timeout).await;
         };
+        let both = async {
+            tokio::try_join!(async { serving.await.context("serving gRPC") }, async {
+                admin_serving.await.context("serving the admin port")
+            },)
+        };
         tokio::select! {
-            served = serving => served.context("serving gRPC")?,
+            served = both => {
+                served?;
+            }
             () = drain_deadline => {
                 tracing::warn!("calls still open after the drain deadline; stopping anyway");
             }

@@ -61,9 +61,9 @@ impl App {
         let pool = store::connect(&db)
             .await
             .context("connecting to the database")?;
-        store::migrate(&pool)
+        store::prepare_schema(&pool, config.migrate_at_start)
             .await
-            .context("applying database migrations")?;
+            .context("preparing the database schema")?;
         let stripe = StripeApi::new(
             &config.stripe_api_base,
             &config.stripe_secret_key,

@@ -21,7 +21,10 @@ const WAIT: Duration = Duration::from_secs(15);
 pub type Client = PaymentsServiceClient<Channel>;
 
 pub struct TestApp {
+    /// PaymentsService (gRPC, grpc-web) and health.
     pub addr: SocketAddr,
+    /// PaymentsAdmin and reflection.
+    pub admin_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub sim: StripeSim,
     pub stripe: stripe::Client,
@@ -63,6 +66,7 @@ impl TestApp {
             .await
             .expect("payments-api starts");
         let addr = api.local_addr();
+        let admin_addr = api.admin_addr();
         let metrics_addr = api.metrics_addr();
         let servers = vec![
             tokio::spawn(ingestor.run_until_stopped(shutdown.clone())),
@@ -77,6 +81,7 @@ impl TestApp {
             .expect("stripe client");
         TestApp {
             addr,
+            admin_addr,
             metrics_addr,
             sim,
             stripe,

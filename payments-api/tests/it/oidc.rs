@@ -154,7 +154,7 @@ async fn oidc_tokens_verify_against_a_rotating_jwks_and_bad_ones_are_unauthentic
         json!({"scope": "openid payments:service"}),
     );
     wallet(&app, &m2m).await.expect("a service acts for alice");
-    let mut admin = PaymentsAdminClient::connect(format!("http://{}", app.addr))
+    let mut admin = PaymentsAdminClient::connect(format!("http://{}", app.admin_addr))
         .await
         .expect("connect");
     admin

@@ -111,8 +111,69 @@ pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
         .map_err(StoreError::from)
 }
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
 /// Applies pending migrations. sqlx's migrator takes an advisory lock, so several
 /// instances starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("../migrations").run(pool).await
+    MIGRATOR.run(pool).await
+}
+
+/// `payments-api migrate` / `webhook-ingestor migrate`: connects with the URL alone
+/// (the role that owns the schema) and applies pending migrations.
+pub async fn migrate_url(url: &str) -> Result<(), sqlx::migrate::MigrateError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .map_err(sqlx::migrate::MigrateError::Execute)?;
+    let migrated = migrate(&pool).await;
+    pool.close().await;
+    migrated
+}
+
+/// The migrations this build knows that the database has not applied (all of them
+/// when it was never migrated). A service that does not migrate at start refuses to
+/// run against a schema older than its code.
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied,
+            // 42P01: no such table, never migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .map(|m| m.version)
+        .collect())
+}
+
+/// At start-up: apply the migrations, or (`migrate` false, for a role without DDL
+/// rights) only check that none is pending.
+pub async fn prepare_schema(pool: &PgPool, migrate_now: bool) -> Result<(), SchemaError> {
+    if migrate_now {
+        return migrate(pool).await.map_err(SchemaError::Migrate);
+    }
+    let pending = pending_migrations(pool).await.map_err(SchemaError::Store)?;
+    match pending.is_empty() {
+        true => Ok(()),
+        false => Err(SchemaError::Pending(pending)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("applying the migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("reading the applied migrations")]
+    Store(#[source] StoreError),
+    #[error(
+        "the database lacks migrations {0:?} and migrating at start is off: run `migrate` with the schema owner's DATABASE_URL first"
+    )]
+    Pending(Vec<i64>),
 }
