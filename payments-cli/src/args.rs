@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 pub const HELP: &str = "\
-usage: payments-cli [--api URL] [--token JWT | --jwt-secret SECRET] COMMAND [OPTIONS]
+usage: payments-cli [--api URL] [--admin URL] [--token JWT | --jwt-secret SECRET] COMMAND [OPTIONS]
 
 Connection (also from the environment):
   --api URL            payments-api address       PAYMENTS_API_URL   (http://127.0.0.1:50051)
+  --admin URL          its admin port             PAYMENTS_ADMIN_URL (http://127.0.0.1:50052)
   --token JWT          bearer token to send       PAYMENTS_TOKEN
   --jwt-secret SECRET  mint tokens (development)  PAYMENTS_JWT_SECRET
 
@@ -32,6 +33,8 @@ Commands:
 #[derive(Debug)]
 pub struct Parsed {
     pub api: String,
+    /// PaymentsAdmin's address (the operators' port).
+    pub admin: String,
     pub token: Option<String>,
     pub jwt_secret: Option<String>,
     pub command: String,
@@ -91,6 +94,10 @@ pub fn parse(args: impl Iterator<Item = String>) -> Result<Parsed, String> {
             .remove("api")
             .or_else(|| env("PAYMENTS_API_URL"))
             .unwrap_or_else(|| "http://127.0.0.1:50051".into()),
+        admin: options
+            .remove("admin")
+            .or_else(|| env("PAYMENTS_ADMIN_URL"))
+            .unwrap_or_else(|| "http://127.0.0.1:50052".into()),
         token: options.remove("token").or_else(|| env("PAYMENTS_TOKEN")),
         jwt_secret: options
             .remove("jwt-secret")

@@ -45,15 +45,20 @@ pub fn mint(secret: &str, user: &str, service: bool) -> anyhow::Result<String> {
 }
 
 impl Api {
-    pub async fn connect(url: &str, auth: Auth) -> anyhow::Result<Api> {
+    /// `url` serves PaymentsService; `admin_url`, PaymentsAdmin (connected on first use,
+    /// so user commands do not need the operators' port).
+    pub async fn connect(url: &str, admin_url: &str, auth: Auth) -> anyhow::Result<Api> {
         let channel = Channel::from_shared(url.to_owned())
             .context("bad --api URL")?
             .connect()
             .await
             .with_context(|| format!("cannot reach payments-api at {url}"))?;
+        let admin = Channel::from_shared(admin_url.to_owned())
+            .context("bad --admin URL")?
+            .connect_lazy();
         Ok(Api {
-            payments: PaymentsServiceClient::new(channel.clone()),
-            admin: PaymentsAdminClient::new(channel),
+            payments: PaymentsServiceClient::new(channel),
+            admin: PaymentsAdminClient::new(admin),
             auth,
         })
     }

@@ -23,7 +23,7 @@ pub async fn run(p: Parsed) -> anyhow::Result<()> {
         token: p.token.clone(),
         jwt_secret: p.jwt_secret.clone(),
     };
-    let mut api = Api::connect(&p.api, auth).await?;
+    let mut api = Api::connect(&p.api, &p.admin, auth).await?;
     match p.command.as_str() {
         "attach" | "cards" | "pay" | "coupon" | "validate" | "trial" | "wallet" | "list" => {
             user_command(&mut api, &p).await

@@ -8,6 +8,7 @@ mod coupons;
 mod faults;
 mod grpc_web;
 mod helpers;
+mod least_privilege;
 mod limits;
 mod oidc;
 mod payment_methods;
