@@ -204,3 +204,18 @@ fn a_jwks_url_needs_an_issuer_and_an_audience_and_reads_the_oidc_settings() {
         ("scope", "payments:service")
     );
 }
+
+#[test]
+fn the_admin_port_and_migrating_at_start_are_settings() {
+    let defaults = from(MINIMAL).expect("valid");
+    assert_eq!(defaults.admin_addr.to_string(), "0.0.0.0:50052");
+    assert!(defaults.database.migrate_at_start);
+    let mut vars = MINIMAL.to_vec();
+    vars.extend([
+        ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:9443"),
+        ("PAYMENTS_MIGRATE_AT_START", "false"),
+    ]);
+    let config = from(&vars).expect("valid");
+    assert_eq!(config.admin_addr.to_string(), "127.0.0.1:9443");
+    assert!(!config.database.migrate_at_start);
+}
