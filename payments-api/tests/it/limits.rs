@@ -57,6 +57,20 @@ async fn open_watch(
     }
 }
 
+/// `user` attaches `card` and pays with it; the card and the transaction's ids. A 3DS
+/// card's transaction waits for the challenge, so watches of it stay open.
+async fn paid_with(app: &TestApp, user: &str, card: &str, key: &str) -> (String, String) {
+    let card = app.attach(user, card).await.id;
+    let tx = app
+        .create_payment(user, &card, TOPUP, key)
+        .await
+        .expect("payment")
+        .transaction
+        .expect("tx")
+        .id;
+    (card, tx)
+}
+
 /// Alice's GetWallet and CreatePayment latencies (medians) while `during` runs.
 async fn alice_latencies(app: &TestApp, card: &str, round: &str) -> (Duration, Duration) {
     let mut wallet = Vec::new();
@@ -86,26 +100,9 @@ async fn one_user_far_past_the_caps_with_a_slow_stripe_leaves_another_users_call
         config.database.max_connections = 5;
     })
     .await;
-    let alice_card = app.attach("alice", "pm_card_visa").await.id;
-    // 3DS: her transaction waits for the challenge, so her watches stay open.
-    let mallory_card = app
-        .attach("mallory", "pm_card_threeDSecure2Required")
-        .await
-        .id;
-    let own = app
-        .create_payment("mallory", &mallory_card, TOPUP, "own")
-        .await
-        .expect("mallory's payment")
-        .transaction
-        .expect("tx")
-        .id;
-    let alices = app
-        .create_payment("alice", &alice_card, TOPUP, "warm-up")
-        .await
-        .expect("alice's payment")
-        .transaction
-        .expect("tx")
-        .id;
+    let (mallory_card, own) =
+        paid_with(&app, "mallory", "pm_card_threeDSecure2Required", "own").await;
+    let (alice_card, alices) = paid_with(&app, "alice", "pm_card_visa", "warm-up").await;
     app.sim.faults().delay_all(STRIPE_LATENCY);
     let (wallet_normal, pay_normal) = alice_latencies(&app, &alice_card, "normal").await;
 
@@ -224,17 +221,7 @@ async fn watches_past_the_user_and_instance_caps_are_resource_exhausted_with_ret
         config.limits.watches_per_instance = 3;
     })
     .await;
-    let card = app
-        .attach("alice", "pm_card_threeDSecure2Required")
-        .await
-        .id;
-    let id = app
-        .create_payment("alice", &card, TOPUP, "watched")
-        .await
-        .expect("payment")
-        .transaction
-        .expect("tx")
-        .id;
+    let (_, id) = paid_with(&app, "alice", "pm_card_threeDSecure2Required", "watched").await;
     let first = open_watch(&app, "alice", &id).await.expect("1st");
     let _second = open_watch(&app, "alice", &id).await.expect("2nd");
     let status = assert_refused(
@@ -255,14 +242,7 @@ async fn watches_past_the_user_and_instance_caps_are_resource_exhausted_with_ret
             "TRANSACTION_NOT_FOUND",
         );
     }
-    let bob_card = app.attach("bob", "pm_card_threeDSecure2Required").await.id;
-    let bobs = app
-        .create_payment("bob", &bob_card, TOPUP, "bob")
-        .await
-        .expect("payment")
-        .transaction
-        .expect("tx")
-        .id;
+    let (_, bobs) = paid_with(&app, "bob", "pm_card_threeDSecure2Required", "bob").await;
     let _bob = open_watch(&app, "bob", &bobs).await.expect("bob's first");
     assert_refused(
         open_watch(&app, "bob", &bobs).await,
@@ -290,17 +270,7 @@ async fn a_stream_at_its_maximum_lifetime_ends_unavailable_and_can_be_watched_ag
         config.watch.max_lifetime = Duration::from_millis(400);
     })
     .await;
-    let card = app
-        .attach("alice", "pm_card_threeDSecure2Required")
-        .await
-        .id;
-    let id = app
-        .create_payment("alice", &card, TOPUP, "long")
-        .await
-        .expect("payment")
-        .transaction
-        .expect("tx")
-        .id;
+    let (_, id) = paid_with(&app, "alice", "pm_card_threeDSecure2Required", "long").await;
     let mut stream = open_watch(&app, "alice", &id).await.expect("watch");
     let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
         .await
