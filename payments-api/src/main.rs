@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let otel = payments_telemetry::OtelConfig::from_env("payments-api");
+    let otel = payments_telemetry::OtelConfig::from_env("payments-api")?;
     let telemetry = payments_telemetry::build(&otel)?.install()?;
     let result = match std::env::args().nth(1).as_deref() {
         None | Some("serve") => serve(config()).await,

@@ -12,6 +12,10 @@ use payments_proto::{
         payments_admin_server::PaymentsAdminServer, payments_service_server::PaymentsServiceServer,
     },
 };
+use payments_telemetry::{
+    RpcLayer,
+    metrics::{MetricsRegistry, PoolCollector, RpcMetrics},
+};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +27,7 @@ use crate::{
     admin::AdminApi,
     auth::{Authenticate, Authenticator},
     config::{Config, CorsOrigins, LimitsConfig},
-    metrics::Metrics,
+    metrics::{Metrics, WatchCollector},
     rate_limit::MutationLimit,
     service::{AppState, FirstCalls, PaymentsApi},
     stripe_client::Stripe,
@@ -40,7 +44,8 @@ pub struct App {
     state: Arc<AppState>,
     auth: Authenticator,
     cors: CorsLayer,
-    metrics: Arc<Metrics>,
+    registry: Arc<MetricsRegistry>,
+    rpc_metrics: RpcMetrics,
     limits: LimitsConfig,
     mutation_limit: MutationLimit,
     /// Ends the watch hub (and so every open WatchTransaction stream).
@@ -62,7 +67,9 @@ impl App {
         store::prepare_schema(&pool, config.database.migrate_at_start)
             .await
             .context("preparing the database schema")?;
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = MetricsRegistry::default();
+        let metrics = Arc::new(Metrics::register(registry.registry()));
+        let rpc_metrics = RpcMetrics::register(registry.registry());
         let stripe =
             Stripe::new(&config.stripe, metrics.clone()).context("building the Stripe client")?;
         let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
@@ -84,6 +91,12 @@ impl App {
         let metrics_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("binding {}", config.metrics_addr))?;
+        registry
+            .registry()
+            .register_collector(Box::new(WatchCollector(hub.clone())));
+        registry
+            .registry()
+            .register_collector(Box::new(PoolCollector::new(pool.clone())));
         let state = Arc::new(AppState {
             pool,
             stripe,
@@ -104,7 +117,8 @@ impl App {
             state,
             auth,
             cors: cors_layer(&config.cors),
-            metrics,
+            registry: Arc::new(registry),
+            rpc_metrics,
             limits: config.limits,
             mutation_limit: MutationLimit::new(config.limits.mutations),
             hub_shutdown,
@@ -174,7 +188,7 @@ impl App {
         let admin_serving = Server::builder()
             .http2_keepalive_interval(Some(self.limits.keepalive_interval))
             .http2_keepalive_timeout(Some(self.limits.keepalive_timeout))
-            .trace_fn(rpc_span)
+            .layer(RpcLayer::new(self.rpc_metrics.clone()))
             .add_routes(admin_routes)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.admin_listener).with_nodelay(Some(true)),
@@ -186,9 +200,9 @@ impl App {
             .max_concurrent_streams(limits.max_concurrent_streams)
             .http2_keepalive_interval(Some(limits.keepalive_interval))
             .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-            .trace_fn(rpc_span)
             .layer(self.cors)
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(RpcLayer::new(self.rpc_metrics))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -196,7 +210,7 @@ impl App {
             );
         let metrics = axum::Router::new().route(
             "/metrics",
-            metrics_route(self.metrics.clone(), self.state.hub.clone()),
+            payments_telemetry::metrics::route(self.registry.clone()),
         );
         let metrics_server = axum::serve(self.metrics_listener, metrics)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -248,33 +262,8 @@ fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
         .include_reflection_service(false)
 }
 
-/// A span per RPC, a child of the caller's W3C trace context when it sends one.
-fn rpc_span(request: &http::Request<()>) -> tracing::Span {
-    let span = tracing::info_span!(
-        "rpc",
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.method = %request.uri().path(),
-        transaction_id = tracing::field::Empty,
-    );
-    payments_telemetry::extract_parent(&span, request.headers());
-    span
-}
-
-/// `GET /metrics` in Prometheus' text format.
-fn metrics_route(metrics: Arc<Metrics>, hub: WatchHub) -> axum::routing::MethodRouter {
-    axum::routing::get(move || {
-        let body = metrics.render(&hub);
-        async move {
-            (
-                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                body,
-            )
-        }
-    })
-}
-
-/// CORS for grpc-web from browsers: the headers grpc-web sends and must read back.
+/// CORS for grpc-web from browsers: the headers grpc-web sends and must read back, and
+/// the W3C trace context, so a browser's trace continues on the server.
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -290,6 +279,8 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             header("x-grpc-web"),
             header("x-user-agent"),
             header("grpc-timeout"),
+            header("traceparent"),
+            header("tracestate"),
         ])
         .expose_headers([
             header("grpc-status"),

@@ -12,7 +12,7 @@
 //! - [`workers`]: retrying unmatched and deferred events, sending the outbox,
 //!   reconciling stale transactions, catching up on missed events.
 //! - [`stripe_api`]: the calls we make to Stripe and how their failures are retried.
-//! - [`metrics`]: a small Prometheus-text registry.
+//! - [`metrics`]: this service's metrics, in the shared registry of `payments-telemetry`.
 //! - [`startup`]: [`App`], which binds in `build` and serves in `run_until_stopped`.
 
 pub mod config;

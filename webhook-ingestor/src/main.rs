@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let otel = payments_telemetry::OtelConfig::from_env("webhook-ingestor");
+    let otel = payments_telemetry::OtelConfig::from_env("webhook-ingestor")?;
     let telemetry = payments_telemetry::build(&otel)
         .context("building telemetry")?
         .install()

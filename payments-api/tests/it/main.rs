@@ -15,4 +15,5 @@ mod payment_methods;
 mod payments;
 mod reflection;
 mod resilience;
+mod telemetry;
 mod validation;

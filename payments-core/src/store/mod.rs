@@ -9,6 +9,7 @@ mod events;
 mod ledger;
 mod outbox;
 mod payment_methods;
+mod signals;
 mod transactions;
 mod wallets;
 
@@ -19,10 +20,14 @@ pub use events::*;
 pub use ledger::*;
 pub use outbox::*;
 pub use payment_methods::*;
+pub use signals::*;
 pub use transactions::*;
 pub use wallets::*;
 
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
+};
 
 /// The errors of the store. Transports map them to their own statuses in one place.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +99,7 @@ pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs
 /// while briefly idle fails its next statement as unavailable (503 / `UNAVAILABLE`), and
 /// the retry gets a fresh one.
 pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
+    let options = connect_options(&config.url)?;
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
@@ -106,12 +112,44 @@ pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
                 Ok(true)
             })
         })
-        .connect(&config.url)
+        .connect_with(options)
         .await
         .map_err(StoreError::from)
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// `url`'s connection options, TLS read as libpq reads it: `sslmode` (`disable`, `prefer`
+/// (the default), `require`, `verify-ca`, `verify-full`), `sslrootcert` (the CA file;
+/// also `PGSSLROOTCERT`), `sslcert` and `sslkey`. As in libpq, `require` with a root
+/// certificate given verifies the server's chain like `verify-ca`. One difference: the
+/// certificates of `sslrootcert` are trusted alongside the public web roots compiled in
+/// (Mozilla's, as in a browser), where libpq trusts that file alone.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let options: PgConnectOptions = url.parse().map_err(StoreError::Other)?;
+    let root_cert = url_parameter(url, &["sslrootcert", "ssl-root-cert", "ssl-ca"])
+        .or_else(|| std::env::var("PGSSLROOTCERT").ok())
+        .filter(|v| !v.is_empty());
+    if root_cert.as_deref() == Some("system") {
+        return Err(StoreError::Other(sqlx::Error::Configuration(
+            "sslrootcert=system is not supported: leave sslrootcert out to trust the public \
+             web roots, or name the CA file"
+                .into(),
+        )));
+    }
+    Ok(match options.get_ssl_mode() {
+        PgSslMode::Require if root_cert.is_some() => options.ssl_mode(PgSslMode::VerifyCa),
+        _ => options,
+    })
+}
+
+/// The value of the first of `names` in `url`'s query string, percent-decoded.
+fn url_parameter(url: &str, names: &[&str]) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| names.contains(&key.as_ref()))
+        .map(|(_, value)| value.into_owned())
+}
 
 /// Applies pending migrations. sqlx's migrator takes an advisory lock, so several
 /// instances starting together apply each migration once.
@@ -122,9 +160,15 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 /// `payments-api migrate` / `webhook-ingestor migrate`: connects with the URL alone
 /// (the role that owns the schema) and applies pending migrations.
 pub async fn migrate_url(url: &str) -> Result<(), sqlx::migrate::MigrateError> {
+    let options = connect_options(url).map_err(|e| match e {
+        StoreError::Unavailable(e) | StoreError::Other(e) => {
+            sqlx::migrate::MigrateError::Execute(e)
+        }
+        other => sqlx::migrate::MigrateError::Execute(sqlx::Error::Configuration(other.into())),
+    })?;
     let pool = PgPoolOptions::new()
         .max_connections(1)
-        .connect(url)
+        .connect_with(options)
         .await
         .map_err(sqlx::migrate::MigrateError::Execute)?;
     let migrated = migrate(&pool).await;
@@ -176,4 +220,45 @@ pub enum SchemaError {
         "the database lacks migrations {0:?} and migrating at start is off: run `migrate` with the schema owner's DATABASE_URL first"
     )]
     Pending(Vec<i64>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        connect_options(url).expect("valid url").get_ssl_mode()
+    }
+
+    #[test]
+    fn require_with_a_root_certificate_verifies_the_chain_as_libpq_does() {
+        let base = "postgres://u@db.example:5432/payments";
+        assert!(matches!(
+            mode(&format!(
+                "{base}?sslmode=require&sslrootcert=%2Fetc%2Fca.pem"
+            )),
+            PgSslMode::VerifyCa
+        ));
+        assert!(matches!(
+            mode(&format!("{base}?sslmode=require")),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode(&format!("{base}?sslmode=verify-full&sslrootcert=/ca.pem")),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode(&format!("{base}?sslrootcert=/ca.pem&sslmode=verify-ca")),
+            PgSslMode::VerifyCa
+        ));
+    }
+
+    #[test]
+    fn an_unknown_sslmode_or_the_system_root_store_is_a_configuration_error() {
+        let base = "postgres://u@db.example/payments";
+        assert!(connect_options(&format!("{base}?sslmode=verify")).is_err());
+        assert!(
+            connect_options(&format!("{base}?sslmode=verify-full&sslrootcert=system")).is_err()
+        );
+    }
 }

@@ -41,8 +41,20 @@ impl From<StoreError> for WebhookError {
     }
 }
 
+/// Every value [`WebhookError::rejection_reason`] gives, so each is exported (at 0)
+/// before its first refusal.
+pub const REJECTION_REASONS: [&str; 7] = [
+    "missing_signature",
+    "malformed_header",
+    "no_matching_signature",
+    "timestamp_outside_tolerance",
+    "body_too_large",
+    "unreadable_body",
+    "not_an_event",
+];
+
 impl WebhookError {
-    /// The label counted in `ingestor_webhooks_rejected_total`, for refusals.
+    /// The label counted in `payments_webhooks_rejected_total`, for refusals.
     pub fn rejection_reason(&self) -> Option<&'static str> {
         match self {
             WebhookError::Rejected(r) => Some(r.reason()),
@@ -85,5 +97,26 @@ impl IntoResponse for WebhookError {
         }
         // Our own messages only: the source chain stays in the log.
         (status, self.to_string()).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rejection_reason_is_listed() {
+        let refusals = [
+            WebhookError::Rejected(Rejection::MissingSignature),
+            WebhookError::Rejected(Rejection::MalformedHeader),
+            WebhookError::Rejected(Rejection::NoMatchingSignature),
+            WebhookError::Rejected(Rejection::TimestampOutsideTolerance),
+            WebhookError::BodyTooLarge,
+            WebhookError::UnreadableBody,
+        ];
+        for refusal in refusals {
+            let reason = refusal.rejection_reason().expect("a refusal has a reason");
+            assert!(REJECTION_REASONS.contains(&reason), "{reason}");
+        }
     }
 }
