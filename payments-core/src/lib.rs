@@ -35,7 +35,8 @@ pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use retry::RetryPolicy;
 pub use state_machine::{Current, Decision, Effect, Signal, Transition, decide};
-pub use stripe_event::{CardDetails, EventError, Meaning, StripeEvent, Target};
+pub use stripe_event::{EventError, Meaning, StripeEvent};
+pub use stripe_object::{CardDetails, StripeObject, Target};
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 
 /// The channel the `transactions` trigger notifies with `"{id}:{version}"`.

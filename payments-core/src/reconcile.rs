@@ -11,7 +11,7 @@ use crate::{
     Transaction, TransactionKind, TransactionStatus,
     settle::{self, Cause, Context, Outcome},
     store::{self, StoreError, StripeRefs},
-    stripe_object,
+    stripe_object::StripeObject,
 };
 
 /// The Stripe object that holds a transaction's truth.
@@ -64,11 +64,12 @@ pub async fn adopt(
     kind: ObjectKind,
     object: &Value,
 ) -> Result<Transaction, StoreError> {
-    let id = object.get("id").and_then(Value::as_str);
+    let object = StripeObject::new(object);
+    let id = object.id();
     let refs = StripeRefs {
         payment_intent_id: id.filter(|_| kind == ObjectKind::PaymentIntent),
         invoice_id: id.filter(|_| kind == ObjectKind::Invoice),
-        client_secret: object.get("client_secret").and_then(Value::as_str),
+        client_secret: object.client_secret(),
     };
     store::set_stripe_refs(conn, tx.id, &refs).await?;
     store::get_transaction(conn, tx.id)
@@ -112,12 +113,13 @@ pub async fn apply_object(
     tx: &Transaction,
     object: &Value,
 ) -> Result<Reconciled, StoreError> {
-    let Some(signal) = stripe_object::signal(object) else {
+    let object = StripeObject::new(object);
+    let Some(signal) = object.signal() else {
         return Ok(Reconciled::Unchanged);
     };
     let context = Context {
-        currency: stripe_object::currency(object),
-        charge: stripe_object::charge(object),
+        currency: object.currency(),
+        charge: object.charge(),
     };
     let outcome = settle::apply(conn, tx, &signal, Cause::Reconciliation, context).await?;
     Ok(match outcome {
