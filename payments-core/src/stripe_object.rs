@@ -18,6 +18,10 @@ use serde_json::Value;
 
 use crate::{Signal, TransactionId};
 
+/// The metadata key that carries our transaction id on everything we create at
+/// Stripe, so that an event (or a search) leads back to the transaction.
+pub const TRANSACTION_METADATA_KEY: &str = "transaction_id";
+
 /// How to find the transaction an object is about: our id first, then Stripe's ids.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Target {
@@ -101,7 +105,8 @@ impl<'a> StripeObject<'a> {
     /// Our transaction id from `metadata[transaction_id]`, if it parses.
     pub fn transaction_id(&self) -> Option<TransactionId> {
         self.0
-            .pointer("/metadata/transaction_id")
+            .get("metadata")
+            .and_then(|m| m.get(TRANSACTION_METADATA_KEY))
             .and_then(Value::as_str)
             .and_then(|s| TransactionId::parse(s).ok())
     }

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::Router;
 use payments_core::store::{self, ConnectionCache, DbConfig};
+use payments_stripe::StripeConfig;
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -64,11 +65,11 @@ impl App {
         store::migrate(&pool)
             .await
             .context("applying database migrations")?;
-        let stripe = StripeApi::new(
-            &config.stripe_api_base,
-            &config.stripe_secret_key,
-            config.stripe_timeout,
-        )
+        let stripe = StripeApi::new(&StripeConfig {
+            api_base: config.stripe_api_base.clone(),
+            secret_key: config.stripe_secret_key.clone(),
+            timeout: config.stripe_timeout,
+        })
         .context("building the Stripe client")?;
         let listener = TcpListener::bind(config.addr)
             .await

@@ -1,3 +1,6 @@
+//! Coupons: finding a promotion code (or coupon) that can be redeemed now, and the
+//! zero-total invoice whose discount carries its credit.
+
 use payments_core::{Currency, TransactionId};
 use stripe::StripeRequest;
 use stripe_billing::{
@@ -12,7 +15,9 @@ use stripe_product::{
 };
 use stripe_types::Expandable;
 
-use super::{Observed, Stripe, StripeFailure, idempotent, transaction_metadata};
+use payments_stripe::idempotent;
+
+use super::{Stripe, StripeFailure, transaction_metadata};
 
 /// What the invoice's discount names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,14 +66,12 @@ impl Stripe {
         code: &str,
         now: i64,
     ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
-        let promos = ListPromotionCode::new()
+        let request = ListPromotionCode::new()
             .code(code)
             .active(true)
             .limit(1)
-            .customize()
-            .send(&self.client)
-            .observed(&self.metrics, "find_redeemable")
-            .await?;
+            .customize();
+        let promos = self.client.send("find_redeemable", request).await?;
         if let Some(promo) = promos
             .data
             .into_iter()
@@ -119,11 +122,9 @@ impl Stripe {
     }
 
     async fn coupon(&self, id: &str) -> Result<Coupon, StripeFailure> {
-        Ok(RetrieveCoupon::new(id)
-            .customize()
-            .send(&self.client)
-            .observed(&self.metrics, "coupon")
-            .await?)
+        self.client
+            .send("coupon", RetrieveCoupon::new(id).customize())
+            .await
     }
 
     /// Creates the draft invoice with the discount, then its one item, and returns the
@@ -148,8 +149,8 @@ impl Stripe {
                 ..CreateInvoiceDiscounts::new()
             },
         };
-        let metadata = transaction_metadata(&req.transaction_id.to_string());
-        let invoice = CreateInvoice::new()
+        let metadata = transaction_metadata(req.transaction_id);
+        let request = CreateInvoice::new()
             .customer(req.customer)
             .currency(currency.clone())
             .auto_advance(false)
@@ -157,25 +158,21 @@ impl Stripe {
             .discounts(vec![discount])
             .metadata(metadata.clone())
             .customize()
-            .request_strategy(idempotent(&format!("in-create-{}", req.transaction_id))?)
-            .send(&self.client)
-            .observed(&self.metrics, "create_coupon_invoice")
-            .await?;
+            .request_strategy(idempotent(&format!("in-create-{}", req.transaction_id))?);
+        let invoice = self.client.send("create_coupon_invoice", request).await?;
         let invoice_id = invoice
             .id
             .map(|id| id.to_string())
             .ok_or_else(|| StripeFailure::Unexpected("invoice without an id".into()))?;
-        CreateInvoiceItem::new()
+        let request = CreateInvoiceItem::new()
             .customer(req.customer)
             .invoice(invoice_id.as_str())
             .amount(req.amount)
             .currency(currency)
             .metadata(metadata)
             .customize()
-            .request_strategy(idempotent(&format!("ii-create-{}", req.transaction_id))?)
-            .send(&self.client)
-            .observed(&self.metrics, "create_coupon_invoice")
-            .await?;
+            .request_strategy(idempotent(&format!("ii-create-{}", req.transaction_id))?);
+        self.client.send("create_coupon_invoice", request).await?;
         Ok(invoice_id)
     }
 
@@ -185,13 +182,11 @@ impl Stripe {
         invoice_id: &str,
         transaction_id: TransactionId,
     ) -> Result<(), StripeFailure> {
-        FinalizeInvoiceInvoice::new(invoice_id)
+        let request = FinalizeInvoiceInvoice::new(invoice_id)
             .auto_advance(false)
             .customize()
-            .request_strategy(idempotent(&format!("in-finalize-{transaction_id}"))?)
-            .send(&self.client)
-            .observed(&self.metrics, "finalize_invoice")
-            .await?;
+            .request_strategy(idempotent(&format!("in-finalize-{transaction_id}"))?);
+        self.client.send("finalize_invoice", request).await?;
         Ok(())
     }
 }
