@@ -90,7 +90,7 @@ pub enum Decision {
 
 pub fn decide(current: Current, signal: &Signal) -> Decision {
     use Status::*;
-    let open = matches!(current.status, Created | Pending | RequiresAction);
+    let open = !current.status.is_settled();
     let to = |status: Status, effects: Vec<Effect>| {
         Decision::Apply(Transition {
             to: status,

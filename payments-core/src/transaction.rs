@@ -58,17 +58,26 @@ text_enum!(
 );
 
 impl TransactionStatus {
+    /// Waiting on Stripe or the customer: what reconciliation sweeps, and the only
+    /// statuses a failure or a success may still leave behind. The sweep's queries and
+    /// the `transactions_unsettled` index are written from this list (a test compares
+    /// the index with it).
+    pub const UNSETTLED: &'static [TransactionStatus] = &[
+        TransactionStatus::Created,
+        TransactionStatus::Pending,
+        TransactionStatus::RequiresAction,
+    ];
+
+    /// Ended without moving money: a new attempt may follow (the next derived key, a
+    /// coupon redeemed again). The `transactions_coupon_once` index leaves these out.
+    pub const UNSUCCESSFUL: &'static [TransactionStatus] =
+        &[TransactionStatus::Failed, TransactionStatus::Canceled];
+
     /// Settled: a watcher has its answer. FAILED may still become SUCCEEDED if the
     /// customer retries the same PaymentIntent, and SUCCEEDED may become REFUNDED, but
     /// neither is waiting on anything.
     pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            TransactionStatus::Succeeded
-                | TransactionStatus::Failed
-                | TransactionStatus::Canceled
-                | TransactionStatus::Refunded
-        )
+        !Self::UNSETTLED.contains(&self)
     }
 }
 

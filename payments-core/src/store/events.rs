@@ -39,11 +39,17 @@ impl EventState {
         }
     }
 
+    /// Not applied yet, and retried by the worker: the retry queue's query and the
+    /// `stripe_events_retry` index are written from this list (a test compares the
+    /// index with it).
+    pub const RETRYABLE: &'static [EventState] = &[
+        EventState::Received,
+        EventState::Unmatched,
+        EventState::Deferred,
+    ];
+
     pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            EventState::Received | EventState::Unmatched | EventState::Deferred
-        )
+        Self::RETRYABLE.contains(&self)
     }
 }
 
@@ -114,15 +120,25 @@ pub async fn lock_event(
         .await?)
 }
 
+/// The events waiting in the retry queue, as the queries (and the
+/// `stripe_events_retry` index) write it.
+pub fn retryable_predicate() -> String {
+    format!(
+        "state IN ({})",
+        super::sql_list(EventState::RETRYABLE, |s| s.as_str())
+    )
+}
+
 /// Claims retryable events whose time has come; rows other workers hold are skipped.
 pub async fn claim_due_events(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM stripe_events WHERE state IN ('received', 'unmatched', 'deferred') \
+        "SELECT {COLUMNS} FROM stripe_events WHERE {} \
          AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
-         ORDER BY created LIMIT $1 FOR UPDATE SKIP LOCKED"
+         ORDER BY created LIMIT $1 FOR UPDATE SKIP LOCKED",
+        retryable_predicate()
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(limit)
@@ -150,8 +166,7 @@ pub async fn record_event_outcome(
     sqlx::query(
         "UPDATE stripe_events SET state = $2, transaction_id = COALESCE($3, transaction_id), \
          last_error = $4, next_attempt_at = $5, attempts = attempts + $6::int, \
-         processed_at = CASE WHEN $2 IN ('received', 'unmatched', 'deferred') THEN processed_at ELSE now() END \
-         WHERE id = $1",
+         processed_at = CASE WHEN $7 THEN processed_at ELSE now() END WHERE id = $1",
     )
     .bind(id)
     .bind(o.state.as_str())
@@ -159,6 +174,7 @@ pub async fn record_event_outcome(
     .bind(o.error)
     .bind(o.next_attempt_at)
     .bind(i32::from(o.count_attempt))
+    .bind(o.state.is_retryable())
     .execute(&mut *conn)
     .await?;
     Ok(())

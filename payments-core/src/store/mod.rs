@@ -75,6 +75,17 @@ impl StoreError {
     }
 }
 
+/// `'a', 'b'`: a set of text values for `IN (…)`. The sets of statuses and states the
+/// queries filter on are written from their one Rust definition with this, and
+/// `tests/schema.rs` checks the migration's partial indexes against the same lists.
+pub(crate) fn sql_list<T: Copy>(values: &[T], text: impl Fn(T) -> &'static str) -> String {
+    values
+        .iter()
+        .map(|v| format!("'{}'", text(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Connection settings shared by both services.
 #[derive(Debug, Clone)]
 pub struct DbConfig {

@@ -286,6 +286,24 @@ pub async fn change_status(
     from_row(&row)
 }
 
+/// [`TransactionStatus::UNSETTLED`] as the queries (and the `transactions_unsettled`
+/// index) write it.
+pub fn unsettled_predicate() -> String {
+    format!(
+        "status IN ({})",
+        super::sql_list(TransactionStatus::UNSETTLED, TransactionStatus::as_str)
+    )
+}
+
+/// [`TransactionStatus::UNSUCCESSFUL`] as the queries (and the
+/// `transactions_coupon_once` index, negated) write it.
+pub fn unsuccessful_predicate() -> String {
+    format!(
+        "status IN ({})",
+        super::sql_list(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str)
+    )
+}
+
 /// A position in the sweep over unsettled transactions, oldest change first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepCursor {
@@ -302,18 +320,19 @@ pub async fn unsettled_page(
     after: Option<SweepCursor>,
     limit: i64,
 ) -> Result<Vec<SweepCursor>, StoreError> {
-    let rows: Vec<(DateTime<Utc>, Uuid)> = sqlx::query_as(
-        "SELECT updated_at, id FROM transactions \
-         WHERE status IN ('created', 'pending', 'requires_action') AND updated_at < $1 \
+    let sql = format!(
+        "SELECT updated_at, id FROM transactions WHERE {} AND updated_at < $1 \
            AND ($2::timestamptz IS NULL OR (updated_at, id) > ($2, $3)) \
          ORDER BY updated_at, id LIMIT $4",
-    )
-    .bind(older_than)
-    .bind(after.map(|c| c.updated_at))
-    .bind(after.map(|c| c.id))
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+        unsettled_predicate()
+    );
+    let rows: Vec<(DateTime<Utc>, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(older_than)
+        .bind(after.map(|c| c.updated_at))
+        .bind(after.map(|c| c.id))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows
         .into_iter()
         .map(|(updated_at, id)| SweepCursor { updated_at, id })
@@ -327,8 +346,8 @@ pub async fn claim_unsettled(
     id: TransactionId,
 ) -> Result<Option<Transaction>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM transactions WHERE id = $1 \
-         AND status IN ('created', 'pending', 'requires_action') FOR UPDATE SKIP LOCKED"
+        "SELECT {COLUMNS} FROM transactions WHERE id = $1 AND {} FOR UPDATE SKIP LOCKED",
+        unsettled_predicate()
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
@@ -375,14 +394,16 @@ pub async fn failed_attempts(
     user: &UserId,
     prefix: &str,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+    let sql = format!(
         "SELECT count(*) FROM transactions WHERE user_id = $1 \
-         AND starts_with(idempotency_key, $2) AND status IN ('failed', 'canceled')",
-    )
-    .bind(user.as_str())
-    .bind(prefix)
-    .fetch_one(&mut *conn)
-    .await?)
+         AND starts_with(idempotency_key, $2) AND {}",
+        unsuccessful_predicate()
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(user.as_str())
+        .bind(prefix)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 /// The succeeded card validation that proved this card, newest first.
@@ -411,13 +432,15 @@ pub async fn coupon_redeemed(
     user: &UserId,
     code: &str,
 ) -> Result<bool, StoreError> {
-    let found: Option<i32> = sqlx::query_scalar(
+    let sql = format!(
         "SELECT 1 FROM transactions WHERE user_id = $1 AND kind = 'coupon' \
-         AND lower(coupon_code) = lower($2) AND status NOT IN ('failed', 'canceled')",
-    )
-    .bind(user.as_str())
-    .bind(code)
-    .fetch_optional(&mut *conn)
-    .await?;
+         AND lower(coupon_code) = lower($2) AND NOT {}",
+        unsuccessful_predicate()
+    );
+    let found: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(user.as_str())
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(found.is_some())
 }

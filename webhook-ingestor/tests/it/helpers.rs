@@ -214,8 +214,10 @@ impl TestApp {
         Ok(self.event_row(id).await?.context("event not stored")?.0)
     }
 
-    pub async fn count(&self, sql: &'static str) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql).fetch_one(self.pool()).await?)
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.pool())
+            .await?)
     }
 
     pub async fn ledger_entries(&self, id: TransactionId) -> Result<Vec<(String, i64)>> {
