@@ -39,9 +39,9 @@ fn operator<T>(request: Request<T>) -> Result<T, Status> {
 
 fn event_message(e: &StoredEvent) -> pb::StripeEvent {
     pb::StripeEvent {
-        id: e.id.clone(),
+        id: e.id.to_string(),
         r#type: e.event_type.clone(),
-        state: e.state.clone(),
+        state: e.state.to_string(),
         attempts: e.attempts,
         last_error: e.last_error.clone().unwrap_or_default(),
         received_at: Some(crate::service::timestamp(e.received_at)),

@@ -14,6 +14,7 @@
 //! - [`stripe_object`] and [`reconcile`]: what a PaymentIntent or Invoice read back
 //!   from Stripe says, applied through the same path as an event.
 //! - [`retry`]: the backoff and budget of stored events and outbox calls.
+//! - [`text`]: the one mechanism for values stored as text (enums, ids, currency).
 //! - [`testing`] (feature `testing`): a fresh database per test, dropped afterwards.
 
 pub mod ids;
@@ -26,6 +27,7 @@ pub mod state_machine;
 pub mod store;
 pub mod stripe_event;
 pub mod stripe_object;
+pub mod text;
 pub mod transaction;
 
 #[cfg(feature = "testing")]

@@ -1,43 +1,13 @@
 //! The transaction record: its kind, its status and the row both services read.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{Currency, TransactionId, UserId};
-
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The value stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::{Currency, TransactionId, UserId, text::text_enum};
 
 text_enum!(
     /// What a transaction does to the wallet.
-    TransactionKind {
+    TransactionKind as "transaction kind" {
         Payment = "payment",
         Coupon = "coupon",
         CardValidation = "card_validation",
@@ -46,7 +16,7 @@ text_enum!(
 
 text_enum!(
     /// Where a transaction is in its life.
-    TransactionStatus {
+    TransactionStatus as "transaction status" {
         Created = "created",
         Pending = "pending",
         RequiresAction = "requires_action",

@@ -3,42 +3,30 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::{StripeEvent, TransactionId};
+use crate::{StripeEvent, StripeEventId, TransactionId, text::text_enum};
 
-/// Where a stored event is in its processing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventState {
-    /// Stored, not yet applied.
-    Received,
-    Applied,
-    /// Valid but late or duplicate: changed nothing.
-    Stale,
-    /// A type we store but do not act on.
-    Ignored,
-    /// No transaction found yet: retried by the worker.
-    Unmatched,
-    /// Presupposes a state not reached yet: retried by the worker.
-    Deferred,
-    /// Recorded but needs an operator (invalid for its transaction, currency mismatch).
-    Flagged,
-    /// Retry budget exhausted.
-    Dead,
-}
+text_enum!(
+    /// Where a stored event is in its processing.
+    EventState as "event state" {
+        /// Stored, not yet applied.
+        Received = "received",
+        Applied = "applied",
+        /// Valid but late or duplicate: changed nothing.
+        Stale = "stale",
+        /// A type we store but do not act on.
+        Ignored = "ignored",
+        /// No transaction found yet: retried by the worker.
+        Unmatched = "unmatched",
+        /// Presupposes a state not reached yet: retried by the worker.
+        Deferred = "deferred",
+        /// Recorded but needs an operator (invalid for its transaction, currency mismatch).
+        Flagged = "flagged",
+        /// Retry budget exhausted.
+        Dead = "dead",
+    }
+);
 
 impl EventState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventState::Received => "received",
-            EventState::Applied => "applied",
-            EventState::Stale => "stale",
-            EventState::Ignored => "ignored",
-            EventState::Unmatched => "unmatched",
-            EventState::Deferred => "deferred",
-            EventState::Flagged => "flagged",
-            EventState::Dead => "dead",
-        }
-    }
-
     /// Not applied yet, and retried by the worker: the retry queue's query and the
     /// `stripe_events_retry` index are written from this list (a test compares the
     /// index with it).
@@ -53,23 +41,14 @@ impl EventState {
     }
 }
 
-/// How an event reached the inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventSource {
-    Webhook,
-    CatchUp,
-    Replay,
-}
-
-impl EventSource {
-    fn as_str(self) -> &'static str {
-        match self {
-            EventSource::Webhook => "webhook",
-            EventSource::CatchUp => "catch_up",
-            EventSource::Replay => "replay",
-        }
+text_enum!(
+    /// How an event reached the inbox.
+    EventSource as "event source" {
+        Webhook = "webhook",
+        CatchUp = "catch_up",
+        Replay = "replay",
     }
-}
+);
 
 /// Stores a verified event. Returns false when its id is already stored (a redelivery).
 pub async fn insert_event(
@@ -87,7 +66,7 @@ pub async fn insert_event(
     .bind(event.created)
     .bind(event.livemode)
     .bind(&event.payload)
-    .bind(source.as_str())
+    .bind(source)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -95,10 +74,10 @@ pub async fn insert_event(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
-    pub id: String,
+    pub id: StripeEventId,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    pub state: String,
+    pub state: EventState,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
@@ -125,7 +104,7 @@ pub async fn lock_event(
 pub fn retryable_predicate() -> String {
     format!(
         "state IN ({})",
-        super::sql_list(EventState::RETRYABLE, |s| s.as_str())
+        crate::text::sql_list(EventState::RETRYABLE)
     )
 }
 
@@ -169,7 +148,7 @@ pub async fn record_event_outcome(
          processed_at = CASE WHEN $7 THEN processed_at ELSE now() END WHERE id = $1",
     )
     .bind(id)
-    .bind(o.state.as_str())
+    .bind(o.state)
     .bind(o.transaction_id.map(|t| t.as_uuid()))
     .bind(o.error)
     .bind(o.next_attempt_at)

@@ -1,31 +1,19 @@
 use sqlx::PgConnection;
 
 use super::StoreError;
-use crate::{Currency, TransactionId, UserId};
+use crate::{Currency, TransactionId, UserId, text::text_enum};
 
-/// The kinds of wallet movement; each happens at most once per (transaction, key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MovementKind {
-    PaymentCredit,
-    CouponCredit,
-    TrialGrant,
-    RefundDebit,
-    DisputeDebit,
-    DisputeReversal,
-}
-
-impl MovementKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MovementKind::PaymentCredit => "payment_credit",
-            MovementKind::CouponCredit => "coupon_credit",
-            MovementKind::TrialGrant => "trial_grant",
-            MovementKind::RefundDebit => "refund_debit",
-            MovementKind::DisputeDebit => "dispute_debit",
-            MovementKind::DisputeReversal => "dispute_reversal",
-        }
+text_enum!(
+    /// The kinds of wallet movement; each happens at most once per (transaction, key).
+    MovementKind as "movement kind" {
+        PaymentCredit = "payment_credit",
+        CouponCredit = "coupon_credit",
+        TrialGrant = "trial_grant",
+        RefundDebit = "refund_debit",
+        DisputeDebit = "dispute_debit",
+        DisputeReversal = "dispute_reversal",
     }
-}
+);
 
 #[derive(Debug, Clone)]
 pub struct Movement<'a> {
@@ -53,7 +41,7 @@ pub async fn record_movement(
     )
     .bind(m.user_id.as_str())
     .bind(m.transaction_id.as_uuid())
-    .bind(m.kind.as_str())
+    .bind(m.kind)
     .bind(m.key)
     .bind(m.amount)
     .bind(m.currency.as_str())

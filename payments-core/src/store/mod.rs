@@ -43,6 +43,10 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
+            // A stored value the domain type refuses (see `crate::text`).
+            sqlx::Error::ColumnDecode { index, source } => {
+                StoreError::Corrupt(format!("column {index}: {source}"))
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
             }
@@ -73,17 +77,6 @@ impl StoreError {
     pub fn is_conflict_on(&self, constraint: &str) -> bool {
         matches!(self, StoreError::Conflict(c) if c == constraint)
     }
-}
-
-/// `'a', 'b'`: a set of text values for `IN (…)`. The sets of statuses and states the
-/// queries filter on are written from their one Rust definition with this, and
-/// `tests/schema.rs` checks the migration's partial indexes against the same lists.
-pub(crate) fn sql_list<T: Copy>(values: &[T], text: impl Fn(T) -> &'static str) -> String {
-    values
-        .iter()
-        .map(|v| format!("'{}'", text(*v)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Connection settings shared by both services.

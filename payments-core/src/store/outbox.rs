@@ -3,24 +3,14 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::TransactionId;
+use crate::{TransactionId, text::text_enum};
 
-/// A call to Stripe that must follow a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxKind {
-    CancelPaymentIntent,
-}
-
-impl OutboxKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxKind::CancelPaymentIntent => "cancel_payment_intent",
-        }
+text_enum!(
+    /// A call to Stripe that must follow a commit.
+    OutboxKind as "outbox kind" {
+        CancelPaymentIntent = "cancel_payment_intent",
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        (s == "cancel_payment_intent").then_some(OutboxKind::CancelPaymentIntent)
-    }
-}
+);
 
 /// Enqueues a call in the caller's database transaction; the idempotency key makes
 /// a second enqueue of the same call a no-op, and is sent to Stripe as is.
@@ -35,7 +25,7 @@ pub async fn enqueue(
         "INSERT INTO outbox (kind, transaction_id, target, idempotency_key) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
-    .bind(kind.as_str())
+    .bind(kind)
     .bind(transaction.as_uuid())
     .bind(target)
     .bind(idempotency_key)
@@ -47,7 +37,7 @@ pub async fn enqueue(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub transaction_id: Uuid,
     pub target: String,
     pub idempotency_key: String,

@@ -8,7 +8,7 @@ use crate::{CardDetails, UserId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct PaymentMethodRow {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub brand: String,
     pub last4: String,
     pub fingerprint: String,

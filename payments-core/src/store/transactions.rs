@@ -12,22 +12,14 @@ const COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refun
     stripe_payment_intent_id, stripe_invoice_id, stripe_charge_id, client_secret, idempotency_key, \
     request_fingerprint, version, created_at, updated_at";
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Corrupt(format!("transactions.{what} = {value:?}"))
-}
-
 pub(crate) fn from_row(row: &PgRow) -> Result<Transaction, StoreError> {
-    let user: String = row.try_get("user_id")?;
-    let kind: String = row.try_get("kind")?;
-    let status: String = row.try_get("status")?;
-    let currency: String = row.try_get("currency")?;
     Ok(Transaction {
         id: TransactionId::from(row.try_get::<Uuid, _>("id")?),
-        user_id: UserId::parse(&user).map_err(|_| corrupt("user_id", &user))?,
-        kind: TransactionKind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?,
-        status: TransactionStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        user_id: row.try_get("user_id")?,
+        kind: row.try_get("kind")?,
+        status: row.try_get("status")?,
         amount: row.try_get("amount")?,
-        currency: Currency::parse(&currency).map_err(|_| corrupt("currency", &currency))?,
+        currency: row.try_get("currency")?,
         amount_refunded: row.try_get("amount_refunded")?,
         failure_code: row.try_get("failure_code")?,
         failure_message: row.try_get("failure_message")?,
@@ -85,10 +77,10 @@ pub async fn insert_transaction(
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(TransactionId::new().as_uuid())
-        .bind(new.user_id.as_str())
-        .bind(new.kind.as_str())
+        .bind(&new.user_id)
+        .bind(new.kind)
         .bind(new.amount)
-        .bind(new.currency.as_str())
+        .bind(new.currency)
         .bind(&new.payment_method_id)
         .bind(&new.coupon_code)
         .bind(&new.card_fingerprint)
@@ -103,7 +95,7 @@ pub async fn insert_transaction(
     let sql =
         format!("SELECT {COLUMNS} FROM transactions WHERE user_id = $1 AND idempotency_key = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(new.user_id.as_str())
+        .bind(&new.user_id)
         .bind(&new.idempotency_key)
         .fetch_one(&mut *conn)
         .await?;
@@ -197,7 +189,7 @@ pub async fn list_transactions(
          ORDER BY created_at DESC, id DESC LIMIT $4"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
+        .bind(user)
         .bind(after.map(|c| c.created_at))
         .bind(after.map(|c| c.id))
         .bind(limit)
@@ -272,12 +264,12 @@ pub async fn change_status(
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(from.id.as_uuid())
-        .bind(change.to.as_str())
+        .bind(change.to)
         .bind(change.amount_refunded)
         .bind(failure_code)
         .bind(failure_message)
         .bind(change.charge)
-        .bind(from.status.as_str())
+        .bind(from.status)
         .bind(change.cause)
         .bind(change.stripe_event_id)
         .fetch_optional(&mut *conn)
@@ -291,7 +283,7 @@ pub async fn change_status(
 pub fn unsettled_predicate() -> String {
     format!(
         "status IN ({})",
-        super::sql_list(TransactionStatus::UNSETTLED, TransactionStatus::as_str)
+        crate::text::sql_list(TransactionStatus::UNSETTLED)
     )
 }
 
@@ -300,7 +292,7 @@ pub fn unsettled_predicate() -> String {
 pub fn unsuccessful_predicate() -> String {
     format!(
         "status IN ({})",
-        super::sql_list(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str)
+        crate::text::sql_list(TransactionStatus::UNSUCCESSFUL)
     )
 }
 
@@ -380,7 +372,7 @@ pub async fn find_by_idempotency_key(
     let sql =
         format!("SELECT {COLUMNS} FROM transactions WHERE user_id = $1 AND idempotency_key = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
+        .bind(user)
         .bind(key)
         .fetch_optional(&mut *conn)
         .await?;
@@ -400,7 +392,7 @@ pub async fn failed_attempts(
         unsuccessful_predicate()
     );
     Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
+        .bind(user)
         .bind(prefix)
         .fetch_one(&mut *conn)
         .await?)
@@ -417,7 +409,7 @@ pub async fn validating_transaction(
          AND kind = 'card_validation' AND status = 'succeeded' ORDER BY updated_at DESC, id DESC LIMIT 1"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
+        .bind(user)
         .bind(payment_method)
         .fetch_optional(&mut *conn)
         .await?;
@@ -438,7 +430,7 @@ pub async fn coupon_redeemed(
         unsuccessful_predicate()
     );
     let found: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
+        .bind(user)
         .bind(code)
         .fetch_optional(&mut *conn)
         .await?;
