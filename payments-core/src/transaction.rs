@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{Currency, TransactionId, UserId, text::text_enum};
+use crate::{Currency, Money, TransactionId, UserId, text::text_enum};
 
 text_enum!(
     /// What a transaction does to the wallet.
@@ -58,8 +58,9 @@ pub struct Transaction {
     pub user_id: UserId,
     pub kind: TransactionKind,
     pub status: TransactionStatus,
-    pub amount: i64,
-    pub currency: Currency,
+    /// What the transaction moves (a coupon: the credit it grants).
+    pub amount: Money,
+    /// How much of `amount` has been refunded, in its currency.
     pub amount_refunded: i64,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -67,7 +68,7 @@ pub struct Transaction {
     pub coupon_code: Option<String>,
     pub card_fingerprint: Option<String>,
     /// Set on a card validation started by StartTrial: the credit its success grants.
-    pub trial_credit: Option<i64>,
+    pub trial_credit: Option<Money>,
     pub flagged: Option<String>,
     pub stripe_payment_intent_id: Option<String>,
     pub stripe_invoice_id: Option<String>,
@@ -82,6 +83,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The currency of everything the transaction moves.
+    pub fn currency(&self) -> Currency {
+        self.amount.currency()
+    }
+
     /// The client secret is only worth handing out while the customer must act.
     pub fn client_secret_if_action_required(&self) -> Option<&str> {
         match self.status {

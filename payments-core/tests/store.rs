@@ -2,7 +2,7 @@
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Signal, TransactionId, TransactionKind, TransactionStatus, UserId,
+    Currency, Money, Signal, TransactionId, TransactionKind, TransactionStatus, UserId,
     settle::{self, Cause, Context, Outcome},
     store::{self, Inserted, Movement, MovementKind, NewTransaction, StoreError},
     testing::TestDb,
@@ -13,12 +13,15 @@ fn user(name: &str) -> UserId {
     UserId::parse(name).expect("valid user id")
 }
 
+fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::USD).expect("positive")
+}
+
 fn payment(user_id: &str, key: &str, amount: i64) -> NewTransaction {
     NewTransaction {
         user_id: user(user_id),
         kind: TransactionKind::Payment,
-        amount,
-        currency: Currency::USD,
+        amount: usd(amount),
         payment_method_id: Some("pm_card".into()),
         coupon_code: None,
         card_fingerprint: None,
@@ -132,8 +135,7 @@ async fn the_unique_key_refuses_a_second_credit_whatever_the_code_does() {
         transaction_id: id,
         kind: MovementKind::PaymentCredit,
         key: "",
-        amount: 300,
-        currency: Currency::USD,
+        money: usd(300),
         stripe_event_id: None,
     };
     assert!(
@@ -250,7 +252,7 @@ fn validation(user_id: &str, fingerprint: &str) -> NewTransaction {
         kind: TransactionKind::CardValidation,
         payment_method_id: Some(format!("pm_{user_id}")),
         card_fingerprint: Some(fingerprint.into()),
-        trial_credit: Some(2_500),
+        trial_credit: Some(usd(2_500)),
         ..payment(user_id, &format!("trial-{fingerprint}"), 100)
     }
 }

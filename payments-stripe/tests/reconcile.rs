@@ -8,7 +8,7 @@ use std::{
 };
 
 use payments_core::{
-    Currency, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
+    Currency, Money, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
     reconcile::{self, ObjectKind, ObjectRef, Reconciled, Scope, StripeReader},
     store::{self, Inserted, NewTransaction, StripeRefs},
     testing::TestDb,
@@ -49,8 +49,7 @@ async fn paid_at_stripe(s: &Setup, user: &str) -> Transaction {
     let new = NewTransaction {
         user_id: UserId::parse(user).expect("user"),
         kind: TransactionKind::Payment,
-        amount: 1_500,
-        currency: Currency::USD,
+        amount: Money::new(1_500, Currency::USD).expect("positive"),
         payment_method_id: Some("pm_card_visa".into()),
         coupon_code: None,
         card_fingerprint: None,

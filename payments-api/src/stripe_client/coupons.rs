@@ -1,7 +1,7 @@
 //! Coupons: finding a promotion code (or coupon) that can be redeemed now, and the
 //! zero-total invoice whose discount carries its credit.
 
-use payments_core::{Currency, TransactionId};
+use payments_core::{Currency, Money, TransactionId};
 use stripe::StripeRequest;
 use stripe_billing::{
     invoice::{
@@ -17,7 +17,7 @@ use stripe_types::Expandable;
 
 use payments_stripe::idempotent;
 
-use super::{Stripe, StripeFailure, transaction_metadata};
+use super::{Stripe, StripeFailure, stripe_currency, transaction_metadata};
 
 /// What the invoice's discount names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,9 +30,8 @@ pub enum Discount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemable {
     pub discount: Discount,
-    pub amount_off: i64,
-    /// As Stripe wrote it (lower case); may not be one we accept.
-    pub currency: String,
+    /// The credit, in the coupon's currency (which may not be the wallet's).
+    pub amount_off: Money,
 }
 
 /// Why a code cannot be redeemed.
@@ -44,7 +43,7 @@ pub enum CouponProblem {
     Expired,
     Exhausted,
     PercentOff,
-    /// A coupon with neither an amount nor a currency.
+    /// A coupon without a positive amount in a currency we can read.
     NoAmount,
 }
 
@@ -54,8 +53,7 @@ pub struct CouponInvoice<'a> {
     pub transaction_id: TransactionId,
     pub customer: &'a str,
     pub discount: &'a Discount,
-    pub amount: i64,
-    pub currency: Currency,
+    pub amount: Money,
 }
 
 impl Stripe {
@@ -134,11 +132,7 @@ impl Stripe {
         &self,
         req: &CouponInvoice<'_>,
     ) -> Result<String, StripeFailure> {
-        let currency: stripe_types::Currency = req
-            .currency
-            .as_str()
-            .parse()
-            .unwrap_or_else(|never| match never {});
+        let currency = stripe_currency(req.amount);
         let discount = match req.discount {
             Discount::PromotionCode(id) => CreateInvoiceDiscounts {
                 promotion_code: Some(id.clone()),
@@ -167,7 +161,7 @@ impl Stripe {
         let request = CreateInvoiceItem::new()
             .customer(req.customer)
             .invoice(invoice_id.as_str())
-            .amount(req.amount)
+            .amount(req.amount.minor())
             .currency(currency)
             .metadata(metadata)
             .customize()
@@ -211,12 +205,17 @@ fn redeemable_coupon(
     if coupon.percent_off.is_some() {
         return Err(CouponProblem::PercentOff);
     }
-    match (coupon.amount_off, &coupon.currency) {
-        (Some(amount_off), Some(currency)) if amount_off > 0 => Ok(Redeemable {
-            discount,
-            amount_off,
-            currency: currency.to_string(),
-        }),
+    let currency = coupon
+        .currency
+        .as_ref()
+        .map(|c| Currency::parse(&c.to_string()));
+    match (coupon.amount_off, currency) {
+        (Some(amount_off), Some(Ok(currency))) => Money::new(amount_off, currency)
+            .map(|amount_off| Redeemable {
+                discount,
+                amount_off,
+            })
+            .map_err(|_| CouponProblem::NoAmount),
         _ => Err(CouponProblem::NoAmount),
     }
 }

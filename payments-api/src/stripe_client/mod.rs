@@ -58,6 +58,15 @@ impl CallObserver for Counted {
     }
 }
 
+/// async-stripe's name for the currency of `money`.
+fn stripe_currency(money: payments_core::Money) -> stripe_types::Currency {
+    money
+        .currency()
+        .as_str()
+        .parse()
+        .unwrap_or_else(|never| match never {})
+}
+
 /// `metadata[transaction_id]`, which lets the ingestor match Stripe's objects to ours.
 fn transaction_metadata(
     transaction_id: payments_core::TransactionId,

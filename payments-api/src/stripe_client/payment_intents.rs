@@ -1,19 +1,18 @@
 //! Creating and confirming a card transaction's PaymentIntent, and what Stripe's
 //! synchronous answer says about it (read by payments-core, as a webhook's object is).
 
-use payments_core::{Currency, Signal, StripeObject, TransactionId};
+use payments_core::{Money, Signal, StripeObject, TransactionId};
 use payments_stripe::idempotent;
 use stripe::StripeRequest;
 use stripe_core::{PaymentIntentCaptureMethod, payment_intent::CreatePaymentIntent};
 
-use super::{Stripe, StripeFailure, transaction_metadata};
+use super::{Stripe, StripeFailure, stripe_currency, transaction_metadata};
 
 /// A PaymentIntent to create and confirm for a transaction.
 #[derive(Debug, Clone)]
 pub struct IntentRequest<'a> {
     pub transaction_id: TransactionId,
-    pub amount: i64,
-    pub currency: Currency,
+    pub amount: Money,
     pub customer: &'a str,
     pub payment_method: &'a str,
     /// A card validation holds the amount (`capture_method=manual`) and releases it.
@@ -36,12 +35,7 @@ impl Stripe {
         &self,
         req: &IntentRequest<'_>,
     ) -> Result<IntentOutcome, StripeFailure> {
-        let currency: stripe_types::Currency = req
-            .currency
-            .as_str()
-            .parse()
-            .unwrap_or_else(|never| match never {});
-        let mut create = CreatePaymentIntent::new(req.amount, currency)
+        let mut create = CreatePaymentIntent::new(req.amount.minor(), stripe_currency(req.amount))
             .customer(req.customer)
             .payment_method(req.payment_method)
             .confirm(true)

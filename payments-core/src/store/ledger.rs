@@ -1,7 +1,7 @@
 use sqlx::PgConnection;
 
 use super::StoreError;
-use crate::{Currency, TransactionId, UserId, text::text_enum};
+use crate::{Money, TransactionId, UserId, text::text_enum};
 
 text_enum!(
     /// The kinds of wallet movement; each happens at most once per (transaction, key).
@@ -15,6 +15,14 @@ text_enum!(
     }
 );
 
+impl MovementKind {
+    /// Whether the movement takes money out of the wallet: its ledger amount is
+    /// negative.
+    pub fn is_debit(self) -> bool {
+        matches!(self, MovementKind::RefundDebit | MovementKind::DisputeDebit)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Movement<'a> {
     pub user_id: &'a UserId,
@@ -22,10 +30,19 @@ pub struct Movement<'a> {
     pub kind: MovementKind,
     /// Distinguishes several movements of one kind on one transaction ("" if only one).
     pub key: &'a str,
-    /// Signed minor units: credits positive, debits negative.
-    pub amount: i64,
-    pub currency: Currency,
+    /// How much moves; the kind says which way.
+    pub money: Money,
     pub stripe_event_id: Option<&'a str>,
+}
+
+impl Movement<'_> {
+    /// The ledger's signed minor units: credits positive, debits negative.
+    pub fn signed_minor(&self) -> i64 {
+        match self.kind.is_debit() {
+            true => -self.money.minor(),
+            false => self.money.minor(),
+        }
+    }
 }
 
 /// Appends a movement unless it already happened. The unique key on
@@ -43,8 +60,8 @@ pub async fn record_movement(
     .bind(m.transaction_id.as_uuid())
     .bind(m.kind)
     .bind(m.key)
-    .bind(m.amount)
-    .bind(m.currency.as_str())
+    .bind(m.signed_minor())
+    .bind(m.money.currency())
     .bind(m.stripe_event_id)
     .execute(&mut *conn)
     .await?;
@@ -89,4 +106,37 @@ pub async fn check_ledger(conn: &mut PgConnection) -> Result<LedgerReport, Store
         wallets_checked,
         mismatches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+
+    #[test]
+    fn a_movement_is_signed_by_its_kind() {
+        let user = UserId::parse("u").expect("user");
+        let money = Money::new(250, Currency::USD).expect("positive");
+        let signed = |kind| {
+            Movement {
+                user_id: &user,
+                transaction_id: TransactionId::new(),
+                kind,
+                key: "",
+                money,
+                stripe_event_id: None,
+            }
+            .signed_minor()
+        };
+        for kind in MovementKind::ALL {
+            let expected = match kind {
+                MovementKind::RefundDebit | MovementKind::DisputeDebit => -250,
+                MovementKind::PaymentCredit
+                | MovementKind::CouponCredit
+                | MovementKind::TrialGrant
+                | MovementKind::DisputeReversal => 250,
+            };
+            assert_eq!(signed(*kind), expected, "{kind}");
+        }
+    }
 }

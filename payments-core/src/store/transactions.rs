@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::{
-    Currency, Target, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
+    Currency, Money, Target, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
 };
 
 const COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refunded, failure_code, \
@@ -13,20 +13,26 @@ const COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refun
     request_fingerprint, version, created_at, updated_at";
 
 pub(crate) fn from_row(row: &PgRow) -> Result<Transaction, StoreError> {
+    let currency: Currency = row.try_get("currency")?;
+    let money = |minor: i64| {
+        Money::new(minor, currency).map_err(|e| StoreError::Corrupt(format!("transactions: {e}")))
+    };
     Ok(Transaction {
         id: TransactionId::from(row.try_get::<Uuid, _>("id")?),
         user_id: row.try_get("user_id")?,
         kind: row.try_get("kind")?,
         status: row.try_get("status")?,
-        amount: row.try_get("amount")?,
-        currency: row.try_get("currency")?,
+        amount: money(row.try_get("amount")?)?,
         amount_refunded: row.try_get("amount_refunded")?,
         failure_code: row.try_get("failure_code")?,
         failure_message: row.try_get("failure_message")?,
         payment_method_id: row.try_get("payment_method_id")?,
         coupon_code: row.try_get("coupon_code")?,
         card_fingerprint: row.try_get("card_fingerprint")?,
-        trial_credit: row.try_get("trial_credit")?,
+        trial_credit: row
+            .try_get::<Option<i64>, _>("trial_credit")?
+            .map(money)
+            .transpose()?,
         flagged: row.try_get("flagged")?,
         stripe_payment_intent_id: row.try_get("stripe_payment_intent_id")?,
         stripe_invoice_id: row.try_get("stripe_invoice_id")?,
@@ -45,12 +51,12 @@ pub(crate) fn from_row(row: &PgRow) -> Result<Transaction, StoreError> {
 pub struct NewTransaction {
     pub user_id: UserId,
     pub kind: TransactionKind,
-    pub amount: i64,
-    pub currency: Currency,
+    pub amount: Money,
     pub payment_method_id: Option<String>,
     pub coupon_code: Option<String>,
     pub card_fingerprint: Option<String>,
-    pub trial_credit: Option<i64>,
+    /// In `amount`'s currency.
+    pub trial_credit: Option<Money>,
     pub idempotency_key: String,
     /// What the request was, so a reused key with other parameters is caught.
     pub request_fingerprint: String,
@@ -79,12 +85,12 @@ pub async fn insert_transaction(
         .bind(TransactionId::new().as_uuid())
         .bind(&new.user_id)
         .bind(new.kind)
-        .bind(new.amount)
-        .bind(new.currency)
+        .bind(new.amount.minor())
+        .bind(new.amount.currency())
         .bind(&new.payment_method_id)
         .bind(&new.coupon_code)
         .bind(&new.card_fingerprint)
-        .bind(new.trial_credit)
+        .bind(new.trial_credit.map(|credit| credit.minor()))
         .bind(&new.idempotency_key)
         .bind(&new.request_fingerprint)
         .fetch_optional(&mut *conn)
