@@ -92,9 +92,6 @@ fn conflict(constraint: &str) -> ApiError {
             "this code was already redeemed by this user (an earlier redemption did not fail)"
                 .into(),
         ),
-        "payment_methods_owner" => ApiError::FailedPrecondition(
-            "this payment method is recorded for another customer".into(),
-        ),
         other => ApiError::internal("unexpected unique violation", format!("constraint {other}")),
     }
 }

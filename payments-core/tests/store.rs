@@ -4,7 +4,7 @@ use futures::future::join_all;
 use payments_core::{
     Currency, Money, Signal, TransactionId, TransactionKind, TransactionStatus, UserId,
     settle::{self, Cause, Context, Outcome},
-    store::{self, Inserted, Movement, MovementKind, NewTransaction, StoreError},
+    store::{self, Inserted, Movement, MovementKind, NewTransaction, StoreError, Upserted},
     testing::TestDb,
 };
 use sqlx::postgres::PgListener;
@@ -443,4 +443,31 @@ async fn a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_us
         .expect("a fresh connection, no error");
     assert_ne!(first, second);
     pool.close().await;
+}
+
+/// The store said "conflict on payment_methods_owner", a constraint that does not
+/// exist, for callers to match by name; it now says what happened.
+#[tokio::test]
+async fn a_card_recorded_for_one_user_is_not_taken_over_by_another() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let card = payments_core::CardDetails {
+        payment_method_id: "pm_shared".into(),
+        customer: Some("cus_1".into()),
+        brand: "visa".into(),
+        last4: "4242".into(),
+        fingerprint: "fp_shared".into(),
+    };
+    let first = store::upsert_payment_method(&mut conn, &user("gina"), &card)
+        .await
+        .expect("recorded");
+    assert!(matches!(first, Upserted::Recorded(ref row) if row.user_id == user("gina")));
+    let second = store::upsert_payment_method(&mut conn, &user("hank"), &card)
+        .await
+        .expect("answered");
+    assert_eq!(second, Upserted::OwnedByAnotherUser);
+    let kept = store::get_payment_method(&mut conn, &user("gina"), "pm_shared")
+        .await
+        .expect("read");
+    assert!(kept.is_some());
 }

@@ -1,6 +1,6 @@
 //! AttachPaymentMethod, ListPaymentMethods, DetachPaymentMethod.
 
-use payments_core::store::{self, StoreError};
+use payments_core::store::{self, StoreError, Upserted};
 use payments_proto::payments::v1 as pb;
 
 use super::{AppState, convert, customers::ensure_customer, input, payments::owned_payment_method};
@@ -38,8 +38,12 @@ pub async fn attach(
             other => other.into(),
         })?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
-    let row = store::upsert_payment_method(&mut conn, &user, &card).await?;
-    Ok(convert::payment_method(&row))
+    match store::upsert_payment_method(&mut conn, &user, &card).await? {
+        Upserted::Recorded(row) => Ok(convert::payment_method(&row)),
+        Upserted::OwnedByAnotherUser => Err(ApiError::FailedPrecondition(
+            "this payment method is recorded for another customer".into(),
+        )),
+    }
 }
 
 pub async fn list(

@@ -36,7 +36,10 @@ pub async fn watch_transaction(
         Ok(tx) => Ok(pb::TransactionUpdate {
             transaction: Some(convert::transaction(&tx)),
         }),
-        Err(e) => Err(Status::from(ApiError::from(e))),
+        Err(ended) => Err(Status::from(ApiError::Unavailable {
+            what: "this instance",
+            source: ended.into(),
+        })),
     });
     Ok(Box::pin(updates))
 }

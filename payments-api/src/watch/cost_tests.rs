@@ -4,16 +4,14 @@
 use std::{pin::Pin, time::Duration};
 
 use futures::{Stream, StreamExt};
-use payments_core::{
-    Signal, TRANSACTION_CHANNEL, Transaction, TransactionId, store::StoreError, testing::TestDb,
-};
+use payments_core::{Signal, TRANSACTION_CHANNEL, Transaction, TransactionId, testing::TestDb};
 
 use super::{
-    WatchConfig, WatchHub,
+    ShuttingDown, WatchConfig, WatchHub,
     tests::{NEVER, WAIT, hub, hub_with, new_transaction, signal},
 };
 
-type Updates = Pin<Box<dyn Stream<Item = Result<Transaction, StoreError>> + Send>>;
+type Updates = Pin<Box<dyn Stream<Item = Result<Transaction, ShuttingDown>> + Send>>;
 
 /// Opens a stream and takes its snapshot.
 async fn watching(hub: &WatchHub, id: TransactionId) -> Updates {

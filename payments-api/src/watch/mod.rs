@@ -15,7 +15,7 @@ mod stream;
 mod sweep;
 
 pub use hub::{WatchConfig, WatchHub};
-pub use stream::Watch;
+pub use stream::{ShuttingDown, Watch};
 
 #[cfg(test)]
 mod cost_tests;

@@ -3,10 +3,16 @@
 use std::sync::Arc;
 
 use futures::Stream;
-use payments_core::{Transaction, TransactionStatus, store::StoreError};
+use payments_core::{Transaction, TransactionStatus};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Subscription;
+
+/// Why a stream ended before its transaction settled: the service is shutting down,
+/// and the client should watch again (on another instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the service is shutting down")]
+pub struct ShuttingDown;
 
 /// A subscribed watcher. Dropping it (or its stream) frees everything it held.
 pub struct Watch {
@@ -47,11 +53,11 @@ impl Watch {
 
     /// The snapshot first, then each newer committed version (intermediate versions
     /// may be coalesced; the latest always arrives). Ends after a settled status or
-    /// `await_status`. At shutdown it ends with `StoreError::Unavailable`, which the
-    /// transport maps to a status the client retries on.
+    /// `await_status`. At shutdown it ends with [`ShuttingDown`], which the transport
+    /// maps to a status the client retries on.
     pub fn into_stream(
         self,
-    ) -> impl Stream<Item = Result<Transaction, StoreError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<Transaction, ShuttingDown>> + Send + 'static {
         let state = State {
             last_version: 0,
             first: Some(self.snapshot),
@@ -68,7 +74,7 @@ fn finished(tx: &Transaction, await_status: Option<TransactionStatus>) -> bool {
     tx.status.is_settled() || Some(tx.status) == await_status
 }
 
-async fn next(mut s: State) -> Option<(Result<Transaction, StoreError>, State)> {
+async fn next(mut s: State) -> Option<(Result<Transaction, ShuttingDown>, State)> {
     if s.done {
         return None;
     }
@@ -90,25 +96,21 @@ async fn next(mut s: State) -> Option<(Result<Transaction, StoreError>, State)> 
                 if changed.is_err() {
                     // The hub dropped the slot: only at shutdown.
                     s.done = true;
-                    return Some((Err(shutting_down()), s));
+                    return Some((Err(ShuttingDown), s));
                 }
             }
             () = s.shutdown.cancelled() => {
                 s.done = true;
-                return Some((Err(shutting_down()), s));
+                return Some((Err(ShuttingDown), s));
             }
         }
     }
 }
 
 impl State {
-    fn emit(mut self, tx: Arc<Transaction>) -> (Result<Transaction, StoreError>, State) {
+    fn emit(mut self, tx: Arc<Transaction>) -> (Result<Transaction, ShuttingDown>, State) {
         self.last_version = tx.version;
         self.done = finished(&tx, self.await_status);
         (Ok(Transaction::clone(&tx)), self)
     }
-}
-
-fn shutting_down() -> StoreError {
-    StoreError::Unavailable(sqlx::Error::PoolClosed)
 }
