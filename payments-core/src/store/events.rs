@@ -1,3 +1,7 @@
+//! The `stripe_events` inbox: every verified event, with the state its processing
+//! reached ([`EventState`]), its attempts and the next one. The retry queue is the
+//! [`EventState::RETRYABLE`] states, written into its query from that one list.
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;

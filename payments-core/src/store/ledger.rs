@@ -1,3 +1,7 @@
+//! The append-only `ledger_entries` and the check that every wallet's balance is the
+//! sum of its ledger. A movement happens at most once per (transaction, kind, key),
+//! decided by the unique key; a trigger moves the balance in the same statement.
+
 use sqlx::PgConnection;
 
 use super::StoreError;

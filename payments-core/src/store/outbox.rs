@@ -1,3 +1,7 @@
+//! The `outbox`: calls to Stripe that must follow a commit, enqueued in the same
+//! database transaction as the change that needs them, and claimed, completed or
+//! rescheduled by the ingestor's worker.
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;

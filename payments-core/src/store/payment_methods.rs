@@ -1,3 +1,6 @@
+//! The `payment_methods` table: each user's cards as Stripe described them, when
+//! they were validated and detached. A card belongs to one user.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;

@@ -1,3 +1,6 @@
+//! The `wallets` table: a user's balance (moved only by the ledger's trigger), its
+//! currency, and its one trial; and `trial_grants`, one trial per card fingerprint.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, Row, postgres::PgRow};
