@@ -52,40 +52,41 @@ fn texts<T: Copy>(values: &[T], text: impl Fn(T) -> &'static str) -> BTreeSet<St
     values.iter().map(|v| text(*v).to_owned()).collect()
 }
 
+/// Each partial index over a set of statuses or states holds exactly the Rust set the
+/// queries are written from.
 #[tokio::test]
-async fn the_unsettled_index_holds_exactly_the_unsettled_statuses() {
+async fn every_partial_index_holds_exactly_its_rust_set() {
     let db = TestDb::new().await;
     let mut conn = db.pool.acquire().await.expect("connection");
-    let predicate = index_predicate(&mut conn, "transactions_unsettled").await;
-    assert_eq!(
-        listed(&predicate, "status", "= ANY"),
-        texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
-        "{predicate}"
-    );
-}
-
-#[tokio::test]
-async fn the_retry_index_holds_exactly_the_retryable_event_states() {
-    let db = TestDb::new().await;
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let predicate = index_predicate(&mut conn, "stripe_events_retry").await;
-    assert_eq!(
-        listed(&predicate, "state", "= ANY"),
-        texts(EventState::RETRYABLE, EventState::as_str),
-        "{predicate}"
-    );
-}
-
-#[tokio::test]
-async fn the_coupon_once_index_leaves_out_exactly_the_unsuccessful_statuses() {
-    let db = TestDb::new().await;
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let predicate = index_predicate(&mut conn, "transactions_coupon_once").await;
-    assert_eq!(
-        listed(&predicate, "status", "<> ALL"),
-        texts(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str),
-        "{predicate}"
-    );
+    let indexes = [
+        (
+            "transactions_unsettled",
+            "status",
+            "= ANY",
+            texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
+        ),
+        (
+            "stripe_events_retry",
+            "state",
+            "= ANY",
+            texts(EventState::RETRYABLE, EventState::as_str),
+        ),
+        // A coupon redeems once unless the attempt was unsuccessful.
+        (
+            "transactions_coupon_once",
+            "status",
+            "<> ALL",
+            texts(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str),
+        ),
+    ];
+    for (index, column, operator, rust) in indexes {
+        let predicate = index_predicate(&mut conn, index).await;
+        assert_eq!(
+            listed(&predicate, column, operator),
+            rust,
+            "{index}: {predicate}"
+        );
+    }
 }
 
 /// PostgreSQL uses a partial index only for a query whose condition it can prove
