@@ -3,18 +3,21 @@
 //!
 //! - [`money`] and [`ids`]: values that cannot be invalid (`Money`, `Currency`,
 //!   `TransactionId`, `UserId`, Stripe ids).
-//! - [`transaction`]: the transaction record, its kind and status.
+//! - [`text`]: the one mechanism for values stored as text (enums, ids, currency).
+//! - [`transaction`]: the transaction record, its kind and status, and the sets of
+//!   statuses the queries filter on.
 //! - [`state_machine`]: the pure transition function every writer goes through.
+//! - [`stripe_object`]: reading a Stripe object, whoever got it (an event, a read-back,
+//!   the answer to our own request): ids, amounts, the charge, a failure, its signal.
 //! - [`stripe_event`]: the Stripe event envelope and what each event type means.
 //! - [`store`]: the SQL, each query taking a connection so callers compose them
 //!   into one database transaction.
 //! - [`settle`]: applying a signal to a locked transaction — status, audit trail,
 //!   ledger, outbox — in the caller's database transaction.
 //! - [`inbox`]: storing a verified event and applying it in one database transaction.
-//! - [`stripe_object`] and [`reconcile`]: what a PaymentIntent or Invoice read back
-//!   from Stripe says, applied through the same path as an event.
+//! - [`reconcile`]: the one reconciliation sequence (read the object back from Stripe
+//!   through a [`StripeReader`](reconcile::StripeReader), apply it through `settle`).
 //! - [`retry`]: the backoff and budget of stored events and outbox calls.
-//! - [`text`]: the one mechanism for values stored as text (enums, ids, currency).
 //! - [`testing`] (feature `testing`): a fresh database per test, dropped afterwards.
 
 pub mod ids;
