@@ -17,7 +17,15 @@
 #     available, and tools/compose_check.py);
 #  5. the variables given to each binary against its source (tools/env_check.py);
 #  6. the OpenTelemetry collector configuration (tools/otel_check.py);
-#  7. hadolint on deploy/Dockerfile; 8. shellcheck on deploy/*.sh.
+#  7. hadolint on deploy/Dockerfile; 8. shellcheck on deploy/*.sh;
+#  9. monitoring: tools/monitoring_check.py (the PrometheusRule matches
+#     prometheus/alerts.yml, every alert has its RUNBOOK.md section, every metric
+#     queried is documented and registered, ServiceMonitors select Services with the
+#     ports they scrape), then promtool: `check config` of prometheus/prometheus.yml
+#     (which checks the rules), and `test rules` of prometheus/alerts.test.yml.
+#     promtool is installed from Debian's `prometheus` package when it is missing
+#     (as root, or with sudo; DEPLOY_CHECK_NO_INSTALL=1 skips instead): these rules
+#     page people, so CI never skips them silently.
 #
 # `kubectl apply --dry-run=client` is not used: it needs a cluster to discover
 # the API.
@@ -132,6 +140,29 @@ if have shellcheck; then
   run "shellcheck deploy/*.sh" shellcheck "$here"/*.sh
 else
   skip "shellcheck" "not installed"
+fi
+
+# --- 9. monitoring ----------------------------------------------------------------
+if [ "$python_ok" = 1 ]; then
+  run "monitoring files consistent" python3 "$here/tools/monitoring_check.py" "$root" "${rendered[@]}"
+else
+  skip "monitoring files consistent" "python3 with PyYAML is not available"
+fi
+if ! have promtool && [ "${DEPLOY_CHECK_NO_INSTALL:-0}" != 1 ]; then
+  sudo=()
+  [ "$(id -u)" -ne 0 ] && sudo=(sudo)
+  echo "installing Debian's prometheus package (for promtool)"
+  "${sudo[@]}" apt-get update -qq >/dev/null &&
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+    echo "could not install the prometheus package"
+fi
+if have promtool; then
+  run "promtool check config (and rules)" promtool check config "$here/prometheus/prometheus.yml"
+  run "promtool test rules" promtool test rules "$here/prometheus/alerts.test.yml"
+elif [ "${DEPLOY_CHECK_NO_INSTALL:-0}" = 1 ]; then
+  skip "promtool" "not installed (DEPLOY_CHECK_NO_INSTALL=1)"
+else
+  fail "promtool (not installed and could not be installed)"
 fi
 
 echo

@@ -12,8 +12,8 @@ use payments_proto::payments::v1::{self as pb, payments_admin_server::PaymentsAd
 use tonic::{Request, Response, Status};
 
 use crate::{
-    auth::{caller, require_service},
-    error::{ApiError, ApiResult},
+    auth::{caller, require_service, transaction_not_found},
+    error::{ApiError, ApiResult, Reason},
     service::AppState,
 };
 
@@ -79,12 +79,20 @@ impl AdminApi {
             return Err(ApiError::invalid("event_id", "required"));
         }
         let mut db = store::begin(&self.state.pool, "replay_event").await?;
-        let not_found = || ApiError::NotFound(format!("event {} not found", req.event_id));
+        let not_found = || {
+            ApiError::refused(
+                Reason::EventNotFound,
+                format!("event {} not found", req.event_id),
+            )
+        };
         let stored = store::lock_event(&mut db, &req.event_id)
             .await?
             .ok_or_else(not_found)?;
         let event = StripeEvent::from_value(stored.payload).map_err(|e| {
-            ApiError::FailedPrecondition(format!("the stored payload is not an event: {e}"))
+            ApiError::refused(
+                Reason::EventUnreadable,
+                format!("the stored payload is not an event: {e}"),
+            )
         })?;
         store::requeue_event(&mut db, &req.event_id).await?;
         let report: Report = inbox::process(&mut db, &event, 0, &RetryPolicy::DEFAULT).await?;
@@ -110,17 +118,15 @@ impl AdminApi {
         let done = reconcile::reconcile(&self.state.pool, id, reader, Scope::Any)
             .await
             .map_err(|e| match e {
-                ReconcileError::NotFound(id) => {
-                    ApiError::NotFound(format!("transaction {id} not found"))
-                }
+                ReconcileError::NotFound(id) => transaction_not_found(id),
                 ReconcileError::Stripe(failure) => failure.into(),
                 ReconcileError::Store(e) => e.into(),
             })?;
         match &done.outcome {
             Reconciled::NotAtStripe => {
-                return Err(ApiError::FailedPrecondition(
-                    "Stripe holds no object for this transaction: the request never reached it"
-                        .into(),
+                return Err(ApiError::refused(
+                    Reason::StripeObjectMissing,
+                    "Stripe holds no object for this transaction: the request never reached it",
                 ));
             }
             Reconciled::Applied { from, to } => tracing::info!(

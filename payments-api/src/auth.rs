@@ -9,12 +9,15 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
-use payments_core::{Transaction, UserId};
+use payments_core::{Transaction, TransactionId, UserId};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tonic::{Request, Status, service::Interceptor};
 
-use crate::{config::JwtKey, error::ApiError};
+use crate::{
+    config::JwtKey,
+    error::{ApiError, Reason},
+};
 
 /// The verified identity behind a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,40 +62,52 @@ impl Authenticator {
 
     /// Verifies the `authorization` header's value.
     pub fn verify(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        let header = authorization.ok_or(ApiError::Unauthenticated(
-            "missing authorization: Bearer <token>",
-        ))?;
+        let header = authorization.ok_or_else(|| {
+            ApiError::refused(
+                Reason::TokenMissing,
+                "missing authorization: Bearer <token>",
+            )
+        })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthenticated(
-                "authorization must be \"Bearer <token>\"",
-            ))?;
+            .ok_or_else(|| {
+                ApiError::refused(
+                    Reason::TokenMissing,
+                    "authorization must be \"Bearer <token>\"",
+                )
+            })?;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| ApiError::Unauthenticated(rejection(e.kind())))?
+            .map_err(|e| rejection(e.kind()))?
             .claims;
         if claims.role.as_deref() == Some("service") {
             return Ok(Caller::Service {
                 subject: claims.sub,
             });
         }
-        UserId::parse(&claims.sub)
-            .map(Caller::User)
-            .map_err(|_| ApiError::Unauthenticated("the token's sub is not a valid user id"))
+        UserId::parse(&claims.sub).map(Caller::User).map_err(|_| {
+            ApiError::refused(
+                Reason::TokenInvalid,
+                "the token's sub is not a valid user id",
+            )
+        })
     }
 }
 
-fn rejection(kind: &ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::ExpiredSignature => "the token has expired",
+fn rejection(kind: &ErrorKind) -> ApiError {
+    let why = match kind {
+        ErrorKind::ExpiredSignature => {
+            return ApiError::refused(Reason::TokenExpired, "the token has expired");
+        }
         ErrorKind::InvalidSignature => "the token's signature does not verify",
         ErrorKind::InvalidAlgorithm => "the token is signed with an algorithm not accepted here",
         ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim (exp, sub)",
         ErrorKind::ImmatureSignature => "the token is not valid yet",
         _ => "the token is not a valid JWT",
-    }
+    };
+    ApiError::refused(Reason::TokenInvalid, why)
 }
 
 impl Interceptor for Authenticator {
@@ -113,7 +128,7 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, ApiError> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or(ApiError::Unauthenticated("missing authorization"))
+        .ok_or_else(|| ApiError::refused(Reason::TokenMissing, "missing authorization"))
 }
 
 /// The user a request may act for: `requested`, if the caller may act for it. An
@@ -121,7 +136,8 @@ pub fn caller<T>(request: &Request<T>) -> Result<Caller, ApiError> {
 pub fn authorize_user(caller: &Caller, requested: &str) -> Result<UserId, ApiError> {
     match caller {
         Caller::User(me) if requested.is_empty() || requested == me.as_str() => Ok(me.clone()),
-        Caller::User(_) => Err(ApiError::PermissionDenied(
+        Caller::User(_) => Err(ApiError::refused(
+            Reason::UserIdMismatch,
             "a user token may only act for its own user_id",
         )),
         Caller::Service { .. } if requested.is_empty() => Err(ApiError::invalid(
@@ -137,10 +153,7 @@ pub fn authorize_user(caller: &Caller, requested: &str) -> Result<UserId, ApiErr
 /// Whether the caller may see this transaction; another user's is "not found".
 pub fn authorize_transaction(caller: &Caller, tx: &Transaction) -> Result<(), ApiError> {
     match caller {
-        Caller::User(me) if *me != tx.user_id => Err(ApiError::NotFound(format!(
-            "transaction {} not found",
-            tx.id
-        ))),
+        Caller::User(me) if *me != tx.user_id => Err(transaction_not_found(tx.id)),
         _ => Ok(()),
     }
 }
@@ -149,8 +162,19 @@ pub fn authorize_transaction(caller: &Caller, tx: &Transaction) -> Result<(), Ap
 pub fn require_service(caller: &Caller) -> Result<(), ApiError> {
     match caller {
         Caller::Service { .. } => Ok(()),
-        Caller::User(_) => Err(ApiError::PermissionDenied("this RPC needs a service token")),
+        Caller::User(_) => Err(ApiError::refused(
+            Reason::ServiceTokenRequired,
+            "this RPC needs a service token",
+        )),
     }
+}
+
+/// What a missing transaction, and one the caller may not see, both look like.
+pub fn transaction_not_found(id: TransactionId) -> ApiError {
+    ApiError::refused(
+        Reason::TransactionNotFound,
+        format!("transaction {id} not found"),
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let otel = payments_telemetry::OtelConfig::from_env("payments-api");
+    let otel = payments_telemetry::OtelConfig::from_env("payments-api")?;
     let telemetry = payments_telemetry::build(&otel)?.install()?;
     let config = match Config::from_env() {
         Ok(config) => config,

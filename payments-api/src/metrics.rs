@@ -1,56 +1,57 @@
-//! Prometheus metrics of this instance, rendered as text at `GET /metrics`: Stripe
-//! call latency and errors by operation, and the open WatchTransaction streams.
-//! Hand-rolled on atomics: a few series do not need a metrics framework.
+//! This service's own metrics, in the shared registry of `payments_telemetry::metrics`
+//! (names, format and `GET /metrics` live there): Stripe call latency and failures by
+//! operation, and the WatchTransaction hub's streams, read at scrape time.
 
-use std::{
-    collections::BTreeMap,
-    fmt::Write as _,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
+use std::time::Duration;
+
+use payments_telemetry::metrics::{Counter, Family, Histogram, latency_histogram};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _},
+    metrics::{counter::ConstCounter, gauge::ConstGauge},
+    registry::Registry,
 };
 
 use crate::watch::WatchHub;
 
-/// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-#[derive(Default)]
-struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Operation {
+    operation: &'static str,
 }
 
-impl Histogram {
-    fn observe(&self, elapsed: Duration) {
-        let secs = elapsed.as_secs_f64();
-        for (bucket, bound) in self.buckets.iter().zip(BUCKETS) {
-            if secs <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
-    }
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Failure {
+    operation: &'static str,
+    kind: &'static str,
 }
 
-#[derive(Default)]
+/// `payments_stripe_call_duration_seconds{operation}` and
+/// `payments_stripe_call_errors_total{operation,kind}`.
+#[derive(Debug)]
 pub struct Metrics {
-    stripe_latency: Mutex<BTreeMap<&'static str, std::sync::Arc<Histogram>>>,
-    stripe_errors: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-}
-
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    stripe_latency: Family<Operation, Histogram, fn() -> Histogram>,
+    stripe_errors: Family<Failure, Counter>,
 }
 
 impl Metrics {
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics {
+            stripe_latency: Family::new_with_constructor(latency_histogram),
+            stripe_errors: Family::default(),
+        };
+        registry.register(
+            "stripe_call_duration_seconds",
+            "Stripe API call latency, by operation",
+            metrics.stripe_latency.clone(),
+        );
+        registry.register(
+            "stripe_call_errors",
+            "Failed Stripe API calls, by operation and failure class",
+            metrics.stripe_errors.clone(),
+        );
+        metrics
+    }
+
     /// Records one Stripe call; `error` is the failure class, if it failed.
     pub fn stripe_call(
         &self,
@@ -58,96 +59,91 @@ impl Metrics {
         elapsed: Duration,
         error: Option<&'static str>,
     ) {
-        let histogram = locked(&self.stripe_latency)
-            .entry(operation)
-            .or_default()
-            .clone();
-        histogram.observe(elapsed);
+        self.stripe_latency
+            .get_or_create(&Operation { operation })
+            .observe(elapsed.as_secs_f64());
         if let Some(kind) = error {
-            *locked(&self.stripe_errors)
-                .entry((operation, kind))
-                .or_default() += 1;
+            self.stripe_errors
+                .get_or_create(&Failure { operation, kind })
+                .inc();
         }
     }
+}
 
-    pub fn render(&self, hub: &WatchHub) -> String {
-        let mut out = String::new();
-        out.push_str(
-            "# HELP payments_watch_streams_open WatchTransaction streams open on this instance.\n",
-        );
-        out.push_str("# TYPE payments_watch_streams_open gauge\n");
-        let _ = writeln!(out, "payments_watch_streams_open {}", hub.open_streams());
-        out.push_str(
-            "# HELP payments_watch_transactions Distinct transactions watched on this instance.\n",
-        );
-        out.push_str("# TYPE payments_watch_transactions gauge\n");
-        let _ = writeln!(
-            out,
-            "payments_watch_transactions {}",
-            hub.watched_transactions()
-        );
-        out.push_str(
-            "# HELP payments_watch_reads_total Queries issued for WatchTransaction: batched re-reads of changed rows and the safety pass's version checks.\n",
-        );
-        out.push_str("# TYPE payments_watch_reads_total counter\n");
-        let _ = writeln!(out, "payments_watch_reads_total {}", hub.reads());
-        self.render_stripe(&mut out);
-        out
+/// The hub's gauges and its read counter, read when scraped:
+/// `payments_watch_streams_open`, `payments_watch_transactions`,
+/// `payments_watch_reads_total`.
+pub struct WatchCollector(pub WatchHub);
+
+impl std::fmt::Debug for WatchCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WatchCollector")
     }
+}
 
-    fn render_stripe(&self, out: &mut String) {
-        out.push_str("# HELP payments_stripe_call_duration_seconds Stripe API call latency.\n");
-        out.push_str("# TYPE payments_stripe_call_duration_seconds histogram\n");
-        for (op, h) in locked(&self.stripe_latency).iter() {
-            for (bucket, bound) in h.buckets.iter().zip(BUCKETS) {
-                let n = bucket.load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "payments_stripe_call_duration_seconds_bucket{{operation=\"{op}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                out,
-                "payments_stripe_call_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "payments_stripe_call_duration_seconds_sum{{operation=\"{op}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "payments_stripe_call_duration_seconds_count{{operation=\"{op}\"}} {count}"
-            );
+impl Collector for WatchCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauges = [
+            (
+                "watch_streams_open",
+                "WatchTransaction streams open on this instance",
+                self.0.open_streams(),
+            ),
+            (
+                "watch_transactions",
+                "Distinct transactions watched on this instance",
+                self.0.watched_transactions(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
         }
-        out.push_str(
-            "# HELP payments_stripe_call_errors_total Failed Stripe API calls by failure class.\n",
-        );
-        out.push_str("# TYPE payments_stripe_call_errors_total counter\n");
-        for ((op, kind), n) in locked(&self.stripe_errors).iter() {
-            let _ = writeln!(
-                out,
-                "payments_stripe_call_errors_total{{operation=\"{op}\",kind=\"{kind}\"}} {n}"
-            );
-        }
+        let reads = ConstCounter::new(self.0.reads());
+        reads.encode(encoder.encode_descriptor(
+            "watch_reads",
+            "Queries issued for WatchTransaction: batched re-reads of changed rows and the \
+             safety pass's version checks",
+            None,
+            reads.metric_type(),
+        )?)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use payments_telemetry::metrics::MetricsRegistry;
+
     use super::*;
 
     #[test]
     fn a_call_lands_in_every_bucket_at_or_above_its_latency() {
-        let h = Histogram::default();
-        h.observe(Duration::from_millis(30));
-        let counts: Vec<u64> = h
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        assert_eq!(counts, vec![0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
-        assert_eq!(h.count.load(Ordering::Relaxed), 1);
+        let mut registry = MetricsRegistry::default();
+        let metrics = Metrics::register(registry.registry());
+        metrics.stripe_call("create_customer", Duration::from_millis(30), None);
+        metrics.stripe_call(
+            "create_customer",
+            Duration::from_millis(3),
+            Some("declined"),
+        );
+        let text = registry.render();
+        let bucket = |le: &str| {
+            format!(
+                "payments_stripe_call_duration_seconds_bucket{{le=\"{le}\",operation=\"create_customer\"}}"
+            )
+        };
+        for (le, count) in [
+            ("0.005", 1),
+            ("0.025", 1),
+            ("0.05", 2),
+            ("10.0", 2),
+            ("+Inf", 2),
+        ] {
+            let line = format!("{} {count}\n", bucket(le));
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
+        assert!(text.contains(
+            "payments_stripe_call_errors_total{operation=\"create_customer\",kind=\"declined\"} 1\n"
+        ));
     }
 }

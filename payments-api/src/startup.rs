@@ -12,6 +12,10 @@ use payments_proto::{
         payments_admin_server::PaymentsAdminServer, payments_service_server::PaymentsServiceServer,
     },
 };
+use payments_telemetry::{
+    RpcLayer,
+    metrics::{MetricsRegistry, PoolCollector, RpcMetrics},
+};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +26,7 @@ use crate::{
     admin::AdminApi,
     auth::Authenticator,
     config::{Config, CorsOrigins},
-    metrics::Metrics,
+    metrics::{Metrics, WatchCollector},
     service::{AppState, PaymentsApi},
     stripe_client::Stripe,
     watch::WatchHub,
@@ -36,7 +40,8 @@ pub struct App {
     state: Arc<AppState>,
     auth: Authenticator,
     cors: CorsLayer,
-    metrics: Arc<Metrics>,
+    registry: Arc<MetricsRegistry>,
+    rpc_metrics: RpcMetrics,
     /// Ends the watch hub (and so every open WatchTransaction stream).
     hub_shutdown: CancellationToken,
     drain_timeout: Duration,
@@ -56,7 +61,9 @@ impl App {
         store::migrate(&pool)
             .await
             .context("applying database migrations")?;
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = MetricsRegistry::default();
+        let metrics = Arc::new(Metrics::register(registry.registry()));
+        let rpc_metrics = RpcMetrics::register(registry.registry());
         let stripe =
             Stripe::new(&config.stripe, metrics.clone()).context("building the Stripe client")?;
         let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
@@ -71,6 +78,12 @@ impl App {
         let metrics_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("binding {}", config.metrics_addr))?;
+        registry
+            .registry()
+            .register_collector(Box::new(WatchCollector(hub.clone())));
+        registry
+            .registry()
+            .register_collector(Box::new(PoolCollector::new(pool.clone())));
         let state = Arc::new(AppState {
             pool,
             stripe,
@@ -84,7 +97,8 @@ impl App {
             state,
             auth,
             cors: cors_layer(&config.cors),
-            metrics,
+            registry: Arc::new(registry),
+            rpc_metrics,
             hub_shutdown,
             drain_timeout: config.drain_timeout,
         })
@@ -109,10 +123,13 @@ impl App {
         health
             .set_serving::<PaymentsServiceServer<PaymentsApi>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        let reflection = reflection_builder()
             .build_v1()
-            .context("building the reflection service")?;
+            .context("building the reflection service (v1)")?;
+        // Postman, Evans and older grpcurl builds still speak only v1alpha.
+        let reflection_v1alpha = reflection_builder()
+            .build_v1alpha()
+            .context("building the reflection service (v1alpha)")?;
         let api = PaymentsServiceServer::with_interceptor(
             PaymentsApi::new(self.state.clone()),
             self.auth.clone(),
@@ -133,13 +150,14 @@ impl App {
         };
         let routes = tonic::service::Routes::new(health_service)
             .add_service(reflection)
+            .add_service(reflection_v1alpha)
             .add_service(api)
             .add_service(admin);
         let serving = Server::builder()
             .accept_http1(true)
-            .trace_fn(rpc_span)
             .layer(self.cors)
             .layer(tonic_web::GrpcWebLayer::new())
+            .layer(RpcLayer::new(self.rpc_metrics))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
@@ -147,7 +165,7 @@ impl App {
             );
         let metrics = axum::Router::new().route(
             "/metrics",
-            metrics_route(self.metrics.clone(), self.state.hub.clone()),
+            payments_telemetry::metrics::route(self.registry.clone()),
         );
         let metrics_server = axum::serve(self.metrics_listener, metrics)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
@@ -170,33 +188,19 @@ impl App {
     }
 }
 
-/// A span per RPC, a child of the caller's W3C trace context when it sends one.
-fn rpc_span(request: &http::Request<()>) -> tracing::Span {
-    let span = tracing::info_span!(
-        "rpc",
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.method = %request.uri().path(),
-        transaction_id = tracing::field::Empty,
-    );
-    payments_telemetry::extract_parent(&span, request.headers());
-    span
+/// gRPC reflection over everything this port serves: the payments.v1 services,
+/// health, and both reflection versions themselves, so either version lists all.
+fn reflection_builder() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .include_reflection_service(false)
 }
 
-/// `GET /metrics` in Prometheus' text format.
-fn metrics_route(metrics: Arc<Metrics>, hub: WatchHub) -> axum::routing::MethodRouter {
-    axum::routing::get(move || {
-        let body = metrics.render(&hub);
-        async move {
-            (
-                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                body,
-            )
-        }
-    })
-}
-
-/// CORS for grpc-web from browsers: the headers grpc-web sends and must read back.
+/// CORS for grpc-web from browsers: the headers grpc-web sends and must read back, and
+/// the W3C trace context, so a browser's trace continues on the server.
 fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
     let allow_origin = match origins {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -212,6 +216,8 @@ fn cors_layer(origins: &CorsOrigins) -> CorsLayer {
             header("x-grpc-web"),
             header("x-user-agent"),
             header("grpc-timeout"),
+            header("traceparent"),
+            header("tracestate"),
         ])
         .expose_headers([
             header("grpc-status"),

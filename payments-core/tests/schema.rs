@@ -66,10 +66,22 @@ async fn every_partial_index_holds_exactly_its_rust_set() {
             texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
         ),
         (
+            "transactions_unsettled_by_status",
+            "status",
+            "= ANY",
+            texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
+        ),
+        (
             "stripe_events_retry",
             "state",
             "= ANY",
             texts(EventState::RETRYABLE, EventState::as_str),
+        ),
+        (
+            "stripe_events_attention",
+            "state",
+            "= ANY",
+            texts(EventState::ATTENTION, EventState::as_str),
         ),
         // A coupon redeems once unless the attempt was unsuccessful.
         (

@@ -3,7 +3,10 @@
 //! `payments::v1` holds the messages and the client and server stubs of
 //! `PaymentsService` and `PaymentsAdmin`; [`FILE_DESCRIPTOR_SET`] is the encoded
 //! descriptor set that the gRPC reflection service serves, so `grpcurl` works
-//! without the .proto files.
+//! without the .proto files. [`errors`] decodes the `google.rpc.ErrorInfo` (and
+//! `RetryInfo`) every error status carries.
+
+pub mod errors;
 
 pub mod payments {
     pub mod v1 {

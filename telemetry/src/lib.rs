@@ -1,18 +1,23 @@
-//! Telemetry shared by payments-api and webhook-ingestor, in two steps: build the
-//! subscriber ([`build`]), then install it ([`Telemetry::install`]).
+//! Telemetry shared by payments-api and webhook-ingestor. Tracing in two steps: build
+//! the subscriber ([`build`]), then install it ([`Telemetry::install`]).
 //!
 //! - Logs are structured JSON on stdout, filtered by `RUST_LOG` (default `info`). Spans
 //!   are created with `#[instrument(skip_all, fields(..))]`, so bodies and secrets
 //!   never reach a log or a span.
 //! - OpenTelemetry export is one more layer, configured by the standard variables:
 //!   it is on when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
-//!   is set (OTLP over gRPC), off otherwise or when `OTEL_SDK_DISABLED=true`;
-//!   `OTEL_SERVICE_NAME` overrides the service name; the exporter reads the rest of
-//!   `OTEL_EXPORTER_OTLP_*` itself.
+//!   is set, off otherwise or when `OTEL_SDK_DISABLED=true`;
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL` (or `…_TRACES_PROTOCOL`) picks `grpc` (the default)
+//!   or `http/protobuf`; `OTEL_SERVICE_NAME` overrides the service name; the exporter
+//!   reads the rest of `OTEL_EXPORTER_OTLP_*` (headers, timeout) itself.
 //! - W3C trace context: [`extract_parent`] takes `traceparent`/`tracestate` from
 //!   incoming headers (gRPC metadata are HTTP/2 headers) and makes it a span's parent.
-//! - `testing` (feature `testing`): a real OTLP receiver and a runtime traced by a
-//!   scoped subscriber, for tests that check what is exported.
+//! - [`rpc`]: the tower layer that gives every gRPC call its OpenTelemetry RPC span and
+//!   its metrics.
+//! - [`metrics`]: the Prometheus registry both services serve at `GET /metrics`, the
+//!   naming convention, the process and pool metrics.
+//! - `testing` (feature `testing`): real OTLP receivers (gRPC and HTTP) and a runtime
+//!   traced by a scoped subscriber, for tests that check what is exported.
 
 use opentelemetry::{global, trace::TracerProvider as _};
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
@@ -22,29 +27,80 @@ use tracing_subscriber::{
     EnvFilter, Layer, fmt::MakeWriter, layer::SubscriberExt, registry::LookupSpan,
 };
 
+pub mod metrics;
+mod otlp_http;
+pub mod rpc;
 mod span_fields;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use rpc::RpcLayer;
+
 /// What to export where; read from the environment by [`OtelConfig::from_env`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OtelConfig {
-    /// `None`: no export.
+    /// Where spans are sent (for HTTP, the full URL, `…/v1/traces`); `None`: no export.
     pub endpoint: Option<String>,
+    pub protocol: OtlpProtocol,
     pub service_name: String,
 }
 
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`: `grpc` or `http/protobuf` (`http/json` is not built in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP/gRPC, usually port 4317. The default here, as it was before the variable
+    /// was read (the specification's default is `http/protobuf`).
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies, usually port 4318.
+    HttpProtobuf,
+}
+
+impl std::str::FromStr for OtlpProtocol {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<OtlpProtocol> {
+        match s.trim() {
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            other => anyhow::bail!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={other:?}: expected `grpc` or `http/protobuf`"
+            ),
+        }
+    }
+}
+
 impl OtelConfig {
-    pub fn from_env(default_service_name: &str) -> OtelConfig {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    /// Reads the `OTEL_*` variables. An HTTP endpoint from `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// is a base URL (`/v1/traces` is appended); `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// is used as it is, as the specification says.
+    pub fn from_env(default_service_name: &str) -> anyhow::Result<OtelConfig> {
+        Self::from_vars(default_service_name, |name| std::env::var(name).ok())
+    }
+
+    fn from_vars(
+        default_service_name: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<OtelConfig> {
+        let var = |name: &str| env(name).filter(|v| !v.trim().is_empty());
         let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .map(|p| p.parse())
+            .transpose()?
+            .unwrap_or_default();
+        let base = |url: String| match protocol {
+            OtlpProtocol::Grpc => url,
+            OtlpProtocol::HttpProtobuf => format!("{}/v1/traces", url.trim_end_matches('/')),
+        };
         let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"));
-        OtelConfig {
+            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT").map(base));
+        Ok(OtelConfig {
             endpoint: endpoint.filter(|_| !disabled),
+            protocol,
             service_name: var("OTEL_SERVICE_NAME")
                 .unwrap_or_else(|| default_service_name.to_owned()),
-        }
+        })
     }
 }
 
@@ -80,7 +136,7 @@ where
     let provider = otel
         .endpoint
         .as_deref()
-        .map(|endpoint| provider(endpoint, &otel.service_name))
+        .map(|endpoint| provider(endpoint, otel.protocol, &otel.service_name))
         .transpose()?;
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
@@ -112,12 +168,22 @@ where
         .with_writer(writer)
 }
 
-fn provider(endpoint: &str, service_name: &str) -> anyhow::Result<SdkTracerProvider> {
-    use opentelemetry_otlp::WithExportConfig;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()?;
+fn provider(
+    endpoint: &str,
+    protocol: OtlpProtocol,
+    service_name: &str,
+) -> anyhow::Result<SdkTracerProvider> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let builder = opentelemetry_otlp::SpanExporter::builder();
+    let exporter = match protocol {
+        OtlpProtocol::Grpc => builder.with_tonic().with_endpoint(endpoint).build()?,
+        OtlpProtocol::HttpProtobuf => builder
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(endpoint)
+            .with_http_client(otlp_http::OnRuntime::current()?)
+            .build()?,
+    };
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .with_resource(
@@ -192,4 +258,63 @@ pub fn extract_parent(span: &tracing::Span, headers: &http::HeaderMap) {
     let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)));
     // Without a valid remote context this changes nothing.
     let _ = span.set_parent(parent);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> anyhow::Result<OtelConfig> {
+        OtelConfig::from_vars("svc", |name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_protocol_and_endpoint_are_read_as_the_specification_says() -> anyhow::Result<()> {
+        assert_eq!(config(&[])?.endpoint, None);
+        let grpc = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")])?;
+        assert_eq!(grpc.protocol, OtlpProtocol::Grpc);
+        assert_eq!(grpc.endpoint.as_deref(), Some("http://collector:4317"));
+        let http = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ])?;
+        assert_eq!(http.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(
+            http.endpoint.as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        // The signal's own variables win, and its endpoint is taken as it is.
+        let traces = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://traces:4318/custom",
+            ),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_SERVICE_NAME", "payments-api-eu"),
+        ])?;
+        assert_eq!(traces.protocol, OtlpProtocol::HttpProtobuf);
+        assert_eq!(
+            traces.endpoint.as_deref(),
+            Some("http://traces:4318/custom")
+        );
+        assert_eq!(traces.service_name, "payments-api-eu");
+        let off = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_SDK_DISABLED", "TRUE"),
+        ])?;
+        assert_eq!(off.endpoint, None);
+        Ok(())
+    }
+
+    #[test]
+    fn an_unsupported_protocol_is_a_start_up_error() {
+        let error = config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).expect_err("refused");
+        assert!(error.to_string().contains("http/json"), "{error}");
+    }
 }

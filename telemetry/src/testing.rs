@@ -1,11 +1,10 @@
-//! Test support (feature `testing`): a real OTLP/gRPC trace receiver on a loopback
-//! port, and a tokio runtime whose threads all use one subscriber, so a server under
-//! test is traced without installing anything globally (other tests in the same
-//! binary keep their own subscriber, or none).
+//! Test support (feature `testing`): a real OTLP trace receiver on a loopback port,
+//! over gRPC or HTTP (protobuf), and a tokio runtime whose threads all use one
+//! subscriber, so a server under test is traced without installing anything globally
+//! (other tests in the same binary keep their own subscriber, or none).
 
 use std::{
     cell::RefCell,
-    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
@@ -18,6 +17,7 @@ use opentelemetry_proto::tonic::{
 };
 use tokio::{net::TcpListener, runtime::Runtime, task::JoinHandle};
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
+
 use tracing::{Dispatch, Subscriber, dispatcher::DefaultGuard};
 use tracing_subscriber::{fmt::TestWriter, registry::LookupSpan};
 
@@ -34,24 +34,19 @@ pub fn build(
     crate::build_with_writer(otel, TestWriter::new)
 }
 
-/// An OTLP/gRPC collector endpoint that keeps every span it is sent.
+/// An OTLP collector endpoint that keeps every span it is sent.
 pub struct OtlpReceiver {
-    addr: SocketAddr,
+    endpoint: String,
     received: Received,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    server: JoinHandle<()>,
 }
 
 #[derive(Clone, Default)]
 struct Received(Arc<Mutex<Vec<Span>>>);
 
-#[tonic::async_trait]
-impl TraceService for Received {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+impl Received {
+    fn keep(&self, request: ExportTraceServiceRequest) -> Result<(), Status> {
         let spans = request
-            .into_inner()
             .resource_spans
             .into_iter()
             .flat_map(|r| r.scope_spans)
@@ -60,6 +55,43 @@ impl TraceService for Received {
             .lock()
             .map_err(|_| Status::internal("poisoned"))?
             .extend(spans);
+        Ok(())
+    }
+
+    /// An OTLP/HTTP export: a protobuf `ExportTraceServiceRequest`, answered with an
+    /// `ExportTraceServiceResponse`.
+    fn export_http(
+        &self,
+        body: &[u8],
+    ) -> (
+        http::StatusCode,
+        [(http::HeaderName, &'static str); 1],
+        Vec<u8>,
+    ) {
+        use prost::Message as _;
+        let header = [(http::header::CONTENT_TYPE, "application/x-protobuf")];
+        let kept = ExportTraceServiceRequest::decode(body)
+            .map_err(|e| Status::invalid_argument(e.to_string()))
+            .and_then(|request| self.keep(request));
+        match kept {
+            Ok(()) => {
+                let response = ExportTraceServiceResponse {
+                    partial_success: None,
+                };
+                (http::StatusCode::OK, header, response.encode_to_vec())
+            }
+            Err(_) => (http::StatusCode::BAD_REQUEST, header, Vec::new()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Received {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.keep(request.into_inner())?;
         Ok(Response::new(ExportTraceServiceResponse {
             partial_success: None,
         }))
@@ -67,26 +99,52 @@ impl TraceService for Received {
 }
 
 impl OtlpReceiver {
-    /// Serves on a loopback port, on the current tokio runtime.
+    /// OTLP/gRPC on a loopback port, on the current tokio runtime.
     pub async fn start() -> std::io::Result<OtlpReceiver> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
         let received = Received::default();
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(received.clone()))
-                .serve_with_incoming(TcpIncoming::from(listener)),
-        );
+        let serve = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(received.clone()))
+            .serve_with_incoming(TcpIncoming::from(listener));
+        let server = tokio::spawn(async move {
+            let _ = serve.await;
+        });
         Ok(OtlpReceiver {
-            addr,
+            endpoint,
             received,
             server,
         })
     }
 
-    /// The value `OTEL_EXPORTER_OTLP_ENDPOINT` would have.
+    /// OTLP/HTTP with protobuf bodies (`POST /v1/traces`) on a loopback port, on the
+    /// current tokio runtime.
+    pub async fn start_http() -> std::io::Result<OtlpReceiver> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}/v1/traces", listener.local_addr()?);
+        let received = Received::default();
+        let store = received.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let store = store.clone();
+                async move { store.export_http(&body) }
+            }),
+        );
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(OtlpReceiver {
+            endpoint,
+            received,
+            server,
+        })
+    }
+
+    /// The exporter's endpoint: for gRPC, what `OTEL_EXPORTER_OTLP_ENDPOINT` would be;
+    /// for HTTP, what `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` would be.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.endpoint.clone()
     }
 
     /// Every span received so far, in the order they arrived.
@@ -151,4 +209,46 @@ pub fn traced_runtime(dispatch: &Dispatch, worker_threads: usize) -> std::io::Re
             drop(guard);
         })
         .build()
+}
+
+/// Runs `work` on a runtime traced by a subscriber that exports over `protocol` to a
+/// real OTLP receiver, then flushes; returns what `work` returned and every span the
+/// receiver got. The receiver and the exporter's connection live on a runtime of their
+/// own, which outlives the traced one, so the final flush can still send.
+pub fn traced<T>(
+    protocol: crate::OtlpProtocol,
+    service_name: &str,
+    work: impl Future<Output = T>,
+) -> anyhow::Result<(T, Vec<Span>)> {
+    let otlp = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let receiver = otlp.block_on(async {
+        match protocol {
+            crate::OtlpProtocol::Grpc => OtlpReceiver::start().await,
+            crate::OtlpProtocol::HttpProtobuf => OtlpReceiver::start_http().await,
+        }
+    })?;
+    let config = OtelConfig {
+        endpoint: Some(receiver.endpoint()),
+        protocol,
+        service_name: service_name.to_owned(),
+    };
+    let (subscriber, telemetry) = {
+        let _in_runtime = otlp.enter();
+        build(&config)?.into_parts()
+    };
+    let dispatch = Dispatch::new(subscriber);
+    let runtime = traced_runtime(&dispatch, 2)?;
+    // tracing caches, per callsite, whether any subscriber wants it. While only one
+    // subscriber exists it asks just the current thread's, so a callsite first hit by
+    // a test beside this one (with no subscriber) would be cached as unwanted. A
+    // second, idle subscriber makes it ask every one.
+    let _second = Dispatch::new(tracing_subscriber::registry());
+    tracing::callsite::rebuild_interest_cache();
+    let output = tracing::dispatcher::with_default(&dispatch, || runtime.block_on(work));
+    drop(runtime);
+    telemetry.shutdown();
+    Ok((output, receiver.spans()))
 }

@@ -1,15 +1,28 @@
-//! Spans reach an OTLP receiver: a real OTLP/gRPC collector endpoint in the test.
+//! Spans reach an OTLP receiver: a real OTLP collector endpoint in the test, over gRPC
+//! and over HTTP with protobuf bodies (`OTEL_EXPORTER_OTLP_PROTOCOL`).
 
 use payments_telemetry::{
-    OtelConfig, extract_parent,
+    OtelConfig, OtlpProtocol, extract_parent,
     testing::{OtlpReceiver, attribute, build, hex_id},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spans_with_their_attributes_and_remote_parent_reach_the_otlp_receiver() {
+async fn spans_with_their_attributes_and_remote_parent_reach_the_otlp_grpc_receiver() {
     let receiver = OtlpReceiver::start().await.expect("receiver");
+    spans_reach(receiver, OtlpProtocol::Grpc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_with_their_attributes_and_remote_parent_reach_the_otlp_http_receiver() {
+    let receiver = OtlpReceiver::start_http().await.expect("receiver");
+    assert!(receiver.endpoint().ends_with("/v1/traces"));
+    spans_reach(receiver, OtlpProtocol::HttpProtobuf);
+}
+
+fn spans_reach(receiver: OtlpReceiver, protocol: OtlpProtocol) {
     let config = OtelConfig {
         endpoint: Some(receiver.endpoint()),
+        protocol,
         service_name: "telemetry-test".into(),
     };
     let (subscriber, guard) = build(&config).expect("build").into_parts();

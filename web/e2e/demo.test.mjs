@@ -1,177 +1,70 @@
-// End to end: a fresh database, stripe-sim, webhook-ingestor and payments-api from
-// target/debug/, the demo web server, and Debian's Chromium driven by playwright-core
-// through the page's three steps (3DS top-up, coupon, wallet balance).
+// End to end: the real services (scripts/stack.mjs: a fresh database, stripe-sim,
+// webhook-ingestor and payments-api from target/debug/), the demo web server, and Debian's
+// Chromium driven by playwright-core through the page's flows, all on @payments/client:
+// a 3DS top-up whose stream survives a payments-api restart, a coupon (between an unknown
+// code and a second redemption, both refused with their ErrorInfo reason), a card
+// validation that starts the trial, and a double-clicked top-up that makes one payment.
 //
-// Run from web/ after `npm run generate && npm run build`: `node --test e2e/`.
+// Run from web/ after building @payments/client and the page: `node --test e2e/`.
 // Environment: DATABASE_URL (an admin connection; default
 // postgres://postgres@127.0.0.1:5432/postgres), CARGO_TARGET_DIR, CHROMIUM_PATH
 // (default /usr/bin/chromium), E2E_KEEP_LOGS=1 to print every service's log at the end.
 
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { createServer, connect } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { freePort, httpOk, startProcess, startStack, stopProcess, tail, waitUntil } from "../../scripts/stack.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const webDir = resolve(here, "..");
-const repoRoot = resolve(webDir, "..");
-const targetDir = process.env.CARGO_TARGET_DIR ? resolve(repoRoot, process.env.CARGO_TARGET_DIR) : join(repoRoot, "target");
-const binDir = join(targetDir, "debug");
 const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-const adminUrl = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 
-const STRIPE_KEY = "sk_test_web_e2e";
-const WEBHOOK_SECRET = `whsec_web_e2e_${randomBytes(8).toString("hex")}`;
-const JWT_SECRET = `web-e2e-${randomBytes(16).toString("hex")}`;
 const TOPUP_CENTS = 2000;
 const COUPON_CENTS = 500;
+const TRIAL_CENTS = 500; // payments-api's default PAYMENTS_TRIAL_CREDIT
+const DOUBLE_CLICK_CENTS = 1000;
 const PROMO_CODE = "WELCOME5";
 
-/** Everything started, stopped in reverse order by `after`. */
-const cleanups = [];
-const procs = [];
+const env = {};
 let failed = false;
-
-// ---------- helpers ----------
 
 function log(...args) {
   console.log("[e2e]", ...args);
 }
 
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function psql(sql) {
-  const out = spawnSync("psql", [adminUrl, "-v", "ON_ERROR_STOP=1", "-qAtc", sql], { encoding: "utf8" });
-  if (out.error) throw new Error(`psql could not run: ${out.error.message}`);
-  if (out.status !== 0) throw new Error(`psql ${JSON.stringify(sql)} failed: ${out.stderr}`);
-  return out.stdout;
-}
-
-/** A child process whose output is kept (the tail is printed on failure). */
-function start(name, command, args, env) {
-  const child = spawn(command, args, {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const proc = { name, child, lines: [], exited: null };
-  const keep = (chunk) => {
-    for (const line of chunk.toString().split("\n")) {
-      if (line.trim()) proc.lines.push(line);
-    }
-    if (proc.lines.length > 2000) proc.lines.splice(0, proc.lines.length - 2000);
-  };
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  proc.exitPromise = new Promise((r) =>
-    child.on("exit", (code, signal) => {
-      proc.exited = { code, signal };
-      r(proc.exited);
-    }),
-  );
-  procs.push(proc);
-  cleanups.push(() => stop(proc));
-  return proc;
-}
-
-async function stop(proc) {
-  if (proc.exited) return;
-  proc.child.kill("SIGTERM");
-  const done = await Promise.race([proc.exitPromise, sleep(15_000).then(() => null)]);
-  if (!done) {
-    log(`${proc.name} did not stop after SIGTERM; killing it`);
-    proc.child.kill("SIGKILL");
-    await proc.exitPromise;
-  }
-}
-
-function tail(proc, n = 60) {
-  return proc.lines.slice(-n).map((l) => `  ${proc.name} | ${l}`).join("\n");
-}
-
-/** Waits until `check` resolves truthy, failing early if `proc` exits. */
-async function waitUntil(what, check, { proc, timeoutMs = 60_000 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  let lastError;
-  while (Date.now() < deadline) {
-    if (proc?.exited) {
-      throw new Error(`${proc.name} exited (${JSON.stringify(proc.exited)}) while waiting for ${what}\n${tail(proc)}`);
-    }
-    try {
-      if (await check()) return;
-    } catch (err) {
-      lastError = err;
-    }
-    await sleep(150);
-  }
-  throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError.message}` : ""}`);
-}
-
-function tcpOpen(port) {
-  return new Promise((r) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => {
-      s.destroy();
-      r(true);
-    });
-    s.once("error", () => r(false));
-  });
-}
-
-async function httpOk(url) {
-  const res = await fetch(url);
-  return res.ok;
-}
-
-async function stripePost(simUrl, path, form) {
-  const res = await fetch(`${simUrl}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${STRIPE_KEY}`, "content-type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams(form),
-  });
-  const body = await res.json();
-  if (!res.ok) throw new Error(`stripe-sim ${path} answered ${res.status}: ${JSON.stringify(body)}`);
-  return body;
-}
-
-function ensureBinaries() {
-  const bins = ["stripe-sim", "webhook-ingestor", "payments-api"];
-  if (bins.every((b) => existsSync(join(binDir, b)))) return;
-  log("building the service binaries (cargo build)");
-  const out = spawnSync("cargo", ["build", "-p", "payments-api", "-p", "webhook-ingestor", "-p", "stripe-sim"], {
-    cwd: repoRoot,
-    stdio: "inherit",
-  });
-  if (out.status !== 0) throw new Error(`cargo build failed (${out.status ?? out.error})`);
-}
-
-// ---------- the environment ----------
-
-const env = {};
-
 before(
   async () => {
     try {
-      await setUp();
+      assert.ok(existsSync(join(webDir, "dist", "index.html")), "dist/ is missing: build @payments/client, then `npm run build`");
+      assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: apt-get install chromium`);
+      const webPort = await freePort();
+      env.webUrl = `http://127.0.0.1:${webPort}`;
+      env.stack = await startStack({ name: "web_e2e", corsOrigin: env.webUrl });
+      env.web = startProcess("web", process.execPath, [join(webDir, "server.mjs")], {
+        WEB_ADDR: `127.0.0.1:${webPort}`,
+        PAYMENTS_API_URL: env.stack.apiUrl,
+        STRIPE_SIM_URL: env.stack.simUrl,
+        PAYMENTS_JWT_SECRET: env.stack.jwtSecret,
+      });
+      await waitUntil("web /demo/config", () => httpOk(`${env.webUrl}/demo/config`), { proc: env.web });
+      await env.stack.createPromotionCode(PROMO_CODE, COUPON_CENTS);
+      env.browser = await chromium.launch({
+        executablePath: chromiumPath,
+        args: [
+          "--headless",
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-background-networking",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+      });
     } catch (err) {
       failed = true;
       throw err;
@@ -180,103 +73,15 @@ before(
   { timeout: 30 * 60_000 },
 );
 
-async function setUp() {
-    ensureBinaries();
-    assert.ok(existsSync(join(webDir, "dist", "index.html")), "dist/ is missing: run `npm run generate && npm run build` first");
-    assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: apt-get install chromium`);
-
-    // A fresh database, dropped at the end whatever happens.
-    const dbName = `web_e2e_${Date.now()}_${randomBytes(4).toString("hex")}`;
-    psql(`CREATE DATABASE ${dbName}`);
-    cleanups.push(() => {
-      psql(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-      log(`dropped database ${dbName}`);
-    });
-    const dbUrl = new URL(adminUrl);
-    dbUrl.pathname = `/${dbName}`;
-    env.databaseUrl = dbUrl.toString();
-    log(`created database ${dbName}`);
-
-    const [simPort, ingestorPort, apiPort, webPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    env.simUrl = `http://127.0.0.1:${simPort}`;
-    env.apiUrl = `http://127.0.0.1:${apiPort}`;
-    env.webUrl = `http://127.0.0.1:${webPort}`;
-    const common = {
-      DATABASE_URL: env.databaseUrl,
-      STRIPE_API_BASE: env.simUrl,
-      STRIPE_SECRET_KEY: STRIPE_KEY,
-      RUST_LOG: process.env.RUST_LOG || "info",
-      NO_COLOR: "1",
-    };
-
-    const sim = start("stripe-sim", join(binDir, "stripe-sim"), [
-      "--addr", `127.0.0.1:${simPort}`,
-      "--webhook-url", `http://127.0.0.1:${ingestorPort}/v1/stripe-webhook`,
-      "--webhook-secret", WEBHOOK_SECRET,
-    ], { RUST_LOG: common.RUST_LOG, NO_COLOR: "1" });
-    await waitUntil("stripe-sim /health", () => httpOk(`${env.simUrl}/health`), { proc: sim });
-
-    // The ingestor applies the migrations; payments-api starts once it is ready.
-    const ingestor = start("webhook-ingestor", join(binDir, "webhook-ingestor"), [], {
-      ...common,
-      INGESTOR_ADDR: `127.0.0.1:${ingestorPort}`,
-      STRIPE_WEBHOOK_SECRETS: WEBHOOK_SECRET,
-    });
-    await waitUntil("webhook-ingestor /readyz", () => httpOk(`http://127.0.0.1:${ingestorPort}/readyz`), { proc: ingestor });
-
-    const api = start("payments-api", join(binDir, "payments-api"), [], {
-      ...common,
-      PAYMENTS_API_ADDR: `127.0.0.1:${apiPort}`,
-      PAYMENTS_JWT_SECRET: JWT_SECRET,
-      PAYMENTS_CORS_ORIGINS: env.webUrl,
-    });
-    await waitUntil("payments-api port", () => tcpOpen(apiPort), { proc: api });
-
-    const web = start("web", process.execPath, [join(webDir, "server.mjs")], {
-      WEB_ADDR: `127.0.0.1:${webPort}`,
-      PAYMENTS_API_URL: env.apiUrl,
-      STRIPE_SIM_URL: env.simUrl,
-      PAYMENTS_JWT_SECRET: JWT_SECRET,
-    });
-    await waitUntil("web /demo/config", () => httpOk(`${env.webUrl}/demo/config`), { proc: web });
-
-    // The promotion code the page will redeem.
-    const coupon = await stripePost(env.simUrl, "/v1/coupons", { amount_off: String(COUPON_CENTS), currency: "usd" });
-    await stripePost(env.simUrl, "/v1/promotion_codes", {
-      "promotion[type]": "coupon",
-      "promotion[coupon]": coupon.id,
-      code: PROMO_CODE,
-    });
-    log(`coupon ${coupon.id} with promotion code ${PROMO_CODE}`);
-
-    env.browser = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    cleanups.push(() => env.browser.close());
-}
-
 after(
   async () => {
-    for (const cleanup of cleanups.reverse()) {
-      try {
-        await cleanup();
-      } catch (err) {
-        console.error("[e2e] cleanup failed:", err);
-      }
+    await env.browser?.close().catch((err) => console.error("[e2e] closing the browser:", err));
+    if (env.web) await stopProcess(env.web);
+    if (env.stack && (failed || process.env.E2E_KEEP_LOGS)) {
+      console.error(env.stack.logs(failed ? 80 : 2000));
+      if (env.web) console.error(tail(env.web));
     }
-    if (failed || process.env.E2E_KEEP_LOGS) {
-      for (const proc of procs) console.error(`--- ${proc.name} (last lines) ---\n${tail(proc, failed ? 80 : 2000)}`);
-    }
+    await env.stack?.stop();
   },
   { timeout: 120_000 },
 );
@@ -309,27 +114,37 @@ async function pageState(page) {
   const state = await page.evaluate(() => {
     const q = (id) => document.querySelector(`[data-testid="${id}"]`);
     const list = (id) => [...document.querySelectorAll(`[data-testid="${id}"] li`)].map((li) => li.dataset.status);
+    const flows = {};
+    for (const flow of ["topup", "coupon", "trial"]) {
+      flows[flow] = { statuses: list(`${flow}-statuses`), stream: q(`${flow}-stream-state`)?.dataset.state };
+    }
     return {
       balance: q("wallet-balance")?.dataset.balance,
-      topup: list("topup-statuses"),
-      topupStream: q("topup-stream-state")?.dataset.state,
-      coupon: list("coupon-statuses"),
-      couponStream: q("coupon-stream-state")?.dataset.state,
+      trial: q("wallet-trial")?.dataset.state,
+      ...flows,
       error: q("error")?.hidden ? null : q("error")?.textContent.replace(/\s+/g, " ").trim(),
     };
   });
   return JSON.stringify(state);
 }
 
-const statuses = (page, list) =>
-  page.$$eval(`[data-testid="${list}"] li`, (items) => items.map((li) => li.dataset.status));
+const statuses = (page, flow) =>
+  page.$$eval(`[data-testid="${flow}-statuses"] li`, (items) => items.map((li) => li.dataset.status));
 
-test("3DS top-up, coupon and wallet balance through the page", { timeout: 5 * 60_000 }, async () => {
-  const page = await env.browser.newPage({ viewport: { width: 1200, height: 900 } });
+const balanceIs = (page, what, cents) =>
+  pageWait(page, what, (want) => document.querySelector('[data-testid="wallet-balance"]')?.dataset.balance === want, String(cents));
+
+test("3DS top-up across a payments-api restart, coupon, trial, and a double click that pays once", { timeout: 5 * 60_000 }, async () => {
+  const { stack } = env;
+  const page = await env.browser.newPage({ viewport: { width: 1200, height: 1000 } });
   const console_ = [];
   page.on("console", (m) => console_.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => console_.push(`pageerror: ${e.message}`));
   page.on("requestfailed", (r) => console_.push(`requestfailed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  let createPaymentCalls = 0;
+  page.on("request", (r) => {
+    if (r.url().endsWith("/payments.v1.PaymentsService/CreatePayment")) createPaymentCalls += 1;
+  });
   try {
     await page.goto(env.webUrl);
     await pageWait(page, "the page to load its config", () => document.body.dataset.ready === "true");
@@ -338,39 +153,44 @@ test("3DS top-up, coupon and wallet balance through the page", { timeout: 5 * 60
     const user = `e2e-${randomBytes(4).toString("hex")}`;
     await page.fill('[data-testid="user-id"]', user);
     await page.click('[data-testid="sign-in"]');
-    await pageWait(page, "the initial wallet", () =>
-      document.querySelector('[data-testid="wallet-balance"]').dataset.balance === "0",
-    );
+    await balanceIs(page, "the initial wallet", 0);
     assert.equal(await page.textContent('[data-testid="signed-in-as"]'), `signed in as ${user}`);
 
-    // Step 1: top up with the 3DS card; the stream shows REQUIRES_ACTION live.
+    // 1. Top up with the 3DS card; the stream shows REQUIRES_ACTION live.
     await page.fill('[data-testid="topup-amount"]', (TOPUP_CENTS / 100).toFixed(2));
     await page.click('[data-testid="topup"]');
     await pageWait(page, "REQUIRES_ACTION in the top-up stream", () =>
       [...document.querySelectorAll('[data-testid="topup-statuses"] li')].some((li) => li.dataset.status === "REQUIRES_ACTION"),
     );
-    assert.equal(await page.getAttribute('[data-testid="topup-stream-state"]', "data-state"), "open", "the stream is still open while 3DS is pending");
+    assert.equal(await page.getAttribute('[data-testid="topup-stream-state"]', "data-state"), "open", "the stream is open while 3DS is pending");
     await page.waitForSelector('[data-testid="complete-3ds"]', { state: "visible" });
+
+    // A deploy while the customer is at the bank's challenge: payments-api stops (its
+    // streams end with UNAVAILABLE) and a new one starts on the same port. The page
+    // reconnects by itself.
+    await stack.restartApi();
+    await pageWait(page, "the top-up stream to reconnect", () => {
+      const state = document.querySelector('[data-testid="topup-stream-state"]');
+      return Number(state.dataset.reconnects) >= 1 && state.dataset.state === "open";
+    });
     await page.screenshot({ path: join(here, "challenge.png"), fullPage: true });
     await page.click('[data-testid="complete-3ds"]');
     await pageWait(page, "the top-up to settle", () =>
-      document.querySelector('[data-testid="topup-result"]').dataset.status === "SUCCEEDED",
+      document.querySelector('[data-testid="topup-result"]')?.dataset.status === "SUCCEEDED",
     );
-    const topup = await statuses(page, "topup-statuses");
+    const topup = await statuses(page, "topup");
     log("top-up stream:", topup.join(" → "));
-    assert.ok(topup.indexOf("REQUIRES_ACTION") >= 0 && topup.indexOf("REQUIRES_ACTION") < topup.indexOf("SUCCEEDED"), `REQUIRES_ACTION before SUCCEEDED: ${topup}`);
-    assert.equal(topup.at(-1), "SUCCEEDED");
+    assert.deepEqual(topup.slice(-2), ["REQUIRES_ACTION", "SUCCEEDED"], "each version once, in order, across the restart");
     assert.equal(await page.getAttribute('[data-testid="topup-stream-state"]', "data-state"), "ended");
-    await pageWait(page, "the wallet after the top-up", (want) =>
-      document.querySelector('[data-testid="wallet-balance"]').dataset.balance === want, String(TOPUP_CENTS),
-    );
+    await balanceIs(page, "the wallet after the top-up", TOPUP_CENTS);
 
-    // Step 2: an unknown code is refused with a visible gRPC error, then the real coupon.
+    // 2. An unknown code is refused with a visible gRPC error, then the real coupon.
     await page.fill('[data-testid="coupon-code"]', "NOSUCHCODE");
     await page.click('[data-testid="apply-coupon"]');
     await page.waitForSelector('[data-testid="error"]', { state: "visible", timeout: 30_000 });
     await page.screenshot({ path: join(here, "error.png") });
     assert.equal(await page.getAttribute('[data-testid="error"]', "data-grpc-code"), "INVALID_ARGUMENT");
+    assert.equal(await page.getAttribute('[data-testid="error"]', "data-reason"), "COUPON_NOT_FOUND");
     const refusal = await page.textContent('[data-testid="error"]');
     log("unknown code:", refusal.replace(/\s+/g, " ").replace("×", "").trim());
     assert.match(refusal, /gRPC 3 INVALID_ARGUMENT/);
@@ -379,17 +199,52 @@ test("3DS top-up, coupon and wallet balance through the page", { timeout: 5 * 60
     await page.click('[data-testid="apply-coupon"]');
     await page.waitForSelector('[data-testid="error"]', { state: "hidden" });
     await pageWait(page, "the coupon to settle", () =>
-      document.querySelector('[data-testid="coupon-result"]').dataset.status === "SUCCEEDED",
+      document.querySelector('[data-testid="coupon-result"]')?.dataset.status === "SUCCEEDED",
     );
-    const coupon = await statuses(page, "coupon-statuses");
-    log("coupon stream:", coupon.join(" → "));
-    assert.equal(coupon.at(-1), "SUCCEEDED");
+    assert.equal((await statuses(page, "coupon")).at(-1), "SUCCEEDED");
+    await balanceIs(page, "the wallet after the coupon", TOPUP_CENTS + COUPON_CENTS);
+    // The same code again is a new intent (the first settled), which the server refuses
+    // with its ErrorInfo reason.
+    await page.click('[data-testid="apply-coupon"]');
+    await page.waitForSelector('[data-testid="error"]', { state: "visible", timeout: 30_000 });
+    assert.equal(await page.getAttribute('[data-testid="error"]', "data-grpc-code"), "ALREADY_EXISTS");
+    assert.equal(await page.getAttribute('[data-testid="error"]', "data-reason"), "COUPON_ALREADY_REDEEMED");
+    await page.click('[data-testid="error-dismiss"]');
+    await balanceIs(page, "the wallet after the refused second redemption", TOPUP_CENTS + COUPON_CENTS);
 
-    // Step 3: the balance the page shows is the top-up plus the coupon.
-    const total = TOPUP_CENTS + COUPON_CENTS;
-    await pageWait(page, "the wallet after the coupon", (want) =>
-      document.querySelector('[data-testid="wallet-balance"]').dataset.balance === want, String(total),
+    // 3. Card validation that starts the trial: its credit lands in the wallet.
+    await page.click('[data-testid="start-trial"]');
+    await pageWait(page, "the trial's card validation to settle", () =>
+      document.querySelector('[data-testid="trial-result"]')?.dataset.status === "SUCCEEDED",
     );
+    log("trial stream:", (await statuses(page, "trial")).join(" → "));
+    await pageWait(page, "the trial to be active", () => document.querySelector('[data-testid="wallet-trial"]')?.dataset.state === "ACTIVE");
+    await balanceIs(page, "the wallet after the trial", TOPUP_CENTS + COUPON_CENTS + TRIAL_CENTS);
+
+    // 4. A double click on "Top up" (a card without 3DS) makes one payment: one
+    //    transaction, one PaymentIntent at Stripe, one credit.
+    await page.selectOption('[data-testid="topup-card-select"]', "pm_card_visa");
+    await page.fill('[data-testid="topup-amount"]', (DOUBLE_CLICK_CENTS / 100).toFixed(2));
+    const callsBefore = createPaymentCalls;
+    await page.dblclick('[data-testid="topup"]');
+    await pageWait(page, "the double-clicked top-up to settle", (want) => {
+      const result = document.querySelector('[data-testid="topup-result"]')?.dataset.status;
+      const amount = document.querySelector('[data-testid="topup-statuses"] li:last-child .meta')?.textContent ?? "";
+      return result === "SUCCEEDED" && amount.includes(want);
+    }, `$${(DOUBLE_CLICK_CENTS / 100).toFixed(2)}`);
+    const rows = stack
+      .sql(`SELECT id, stripe_payment_intent_id FROM transactions WHERE user_id = '${user}' AND kind = 'payment' AND amount = ${DOUBLE_CLICK_CENTS}`)
+      .trim()
+      .split("\n")
+      .filter(Boolean);
+    assert.equal(rows.length, 1, `one transaction for the double click: ${rows}`);
+    const [txId, paymentIntent] = rows[0].split("|");
+    assert.equal(await page.textContent('[data-testid="topup-transaction-id"]'), txId);
+    const intents = (await stack.customerPaymentIntents(paymentIntent)).filter((pi) => pi.amount === DOUBLE_CLICK_CENTS);
+    assert.deepEqual(intents.map((pi) => pi.id), [paymentIntent], "one PaymentIntent at Stripe");
+    log(`double click: ${createPaymentCalls - callsBefore} CreatePayment request(s), one transaction ${txId}, one PaymentIntent ${paymentIntent}`);
+    const total = TOPUP_CENTS + COUPON_CENTS + TRIAL_CENTS + DOUBLE_CLICK_CENTS;
+    await balanceIs(page, "the wallet after the double click", total);
     assert.equal(await page.textContent('[data-testid="wallet-balance"]'), `$${(total / 100).toFixed(2)}`);
     assert.equal(await page.isVisible('[data-testid="error"]'), false, "no error is shown");
 

@@ -34,6 +34,8 @@ pub struct Config {
     pub catch_up_interval: Option<Duration>,
     /// How far before the newest stored event the catch-up pass starts reading.
     pub catch_up_overlap: Duration,
+    /// How often the database's health signals are read into the metrics; None: never.
+    pub signals_interval: Option<Duration>,
     /// After a shutdown signal, how long in-flight work may take before we give up.
     pub shutdown_grace: Duration,
     /// Group commit: webhooks that arrive together are stored and applied in one
@@ -100,6 +102,7 @@ impl Config {
             reconcile_interval: env.optional_seconds("INGESTOR_RECONCILE_INTERVAL_SECS", 60),
             catch_up_interval: env.optional_seconds("INGESTOR_CATCH_UP_INTERVAL_SECS", 300),
             catch_up_overlap: env.seconds("INGESTOR_CATCH_UP_OVERLAP_SECS", 3_600),
+            signals_interval: env.optional_seconds("INGESTOR_SIGNALS_INTERVAL_SECS", 15),
             shutdown_grace: env.seconds("INGESTOR_SHUTDOWN_GRACE_SECS", 25),
             group_commit: GroupCommitConfig {
                 max_events: env.positive("INGESTOR_GROUP_COMMIT_MAX_EVENTS", 1),
@@ -115,7 +118,8 @@ impl Config {
     }
 
     /// A configuration for tests: port 0 on loopback, fast worker intervals and a short
-    /// retry budget; reconciliation and catch-up off (turn them on by setting the fields).
+    /// retry budget; reconciliation, catch-up and the health signals off (turn them on by
+    /// setting the fields).
     pub fn for_tests(database_url: &str, stripe_api_base: &str, webhook_secret: &str) -> Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -139,6 +143,7 @@ impl Config {
             reconcile_interval: None,
             catch_up_interval: None,
             catch_up_overlap: Duration::from_secs(3_600),
+            signals_interval: None,
             shutdown_grace: Duration::from_secs(10),
             group_commit: GroupCommitConfig::OFF,
         }

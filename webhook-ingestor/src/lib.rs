@@ -13,7 +13,7 @@
 //!   reconciling stale transactions, catching up on missed events.
 //! - [`stripe_api`]: the calls we make to Stripe, through payments-stripe's shared
 //!   client (one pinned API version, one classification of failures).
-//! - [`metrics`]: a small Prometheus-text registry.
+//! - [`metrics`]: this service's metrics, in the shared registry of `payments-telemetry`.
 //! - [`startup`]: [`App`], which binds in `build` and serves in `run_until_stopped`.
 
 pub mod config;

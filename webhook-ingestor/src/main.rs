@@ -11,7 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let otel = payments_telemetry::OtelConfig::from_env("webhook-ingestor");
+    let otel = payments_telemetry::OtelConfig::from_env("webhook-ingestor")?;
     let telemetry = payments_telemetry::build(&otel)
         .context("building telemetry")?
         .install()

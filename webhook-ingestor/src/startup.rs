@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use axum::Router;
 use payments_core::store::{self, ConnectionCache, DbConfig};
 use payments_stripe::StripeConfig;
+use payments_telemetry::metrics::{MetricsRegistry, PoolCollector};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use crate::{
     stripe_api::StripeApi,
     workers::{
         self, catch_up::CatchUp, events::EventWorker, outbox::OutboxWorker, reconcile::Reconciler,
+        signals::SignalsWorker,
     },
 };
 
@@ -48,6 +50,7 @@ struct Workers {
     /// Off when its interval is not configured.
     reconcile: Option<(Reconciler, Duration)>,
     catch_up: Option<(CatchUp, Duration)>,
+    signals: Option<(SignalsWorker, Duration)>,
 }
 
 impl App {
@@ -76,7 +79,11 @@ impl App {
             .with_context(|| format!("binding {}", config.addr))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
 
-        let metrics = Arc::new(Metrics::default());
+        let mut registry = MetricsRegistry::default();
+        let metrics = Arc::new(Metrics::register(registry.registry()));
+        registry
+            .registry()
+            .register_collector(Box::new(PoolCollector::new(pool.clone())));
         let workers = Workers::new(&config, &pool, &stripe, &metrics);
         // Half the pool at most, so the background workers always have the other half.
         // Shared by both webhook paths (one commit per event, or group commit).
@@ -101,6 +108,7 @@ impl App {
             pool: pool.clone(),
             connections: connections.clone(),
             metrics: metrics.clone(),
+            registry: Arc::new(registry),
             webhook_secrets: config.webhook_secrets,
             signature_tolerance: config.signature_tolerance,
             retry: config.retry,
@@ -268,6 +276,13 @@ impl Workers {
                 };
                 (catch_up, interval)
             }),
+            signals: config.signals_interval.map(|interval| {
+                let signals = SignalsWorker {
+                    pool: pool.clone(),
+                    metrics: metrics.clone(),
+                };
+                (signals, interval)
+            }),
         }
     }
 
@@ -319,6 +334,18 @@ impl Workers {
                 move || {
                     let catch_up = catch_up.clone();
                     async move { catch_up.pass().await }
+                },
+            ));
+        }
+        if let Some((signals, interval)) = self.signals {
+            tasks.spawn(workers::every(
+                "signals",
+                Level::DEBUG,
+                interval,
+                shutdown.clone(),
+                move || {
+                    let signals = signals.clone();
+                    async move { signals.pass().await }
                 },
             ));
         }

@@ -7,11 +7,12 @@ use payments_core::{
     store::{self, NewTransaction, StoreError, StripeRefs},
 };
 use payments_proto::payments::v1 as pb;
+use tonic::Code;
 
 use super::{AppState, charge, convert, customers::ensure_customer, idempotency, input};
 use crate::{
     auth::{Caller, authorize_user},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, Reason, Refusal, code as code_of},
     stripe_client::{CouponInvoice, CouponProblem, Redeemable},
 };
 
@@ -74,10 +75,19 @@ async fn redeemable(state: &AppState, code: &str, currency: Currency) -> ApiResu
         .await?
         .map_err(|problem| refusal(problem, code))?;
     if redeemable.amount_off.currency() != currency {
-        return Err(ApiError::FailedPrecondition(format!(
-            "{code} is worth {}, but the wallet is in {currency}",
-            redeemable.amount_off
-        )));
+        return Err(Refusal::new(
+            Reason::CouponCurrencyMismatch,
+            format!(
+                "{code} is worth {}, but the wallet is in {currency}",
+                redeemable.amount_off
+            ),
+        )
+        .with(
+            "coupon_currency",
+            redeemable.amount_off.currency().to_string(),
+        )
+        .with("wallet_currency", currency.to_string())
+        .into());
     }
     Ok(redeemable)
 }
@@ -85,24 +95,31 @@ async fn redeemable(state: &AppState, code: &str, currency: Currency) -> ApiResu
 /// The error for a code that cannot be redeemed.
 fn refusal(problem: CouponProblem, code: &str) -> ApiError {
     match problem {
-        CouponProblem::Unknown => ApiError::invalid(
+        CouponProblem::Unknown => ApiError::invalid_as(
+            Reason::CouponNotFound,
             "code",
             format!("{code} is neither an active promotion code nor a coupon"),
         ),
-        CouponProblem::PercentOff => ApiError::invalid(
+        CouponProblem::PercentOff => ApiError::invalid_as(
+            Reason::CouponNotFixedAmount,
             "code",
             format!("{code} is a percent-off coupon; only fixed amounts become wallet credit"),
         ),
-        CouponProblem::NoAmount => {
-            ApiError::invalid("code", format!("{code} names no fixed amount and currency"))
-        }
+        CouponProblem::NoAmount => ApiError::invalid_as(
+            Reason::CouponNotFixedAmount,
+            "code",
+            format!("{code} names no fixed amount and currency"),
+        ),
         CouponProblem::NotValid => {
-            ApiError::FailedPrecondition(format!("{code} is no longer valid"))
+            ApiError::refused(Reason::CouponInactive, format!("{code} is no longer valid"))
         }
-        CouponProblem::Expired => ApiError::FailedPrecondition(format!("{code} has expired")),
-        CouponProblem::Exhausted => ApiError::FailedPrecondition(format!(
-            "{code} has reached its maximum number of redemptions"
-        )),
+        CouponProblem::Expired => {
+            ApiError::refused(Reason::CouponExpired, format!("{code} has expired"))
+        }
+        CouponProblem::Exhausted => ApiError::refused(
+            Reason::CouponExhausted,
+            format!("{code} has reached its maximum number of redemptions"),
+        ),
     }
 }
 
@@ -191,14 +208,18 @@ async fn redeemable_again(
 ) -> Result<Redeemable, Failed> {
     match redeemable(state, code, currency).await {
         Ok(r) => Ok(r),
-        Err(ApiError::InvalidArgument { description, .. }) => Err(Failed::Signal(Signal::Failed {
-            code: "coupon_invalid".into(),
-            message: description,
-        })),
-        Err(ApiError::FailedPrecondition(message)) => Err(Failed::Signal(Signal::Failed {
-            code: "coupon_invalid".into(),
-            message,
-        })),
+        // A refusal of the code itself (not a limit or an outage) fails the transaction.
+        Err(ApiError::Refused(refusal))
+            if matches!(
+                code_of(refusal.reason),
+                Code::InvalidArgument | Code::FailedPrecondition
+            ) =>
+        {
+            Err(Failed::Signal(Signal::Failed {
+                code: "coupon_invalid".into(),
+                message: refusal.message,
+            }))
+        }
         Err(e) => Err(Failed::Error(e)),
     }
 }

@@ -8,7 +8,7 @@ use payments_core::{
 use sqlx::PgConnection;
 
 use super::input::DERIVED_KEY_PREFIX;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiResult, Reason, Refusal};
 
 /// A canonical `name=value;…` string of what a request asks for, stored as the
 /// transaction's `request_fingerprint`.
@@ -64,11 +64,22 @@ pub fn check_same_request<'a>(
             (was != is).then(|| format!("{name} was {was:?}, now {is:?}"))
         })
         .collect();
-    Err(ApiError::FailedPrecondition(format!(
-        "idempotency key {:?} was already used for a different request ({})",
-        request.idempotency_key,
-        differences.join(", ")
-    )))
+    let changed: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| lookup(&before, name) != lookup(&now, name))
+        .collect();
+    Err(Refusal::new(
+        Reason::IdempotencyKeyReused,
+        format!(
+            "idempotency key {:?} was already used for a different request ({})",
+            request.idempotency_key,
+            differences.join(", ")
+        ),
+    )
+    .with("idempotency_key", request.idempotency_key.to_owned())
+    .with("changed", changed.join(","))
+    .into())
 }
 
 fn pairs(fingerprint: &str) -> Vec<(&str, &str)> {
@@ -181,11 +192,15 @@ mod tests {
         let second = fingerprint(&[("kind", "payment"), ("amount", "2000"), ("currency", "usd")]);
         let existing = stored(&first);
         assert!(check_same_request(&existing, &new(&first)).is_ok());
-        let Err(ApiError::FailedPrecondition(why)) = check_same_request(&existing, &new(&second))
+        let Err(crate::error::ApiError::Refused(refusal)) =
+            check_same_request(&existing, &new(&second))
         else {
             panic!("a different request was accepted");
         };
+        let why = &refusal.message;
+        assert_eq!(refusal.reason, Reason::IdempotencyKeyReused);
         assert!(why.contains("amount was \"1000\", now \"2000\""), "{why}");
         assert!(!why.contains("currency"), "{why}");
+        assert!(refusal.metadata.contains(&("changed", "amount".to_owned())));
     }
 }

@@ -6,8 +6,7 @@ use payments_proto::payments::v1 as pb;
 use super::{AppState, convert, customers::ensure_customer, input, payments::owned_payment_method};
 use crate::{
     auth::{Caller, authorize_user},
-    error::{ApiError, ApiResult},
-    stripe_client::StripeFailure,
+    error::{ApiError, ApiResult, Reason},
 };
 
 /// Attaches the card to the user's Stripe customer (created on first use) and
@@ -26,22 +25,19 @@ pub async fn attach(
         .attach_payment_method(payment_method.as_str(), &customer)
         .await
         .map_err(|failure| match failure {
-            f if f.is_missing() => ApiError::invalid(
+            f if f.is_missing() => ApiError::invalid_as(
+                Reason::PaymentMethodUnknown,
                 "payment_method_id",
                 format!("Stripe knows no payment method {payment_method}"),
             ),
-            StripeFailure::Rejected { message, .. } | StripeFailure::Declined { message, .. } => {
-                ApiError::FailedPrecondition(format!(
-                    "Stripe refused to attach the card: {message}"
-                ))
-            }
             other => other.into(),
         })?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     match store::upsert_payment_method(&mut conn, &user, &card).await? {
         Upserted::Recorded(row) => Ok(convert::payment_method(&row)),
-        Upserted::OwnedByAnotherUser => Err(ApiError::FailedPrecondition(
-            "this payment method is recorded for another customer".into(),
+        Upserted::OwnedByAnotherUser => Err(ApiError::refused(
+            Reason::PaymentMethodAttachedElsewhere,
+            "this payment method is recorded for another customer",
         )),
     }
 }
@@ -77,6 +73,11 @@ pub async fn detach(
         .await?;
     let row = store::mark_detached(&mut conn, payment_method.as_str())
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("payment method {payment_method} not found")))?;
+        .ok_or_else(|| {
+            ApiError::refused(
+                Reason::PaymentMethodNotFound,
+                format!("payment method {payment_method} not found"),
+            )
+        })?;
     Ok(convert::payment_method(&row))
 }

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::{AppState, charge, convert, idempotency, input};
 use crate::{
     auth::{Caller, authorize_user},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, Reason},
 };
 
 #[tracing::instrument(skip_all, fields(user_id = %req.user_id, idempotency_key = %req.idempotency_key))]
@@ -96,8 +96,11 @@ pub async fn owned_payment_method(
     store::get_payment_method(conn, user, id.as_str())
         .await?
         .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "payment method {id} is not attached to this user (AttachPaymentMethod first)"
-            ))
+            ApiError::refused(
+                Reason::PaymentMethodNotFound,
+                format!(
+                    "payment method {id} is not attached to this user (AttachPaymentMethod first)"
+                ),
+            )
         })
 }

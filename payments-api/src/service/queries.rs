@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{AppState, convert, input};
 use crate::{
-    auth::{Caller, authorize_transaction, authorize_user},
+    auth::{Caller, authorize_transaction, authorize_user, transaction_not_found},
     error::{ApiError, ApiResult},
 };
 
@@ -24,7 +24,7 @@ pub async fn get_transaction(
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let tx = store::get_transaction(&mut conn, id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("transaction {id} not found")))?;
+        .ok_or_else(|| transaction_not_found(id))?;
     authorize_transaction(caller, &tx)?;
     Ok(convert::transaction(&tx))
 }
@@ -124,10 +124,7 @@ mod tests {
         ] {
             assert!(matches!(
                 decode_page_token(garbage),
-                Err(ApiError::InvalidArgument {
-                    field: "page_token",
-                    ..
-                })
+                Err(ApiError::Refused(refusal)) if refusal.field == Some("page_token")
             ));
         }
     }

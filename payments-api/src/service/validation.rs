@@ -12,7 +12,7 @@ use payments_proto::payments::v1 as pb;
 use super::{AppState, charge, convert, idempotency, input, payments::owned_payment_method};
 use crate::{
     auth::{Caller, authorize_user},
-    error::{ApiError, ApiResult},
+    error::{ApiError, ApiResult, Reason, Refusal},
 };
 
 #[tracing::instrument(skip_all, fields(user_id = %req.user_id, payment_method_id = %req.payment_method_id))]
@@ -95,24 +95,28 @@ pub async fn start_trial(
     match wallet.trial_state {
         TrialState::None => {}
         TrialState::Active => {
-            return Err(ApiError::FailedPrecondition(
-                "the trial has already started for this wallet".into(),
+            return Err(trial_used(
+                "wallet",
+                "the trial has already started for this wallet",
             ));
         }
         TrialState::Ended => {
-            return Err(ApiError::FailedPrecondition(
-                "the trial of this wallet has already ended; there is one trial per user".into(),
+            return Err(trial_used(
+                "wallet",
+                "the trial of this wallet has already ended; there is one trial per user",
             ));
         }
     }
     if card.fingerprint.is_empty() {
-        return Err(ApiError::FailedPrecondition(
-            "Stripe gave no fingerprint for this card, so it cannot start a trial".into(),
+        return Err(ApiError::refused(
+            Reason::CardFingerprintMissing,
+            "Stripe gave no fingerprint for this card, so it cannot start a trial",
         ));
     }
     if store::card_had_trial(&mut conn, &card.fingerprint).await? {
-        return Err(ApiError::FailedPrecondition(
-            "this card has already been used to start a trial".into(),
+        return Err(trial_used(
+            "card",
+            "this card has already been used to start a trial",
         ));
     }
     let key = idempotency::derived_key(&mut conn, &user, "trial", &card.id).await?;
@@ -135,4 +139,11 @@ pub async fn start_trial(
         transaction: Some(convert::transaction(&tx)),
         wallet: Some(convert::wallet(&wallet, &methods)),
     })
+}
+
+/// TRIAL_ALREADY_USED, saying whether the wallet or the card had it.
+fn trial_used(used_by: &'static str, message: &str) -> ApiError {
+    Refusal::new(Reason::TrialAlreadyUsed, message)
+        .with("used_by", used_by)
+        .into()
 }

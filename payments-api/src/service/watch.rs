@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::{AppState, UpdateStream, convert, input};
 use crate::{
-    auth::{Caller, authorize_transaction},
+    auth::{Caller, authorize_transaction, transaction_not_found},
     error::{ApiError, ApiResult},
 };
 
@@ -30,16 +30,13 @@ pub async fn watch_transaction(
         .hub
         .watch(id, await_status)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("transaction {id} not found")))?;
+        .ok_or_else(|| transaction_not_found(id))?;
     authorize_transaction(caller, watch.snapshot())?;
     let updates = watch.into_stream().map(|next| match next {
         Ok(tx) => Ok(pb::TransactionUpdate {
             transaction: Some(convert::transaction(&tx)),
         }),
-        Err(ended) => Err(Status::from(ApiError::Unavailable {
-            what: "this instance",
-            source: ended.into(),
-        })),
+        Err(e) => Err(Status::from(ApiError::from(e))),
     });
     Ok(Box::pin(updates))
 }

@@ -7,11 +7,11 @@ use futures::{Stream, StreamExt};
 use payments_core::{Signal, TRANSACTION_CHANNEL, Transaction, TransactionId, testing::TestDb};
 
 use super::{
-    ShuttingDown, WatchConfig, WatchHub,
+    WatchConfig, WatchEnd, WatchHub,
     tests::{NEVER, WAIT, hub, hub_with, new_transaction, signal},
 };
 
-type Updates = Pin<Box<dyn Stream<Item = Result<Transaction, ShuttingDown>> + Send>>;
+type Updates = Pin<Box<dyn Stream<Item = Result<Transaction, WatchEnd>> + Send>>;
 
 /// Opens a stream and takes its snapshot.
 async fn watching(hub: &WatchHub, id: TransactionId) -> Updates {

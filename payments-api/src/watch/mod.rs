@@ -15,7 +15,7 @@ mod stream;
 mod sweep;
 
 pub use hub::{WatchConfig, WatchHub};
-pub use stream::{ShuttingDown, Watch};
+pub use stream::{Watch, WatchEnd};
 
 #[cfg(test)]
 mod cost_tests;

@@ -8,11 +8,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::hub::Subscription;
 
-/// Why a stream ended before its transaction settled: the service is shutting down,
-/// and the client should watch again (on another instance).
+/// Why an open stream ended before its transaction settled; the client watches again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the service is shutting down")]
-pub struct ShuttingDown;
+pub enum WatchEnd {
+    /// The instance is shutting down.
+    #[error("this instance is shutting down; watch again")]
+    ShuttingDown,
+}
 
 /// A subscribed watcher. Dropping it (or its stream) frees everything it held.
 pub struct Watch {
@@ -53,11 +55,9 @@ impl Watch {
 
     /// The snapshot first, then each newer committed version (intermediate versions
     /// may be coalesced; the latest always arrives). Ends after a settled status or
-    /// `await_status`. At shutdown it ends with [`ShuttingDown`], which the transport
-    /// maps to a status the client retries on.
-    pub fn into_stream(
-        self,
-    ) -> impl Stream<Item = Result<Transaction, ShuttingDown>> + Send + 'static {
+    /// `await_status`. At shutdown it ends with [`WatchEnd::ShuttingDown`], which the
+    /// transport maps to a status the client retries on.
+    pub fn into_stream(self) -> impl Stream<Item = Result<Transaction, WatchEnd>> + Send + 'static {
         let state = State {
             last_version: 0,
             first: Some(self.snapshot),
@@ -74,7 +74,7 @@ fn finished(tx: &Transaction, await_status: Option<TransactionStatus>) -> bool {
     tx.status.is_settled() || Some(tx.status) == await_status
 }
 
-async fn next(mut s: State) -> Option<(Result<Transaction, ShuttingDown>, State)> {
+async fn next(mut s: State) -> Option<(Result<Transaction, WatchEnd>, State)> {
     if s.done {
         return None;
     }
@@ -96,19 +96,19 @@ async fn next(mut s: State) -> Option<(Result<Transaction, ShuttingDown>, State)
                 if changed.is_err() {
                     // The hub dropped the slot: only at shutdown.
                     s.done = true;
-                    return Some((Err(ShuttingDown), s));
+                    return Some((Err(WatchEnd::ShuttingDown), s));
                 }
             }
             () = s.shutdown.cancelled() => {
                 s.done = true;
-                return Some((Err(ShuttingDown), s));
+                return Some((Err(WatchEnd::ShuttingDown), s));
             }
         }
     }
 }
 
 impl State {
-    fn emit(mut self, tx: Arc<Transaction>) -> (Result<Transaction, ShuttingDown>, State) {
+    fn emit(mut self, tx: Arc<Transaction>) -> (Result<Transaction, WatchEnd>, State) {
         self.last_version = tx.version;
         self.done = finished(&tx, self.await_status);
         (Ok(Transaction::clone(&tx)), self)

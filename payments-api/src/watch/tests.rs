@@ -12,7 +12,7 @@ use payments_core::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{ShuttingDown, Watch, WatchConfig, WatchHub};
+use super::{Watch, WatchConfig, WatchEnd, WatchHub};
 
 pub(super) const WAIT: Duration = Duration::from_secs(10);
 
@@ -295,6 +295,6 @@ async fn shutdown_ends_open_streams_with_a_retryable_error() {
     let end = tokio::time::timeout(WAIT, stream.next())
         .await
         .expect("ends");
-    assert!(matches!(end, Some(Err(ShuttingDown))));
+    assert!(matches!(end, Some(Err(WatchEnd::ShuttingDown))));
     assert!(stream.next().await.is_none());
 }

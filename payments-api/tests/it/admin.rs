@@ -5,7 +5,7 @@ use std::time::Duration;
 use payments_proto::payments::v1::{self as pb, payments_admin_client::PaymentsAdminClient};
 use tonic::Code;
 
-use crate::helpers::{TOPUP, TestApp, as_user, assert_code, service_token, with_token};
+use crate::helpers::{TOPUP, TestApp, as_user, assert_refused, service_token, with_token};
 
 #[tokio::test]
 async fn operator_rpcs_need_a_service_token_and_report_the_ledger() {
@@ -23,11 +23,12 @@ async fn operator_rpcs_need_a_service_token_and_report_the_ledger() {
     let mut admin = PaymentsAdminClient::connect(format!("http://{}", app.addr))
         .await
         .expect("connect");
-    assert_code(
+    assert_refused(
         admin
             .check_ledger(as_user("alice", pb::CheckLedgerRequest {}))
             .await,
         Code::PermissionDenied,
+        "SERVICE_TOKEN_REQUIRED",
     );
     let report = admin
         .check_ledger(with_token(&service_token(), pb::CheckLedgerRequest {}))
@@ -45,7 +46,7 @@ async fn operator_rpcs_need_a_service_token_and_report_the_ledger() {
         .expect("list dead events")
         .into_inner();
     assert!(dead.events.is_empty());
-    assert_code(
+    assert_refused(
         admin
             .replay_event(with_token(
                 &service_token(),
@@ -55,6 +56,7 @@ async fn operator_rpcs_need_a_service_token_and_report_the_ledger() {
             ))
             .await,
         Code::NotFound,
+        "EVENT_NOT_FOUND",
     );
     app.stop().await;
 }
@@ -112,7 +114,7 @@ async fn reconcile_transaction_applies_what_stripe_says_and_the_late_webhook_cha
     app.sim.set_webhook_secrets(vec!["whsec_not_ours"]);
     let tx = payment_with_lost_webhooks(&app, "alice", "reconcile").await;
 
-    assert_code(
+    assert_refused(
         admin
             .reconcile_transaction(as_user(
                 "alice",
@@ -122,15 +124,18 @@ async fn reconcile_transaction_applies_what_stripe_says_and_the_late_webhook_cha
             ))
             .await,
         Code::PermissionDenied,
+        "SERVICE_TOKEN_REQUIRED",
     );
-    let bad = assert_code(
+    let bad = assert_refused(
         reconcile(&mut admin, "not-a-uuid").await,
         Code::InvalidArgument,
+        "INVALID_FIELD",
     );
     assert!(bad.message().contains("transaction_id"), "{bad:?}");
-    assert_code(
+    assert_refused(
         reconcile(&mut admin, &uuid::Uuid::new_v4().to_string()).await,
         Code::NotFound,
+        "TRANSACTION_NOT_FOUND",
     );
 
     let reconciled = reconcile(&mut admin, &tx.id)
@@ -251,7 +256,7 @@ async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
     let lost = app
         .create_payment("carol", &card.id, TOPUP, "answer-lost")
         .await;
-    assert_code(lost, Code::Unavailable);
+    assert_refused(lost, Code::Unavailable, "STRIPE_UNAVAILABLE");
     let pis = app.sim_list("payment_intents").await;
     assert_eq!(pis.len(), 1);
     let tx = app
@@ -279,15 +284,16 @@ async fn reconcile_transaction_finds_a_payment_whose_answer_was_lost() {
     let never = app
         .create_payment("carol", &card.id, TOPUP, "never-reached")
         .await;
-    assert_code(never, Code::Unavailable);
+    assert_refused(never, Code::Unavailable, "STRIPE_UNAVAILABLE");
     let listed = app.transactions("carol").await;
     let unseen = listed
         .iter()
         .find(|t| t.id != tx.id)
         .expect("the second transaction");
-    let refused = assert_code(
+    let refused = assert_refused(
         reconcile(&mut admin, &unseen.id).await,
         Code::FailedPrecondition,
+        "STRIPE_OBJECT_MISSING",
     );
     assert!(refused.message().contains("never reached"), "{refused:?}");
     assert_ledger_clean(&mut admin).await;

@@ -6,7 +6,7 @@ use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
 use crate::helpers::{
-    JWT_SECRET, TOPUP, TestApp, as_user, assert_code, service_token, token, with_token,
+    JWT_SECRET, TOPUP, TestApp, as_user, assert_refused, service_token, token, with_token,
 };
 
 fn wallet_of(user: &str) -> pb::GetWalletRequest {
@@ -20,30 +20,34 @@ async fn a_request_without_a_valid_token_is_unauthenticated() {
     let app = TestApp::start().await;
     let mut client = app.client();
     let now = chrono::Utc::now().timestamp();
-    assert_code(
+    assert_refused(
         client.get_wallet(Request::new(wallet_of("alice"))).await,
         Code::Unauthenticated,
+        "TOKEN_MISSING",
     );
     let forged = token(json!({"sub": "alice", "exp": now + 3600}), "not-the-secret");
-    assert_code(
+    assert_refused(
         client
             .get_wallet(with_token(&forged, wallet_of("alice")))
             .await,
         Code::Unauthenticated,
+        "TOKEN_INVALID",
     );
     let expired = token(json!({"sub": "alice", "exp": now - 3600}), JWT_SECRET);
-    assert_code(
+    assert_refused(
         client
             .get_wallet(with_token(&expired, wallet_of("alice")))
             .await,
         Code::Unauthenticated,
+        "TOKEN_EXPIRED",
     );
     let no_exp = token(json!({"sub": "alice"}), JWT_SECRET);
-    assert_code(
+    assert_refused(
         client
             .get_wallet(with_token(&no_exp, wallet_of("alice")))
             .await,
         Code::Unauthenticated,
+        "TOKEN_INVALID",
     );
     app.stop().await;
 }
@@ -52,11 +56,12 @@ async fn a_request_without_a_valid_token_is_unauthenticated() {
 async fn a_user_cannot_act_for_another_user_or_see_their_transactions() {
     let app = TestApp::start().await;
     let mut client = app.client();
-    assert_code(
+    assert_refused(
         client
             .get_wallet(as_user("mallory", wallet_of("alice")))
             .await,
         Code::PermissionDenied,
+        "USER_ID_MISMATCH",
     );
     let card = app.attach("alice", "pm_card_visa").await;
     let paid = app
@@ -67,11 +72,12 @@ async fn a_user_cannot_act_for_another_user_or_see_their_transactions() {
     let get = pb::GetTransactionRequest {
         transaction_id: tx.id.clone(),
     };
-    let not_found = assert_code(
+    let not_found = assert_refused(
         client
             .get_transaction(as_user("mallory", get.clone()))
             .await,
         Code::NotFound,
+        "TRANSACTION_NOT_FOUND",
     );
     assert_eq!(
         not_found.message(),
@@ -82,19 +88,21 @@ async fn a_user_cannot_act_for_another_user_or_see_their_transactions() {
         transaction_id: tx.id.clone(),
         await_status: None,
     };
-    assert_code(
+    assert_refused(
         client.watch_transaction(as_user("mallory", watch)).await,
         Code::NotFound,
+        "TRANSACTION_NOT_FOUND",
     );
     let detach = pb::DetachPaymentMethodRequest {
         user_id: "mallory".into(),
         payment_method_id: card.id.clone(),
     };
-    assert_code(
+    assert_refused(
         client
             .detach_payment_method(as_user("mallory", detach))
             .await,
         Code::NotFound,
+        "PAYMENT_METHOD_NOT_FOUND",
     );
     app.stop().await;
 }
@@ -125,9 +133,10 @@ async fn a_service_token_acts_for_any_user() {
         .expect("service reads alice's transaction")
         .into_inner();
     assert_eq!(tx.user_id, "alice");
-    assert_code(
+    assert_refused(
         client.get_wallet(with_token(&service, wallet_of(""))).await,
         Code::InvalidArgument,
+        "INVALID_FIELD",
     );
     app.stop().await;
 }
@@ -151,9 +160,10 @@ async fn invalid_arguments_name_the_field() {
             currency: currency.into(),
             idempotency_key: key.into(),
         };
-        let status = assert_code(
+        let status = assert_refused(
             client.create_payment(as_user("alice", req)).await,
             Code::InvalidArgument,
+            "INVALID_FIELD",
         );
         let details = status.get_error_details();
         let violations = details.bad_request().expect("BadRequest details");
@@ -162,9 +172,10 @@ async fn invalid_arguments_name_the_field() {
     let bad_id = pb::GetTransactionRequest {
         transaction_id: "42".into(),
     };
-    let status = assert_code(
+    let status = assert_refused(
         client.get_transaction(as_user("alice", bad_id)).await,
         Code::InvalidArgument,
+        "INVALID_FIELD",
     );
     assert!(status.message().contains("transaction_id"), "{status:?}");
     app.stop().await;

@@ -10,8 +10,9 @@ use stripe_product::{
     },
 };
 use tonic::Code;
+use tonic_types::StatusExt;
 
-use crate::helpers::{TestApp, assert_code};
+use crate::helpers::{TestApp, assert_code, assert_refused, reason};
 
 const CREDIT: i64 = 500;
 
@@ -88,9 +89,10 @@ async fn a_code_redeemed_again_by_the_same_user_is_refused() {
         .await
         .expect("a retry with the same key");
     assert_eq!(retried.id, first.id);
-    let status = assert_code(
+    let status = assert_refused(
         app.apply_coupon("alice", "once5", "second").await,
         Code::AlreadyExists,
+        "COUPON_ALREADY_REDEEMED",
     );
     assert!(status.message().contains("already redeemed"), "{status:?}");
     app.wait_for("alice", &first.id, S::Succeeded).await;
@@ -106,9 +108,10 @@ async fn a_code_redeemed_again_by_the_same_user_is_refused() {
 #[tokio::test]
 async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
     let app = TestApp::start().await;
-    let status = assert_code(
+    let status = assert_refused(
         app.apply_coupon("alice", "NOPE", "k1").await,
         Code::InvalidArgument,
+        "COUPON_NOT_FOUND",
     );
     assert!(status.message().contains("code"), "{status:?}");
 
@@ -119,9 +122,10 @@ async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
         .send(&app.stripe)
         .await
         .expect("percent coupon");
-    let status = assert_code(
+    let status = assert_refused(
         app.apply_coupon("alice", "HALF", "k2").await,
         Code::InvalidArgument,
+        "COUPON_NOT_FIXED_AMOUNT",
     );
     assert!(status.message().contains("percent"), "{status:?}");
 
@@ -138,6 +142,55 @@ async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
     assert!(
         status.message().contains("no longer valid") || status.message().contains("maximum"),
         "{status:?}"
+    );
+    assert!(
+        ["COUPON_INACTIVE", "COUPON_EXHAUSTED"].contains(&reason(&status).as_str()),
+        "{status:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_code_and_a_coupon_in_another_currency_say_why() {
+    let app = TestApp::start().await;
+    app.coupon("LATE", None, None).await;
+    let promotion = CreatePromotionCodePromotion {
+        coupon: Some("LATE".to_owned()),
+        ..CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon)
+    };
+    CreatePromotionCode::new(promotion)
+        .code("LATE5")
+        .expires_at(chrono::Utc::now().timestamp() - 60)
+        .customize()
+        .send(&app.stripe)
+        .await
+        .expect("create an expired promotion code");
+    assert_refused(
+        app.apply_coupon("alice", "LATE5", "late").await,
+        Code::FailedPrecondition,
+        "COUPON_EXPIRED",
+    );
+
+    CreateCoupon::new()
+        .id("EURO")
+        .amount_off(CREDIT)
+        .currency(stripe_types::Currency::EUR)
+        .duration(CouponDuration::Once)
+        .send(&app.stripe)
+        .await
+        .expect("create a euro coupon");
+    let status = assert_refused(
+        app.apply_coupon("alice", "EURO", "euro").await,
+        Code::FailedPrecondition,
+        "COUPON_CURRENCY_MISMATCH",
+    );
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.metadata["coupon_currency"], "eur");
+    assert_eq!(info.metadata["wallet_currency"], "usd");
+    assert!(
+        app.transactions("alice").await.is_empty(),
+        "nothing created"
     );
     app.stop().await;
 }

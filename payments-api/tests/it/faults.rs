@@ -7,7 +7,8 @@
 //!   the end-of-test checks; [`relay`]: the HTTP relay that spreads webhooks over
 //!   ingestors and records calls; [`postgres`]: a private cluster a test may restart.
 //! - One module per fault: [`database_restart`], [`stripe_errors`], [`lost_webhooks`],
-//!   [`two_of_each`].
+//!   [`two_of_each`], and [`tls`]: PostgreSQL over TLS, and a server whose certificate
+//!   does not verify.
 
 mod postgres;
 mod relay;
@@ -16,6 +17,7 @@ mod stack;
 mod database_restart;
 mod lost_webhooks;
 mod stripe_errors;
+mod tls;
 mod two_of_each;
 
 use std::time::Duration;

@@ -84,7 +84,7 @@ async fn a_browser_preflight_allows_the_grpc_web_headers() {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization,content-type,x-grpc-web,x-user-agent",
+            "authorization,content-type,x-grpc-web,x-user-agent,traceparent,tracestate",
         )
         .send()
         .await
@@ -101,6 +101,9 @@ async fn a_browser_preflight_allows_the_grpc_web_headers() {
         "content-type",
         "x-grpc-web",
         "x-user-agent",
+        // A browser's trace continues on the server.
+        "traceparent",
+        "tracestate",
     ] {
         assert!(allowed.contains(header), "{header} not in {allowed:?}");
     }

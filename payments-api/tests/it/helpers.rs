@@ -11,6 +11,7 @@ use stripe_sim::StripeSim;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, transport::Channel};
+use tonic_types::StatusExt;
 
 pub const JWT_SECRET: &str = "test-jwt-secret";
 pub const WEBHOOK_SECRET: &str = "whsec_test";
@@ -168,6 +169,32 @@ pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) ->
         Err(status) if status.code() == code => status,
         other => panic!("expected {code:?}, got {other:?}"),
     }
+}
+
+/// The `google.rpc.ErrorInfo` reason of a status, decoded from its
+/// `grpc-status-details-bin`; every error of this API has one, in domain `payments.v1`.
+pub fn reason(status: &Status) -> String {
+    let details = status.get_error_details();
+    let info = details
+        .error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo in {status:?}"));
+    assert_eq!(info.domain, "payments.v1", "{status:?}");
+    info.reason.clone()
+}
+
+/// Asserts the code and the ErrorInfo reason, and that a RetryInfo comes exactly with
+/// UNAVAILABLE and RESOURCE_EXHAUSTED.
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, Status>,
+    code: Code,
+    want: &str,
+) -> Status {
+    let status = assert_code(result, code);
+    assert_eq!(reason(&status), want, "{status:?}");
+    let retryable = matches!(code, Code::Unavailable | Code::ResourceExhausted);
+    let retry_info = status.get_error_details().retry_info().is_some();
+    assert_eq!(retry_info, retryable, "RetryInfo in {status:?}");
+    status
 }
 
 // Typed calls, as `user`.

@@ -10,5 +10,7 @@ mod grpc_web;
 mod helpers;
 mod payment_methods;
 mod payments;
+mod reflection;
 mod resilience;
+mod telemetry;
 mod validation;

@@ -3,7 +3,7 @@
 use payments_proto::payments::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{TestApp, as_user, assert_code};
+use crate::helpers::{TestApp, as_user, assert_refused};
 
 async fn list(app: &TestApp, user: &str) -> Vec<pb::PaymentMethod> {
     let req = pb::ListPaymentMethodsRequest {
@@ -35,11 +35,12 @@ async fn a_card_is_attached_listed_and_detached() {
         user_id: user.into(),
         payment_method_id: card.id.clone(),
     };
-    assert_code(
+    assert_refused(
         app.client()
             .detach_payment_method(as_user("bob", detach("bob")))
             .await,
         Code::NotFound,
+        "PAYMENT_METHOD_NOT_FOUND",
     );
     let detached = app
         .client()
@@ -49,11 +50,12 @@ async fn a_card_is_attached_listed_and_detached() {
         .into_inner();
     assert_eq!(detached.id, card.id);
     assert!(list(&app, "alice").await.is_empty());
-    assert_code(
+    assert_refused(
         app.client()
             .detach_payment_method(as_user("alice", detach("alice")))
             .await,
         Code::NotFound,
+        "PAYMENT_METHOD_NOT_FOUND",
     );
     let stripe_pm = app.sim_get(&format!("payment_methods/{}", card.id)).await;
     assert!(
@@ -82,9 +84,10 @@ async fn concurrent_first_attaches_make_one_customer() {
 #[tokio::test]
 async fn an_unknown_payment_method_names_the_field() {
     let app = TestApp::start().await;
-    let status = assert_code(
+    let status = assert_refused(
         app.try_attach("alice", "pm_does_not_exist").await,
         Code::InvalidArgument,
+        "PAYMENT_METHOD_UNKNOWN",
     );
     assert!(status.message().contains("payment_method_id"), "{status:?}");
     app.stop().await;

@@ -4,7 +4,7 @@ use futures::{StreamExt, future::join_all};
 use payments_proto::payments::v1::{self as pb, TransactionStatus as S};
 use tonic::Code;
 
-use crate::helpers::{TOPUP, TestApp, as_user, assert_code};
+use crate::helpers::{TOPUP, TestApp, as_user, assert_refused};
 
 #[tokio::test]
 async fn a_payment_without_3ds_succeeds_and_credits_the_wallet() {
@@ -131,10 +131,11 @@ async fn a_reused_idempotency_key_with_other_parameters_is_refused() {
         first.transaction.map(|t| t.id),
         again.transaction.map(|t| t.id)
     );
-    let status = assert_code(
+    let status = assert_refused(
         app.create_payment("alice", &card.id, TOPUP * 2, "reused")
             .await,
         Code::FailedPrecondition,
+        "IDEMPOTENCY_KEY_REUSED",
     );
     assert!(status.message().contains("amount"), "{status:?}");
     app.stop().await;
@@ -144,14 +145,16 @@ async fn a_reused_idempotency_key_with_other_parameters_is_refused() {
 async fn a_card_that_is_not_the_users_cannot_pay() {
     let app = TestApp::start().await;
     let card = app.attach("alice", "pm_card_visa").await;
-    assert_code(
+    assert_refused(
         app.create_payment("bob", &card.id, TOPUP, "steal").await,
         Code::NotFound,
+        "PAYMENT_METHOD_NOT_FOUND",
     );
-    assert_code(
+    assert_refused(
         app.create_payment("bob", "pm_card_visa", TOPUP, "raw-token")
             .await,
         Code::NotFound,
+        "PAYMENT_METHOD_NOT_FOUND",
     );
     app.stop().await;
 }
@@ -192,11 +195,12 @@ async fn transactions_are_listed_newest_first_a_page_at_a_time() {
         .map(|t| t.id.clone())
         .collect();
     assert_eq!(listed, created);
-    let status = assert_code(
+    let status = assert_refused(
         app.client()
             .list_transactions(as_user("alice", page("garbage!")))
             .await,
         Code::InvalidArgument,
+        "INVALID_FIELD",
     );
     assert!(status.message().contains("page_token"), "{status:?}");
     app.stop().await;

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use payments_proto::payments::v1::{self as pb, TransactionStatus as S};
 use tonic::Code;
 
-use crate::helpers::{TOPUP, TestApp, assert_code};
+use crate::helpers::{TOPUP, TestApp, assert_refused};
 
 async fn only_transaction(app: &TestApp, user: &str) -> pb::Transaction {
     let listed = app.transactions(user).await;
@@ -20,9 +20,10 @@ async fn stripe_unreachable_is_unavailable_and_the_retry_finishes_the_payment() 
     let app = TestApp::start().await;
     let card = app.attach("alice", "pm_card_visa").await;
     app.sim.faults().scope("/v1/payment_intents").fail_next(1);
-    let status = assert_code(
+    let status = assert_refused(
         app.create_payment("alice", &card.id, TOPUP, "flaky").await,
         Code::Unavailable,
+        "STRIPE_UNAVAILABLE",
     );
     assert!(status.message().contains("Stripe"), "{status:?}");
     let waiting = only_transaction(&app, "alice").await;
@@ -52,9 +53,10 @@ async fn a_lost_answer_is_replayed_by_the_retry_without_a_second_payment_intent(
         .faults()
         .scope("/v1/payment_intents")
         .delay_next(1, Duration::from_secs(1));
-    assert_code(
+    assert_refused(
         app.create_payment("alice", &card.id, TOPUP, "lost").await,
         Code::Unavailable,
+        "STRIPE_UNAVAILABLE",
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let retried = app
@@ -213,7 +215,9 @@ async fn shutdown_lets_an_in_flight_payment_finish_and_ends_open_watches_retryab
         .await
         .expect("the watch ends");
     match end {
-        Some(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        Some(Err(status)) => {
+            assert_refused(Err::<(), _>(status), Code::Unavailable, "SHUTTING_DOWN");
+        }
         other => panic!("expected UNAVAILABLE, got {other:?}"),
     }
     pool.close().await;

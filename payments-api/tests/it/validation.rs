@@ -3,7 +3,7 @@
 use payments_proto::payments::v1::{TransactionKind as K, TransactionStatus as S, TrialState};
 use tonic::Code;
 
-use crate::helpers::{TestApp, assert_code};
+use crate::helpers::{TestApp, assert_refused};
 
 const TRIAL_CREDIT: i64 = 500;
 
@@ -76,18 +76,20 @@ async fn a_trial_is_granted_once_per_user_and_once_per_card() {
         (TrialState::Active as i32, TRIAL_CREDIT)
     );
 
-    let status = assert_code(
+    let status = assert_refused(
         app.start_trial("alice", &card.id).await,
         Code::FailedPrecondition,
+        "TRIAL_ALREADY_USED",
     );
     assert!(status.message().contains("trial"), "{status:?}");
 
     // The same card number under another user: refused before any charge.
     let same_card = app.attach("bob", "pm_card_visa").await;
     assert_eq!(same_card.fingerprint, card.fingerprint);
-    let status = assert_code(
+    let status = assert_refused(
         app.start_trial("bob", &same_card.id).await,
         Code::FailedPrecondition,
+        "TRIAL_ALREADY_USED",
     );
     assert!(status.message().contains("card"), "{status:?}");
     assert_eq!(app.wallet("bob").await.balance, 0);

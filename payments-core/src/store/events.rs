@@ -40,6 +40,16 @@ impl EventState {
         EventState::Deferred,
     ];
 
+    /// Not done, or needing an operator: what the health signals count, and what
+    /// the `stripe_events_attention` index holds (a test compares them).
+    pub const ATTENTION: &'static [EventState] = &[
+        EventState::Received,
+        EventState::Unmatched,
+        EventState::Deferred,
+        EventState::Flagged,
+        EventState::Dead,
+    ];
+
     pub fn is_retryable(self) -> bool {
         Self::RETRYABLE.contains(&self)
     }

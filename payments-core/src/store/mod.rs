@@ -8,6 +8,8 @@
 //! - `ledger`, `wallets`: money movements, balances, trials.
 //! - `customers`, `payment_methods`: Stripe customers and cards.
 //! - `outbox`: Stripe calls that follow a commit.
+//! - `signals`: what an on-call engineer watches (events needing attention, unsettled
+//!   transactions, the outbox's oldest call), read from partial indexes.
 //! - [`DbTransaction`] ([`begin`], [`begin_on`]): BEGIN … COMMIT in a tracing span.
 //! - [`ConnectionCache`]: connections the webhook path keeps between events.
 //! - [`StoreError`]: the store's errors, which each transport maps in one place.
@@ -19,6 +21,7 @@ mod events;
 mod ledger;
 mod outbox;
 mod payment_methods;
+mod signals;
 mod transactions;
 mod wallets;
 
@@ -40,6 +43,7 @@ pub use payment_methods::{
     PaymentMethodRow, Upserted, get_payment_method, list_payment_methods, mark_detached,
     mark_validated, upsert_payment_method,
 };
+pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{
     Inserted, ListCursor, NewTransaction, StatusChange, StripeRefs, SweepCursor, change_status,
     claim_unsettled, coupon_redeemed, failed_attempts, find_by_idempotency_key, flag_transaction,
@@ -52,7 +56,10 @@ pub use wallets::{
     start_trial,
 };
 
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions, PgSslMode},
+};
 
 /// The errors of the store. Transports map them to their own statuses in one place.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +135,7 @@ pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs
 /// while briefly idle fails its next statement as unavailable (503 / `UNAVAILABLE`), and
 /// the retry gets a fresh one.
 pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
+    let options = connect_options(&config.url)?;
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
@@ -140,13 +148,86 @@ pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
                 Ok(true)
             })
         })
-        .connect(&config.url)
+        .connect_with(options)
         .await
         .map_err(StoreError::from)
+}
+
+/// `url`'s connection options, TLS read as libpq reads it: `sslmode` (`disable`, `prefer`
+/// (the default), `require`, `verify-ca`, `verify-full`), `sslrootcert` (the CA file;
+/// also `PGSSLROOTCERT`), `sslcert` and `sslkey`. As in libpq, `require` with a root
+/// certificate given verifies the server's chain like `verify-ca`. One difference: the
+/// certificates of `sslrootcert` are trusted alongside the public web roots compiled in
+/// (Mozilla's, as in a browser), where libpq trusts that file alone.
+pub fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let options: PgConnectOptions = url.parse().map_err(StoreError::Other)?;
+    let root_cert = url_parameter(url, &["sslrootcert", "ssl-root-cert", "ssl-ca"])
+        .or_else(|| std::env::var("PGSSLROOTCERT").ok())
+        .filter(|v| !v.is_empty());
+    if root_cert.as_deref() == Some("system") {
+        return Err(StoreError::Other(sqlx::Error::Configuration(
+            "sslrootcert=system is not supported: leave sslrootcert out to trust the public \
+             web roots, or name the CA file"
+                .into(),
+        )));
+    }
+    Ok(match options.get_ssl_mode() {
+        PgSslMode::Require if root_cert.is_some() => options.ssl_mode(PgSslMode::VerifyCa),
+        _ => options,
+    })
+}
+
+/// The value of the first of `names` in `url`'s query string, percent-decoded.
+fn url_parameter(url: &str, names: &[&str]) -> Option<String> {
+    let (_, query) = url.split_once('?')?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| names.contains(&key.as_ref()))
+        .map(|(_, value)| value.into_owned())
 }
 
 /// Applies pending migrations. sqlx's migrator takes an advisory lock, so several
 /// instances starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     sqlx::migrate!("../migrations").run(pool).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str) -> PgSslMode {
+        connect_options(url).expect("valid url").get_ssl_mode()
+    }
+
+    #[test]
+    fn require_with_a_root_certificate_verifies_the_chain_as_libpq_does() {
+        let base = "postgres://u@db.example:5432/payments";
+        assert!(matches!(
+            mode(&format!(
+                "{base}?sslmode=require&sslrootcert=%2Fetc%2Fca.pem"
+            )),
+            PgSslMode::VerifyCa
+        ));
+        assert!(matches!(
+            mode(&format!("{base}?sslmode=require")),
+            PgSslMode::Require
+        ));
+        assert!(matches!(
+            mode(&format!("{base}?sslmode=verify-full&sslrootcert=/ca.pem")),
+            PgSslMode::VerifyFull
+        ));
+        assert!(matches!(
+            mode(&format!("{base}?sslrootcert=/ca.pem&sslmode=verify-ca")),
+            PgSslMode::VerifyCa
+        ));
+    }
+
+    #[test]
+    fn an_unknown_sslmode_or_the_system_root_store_is_a_configuration_error() {
+        let base = "postgres://u@db.example/payments";
+        assert!(connect_options(&format!("{base}?sslmode=verify")).is_err());
+        assert!(
+            connect_options(&format!("{base}?sslmode=verify-full&sslrootcert=system")).is_err()
+        );
+    }
 }

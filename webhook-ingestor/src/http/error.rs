@@ -2,12 +2,12 @@
 //! anything that is not 2xx, so every path that did not store the event answers with
 //! an error status, and only refusals Stripe cannot fix by retrying are 4xx.
 
+use std::error::Error as StdError;
+
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use std::error::Error as StdError;
-
 use payments_core::{EventError, store::StoreError};
 
 use crate::{group_commit::GroupCommitError, signature::Rejection};
@@ -61,8 +61,20 @@ impl From<GroupCommitError> for WebhookError {
     }
 }
 
+/// Every value [`WebhookError::rejection_reason`] gives, so each is exported (at 0)
+/// before its first refusal.
+pub const REJECTION_REASONS: [&str; 7] = [
+    "missing_signature",
+    "malformed_header",
+    "no_matching_signature",
+    "timestamp_outside_tolerance",
+    "body_too_large",
+    "unreadable_body",
+    "not_an_event",
+];
+
 impl WebhookError {
-    /// The label counted in `ingestor_webhooks_rejected_total`, for refusals.
+    /// The label counted in `payments_webhooks_rejected_total`, for refusals.
     pub fn rejection_reason(&self) -> Option<&'static str> {
         match self {
             WebhookError::Rejected(r) => Some(r.reason()),
@@ -144,5 +156,21 @@ mod tests {
         assert_eq!(stopped.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(stopped.to_string(), "shutting down");
         assert_eq!(stopped.outcome(), "unavailable");
+    }
+
+    #[test]
+    fn every_rejection_reason_is_listed() {
+        let refusals = [
+            WebhookError::Rejected(Rejection::MissingSignature),
+            WebhookError::Rejected(Rejection::MalformedHeader),
+            WebhookError::Rejected(Rejection::NoMatchingSignature),
+            WebhookError::Rejected(Rejection::TimestampOutsideTolerance),
+            WebhookError::BodyTooLarge,
+            WebhookError::UnreadableBody,
+        ];
+        for refusal in refusals {
+            let reason = refusal.rejection_reason().expect("a refusal has a reason");
+            assert!(REJECTION_REASONS.contains(&reason), "{reason}");
+        }
     }
 }

@@ -5,21 +5,22 @@
 mod error;
 mod webhook;
 
-pub use error::WebhookError;
+pub use error::{REJECTION_REASONS, WebhookError};
 
 use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, State},
-    http::{StatusCode, header},
-    response::IntoResponse,
+    http::StatusCode,
     routing::{get, post},
 };
 use payments_core::store::ConnectionCache;
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tonic_health::server::HealthReporter;
+
+use payments_telemetry::metrics::MetricsRegistry;
 
 use crate::{group_commit::GroupCommit, metrics::Metrics, retry::RetryPolicy};
 
@@ -32,6 +33,8 @@ pub struct AppState {
     /// Where the webhook path takes its connections from.
     pub connections: ConnectionCache,
     pub metrics: Arc<Metrics>,
+    /// Everything `GET /metrics` shows: this service's metrics, the pool, the process.
+    pub registry: Arc<MetricsRegistry>,
     pub webhook_secrets: Vec<SecretString>,
     pub signature_tolerance: Duration,
     pub retry: RetryPolicy,
@@ -51,7 +54,10 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> (Router, HealthReporte
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            payments_telemetry::metrics::route(state.registry.clone()),
+        )
         .with_state(state);
     (http.merge(grpc), health)
 }
@@ -72,14 +78,4 @@ async fn readyz(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str
         }
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
     }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
 }

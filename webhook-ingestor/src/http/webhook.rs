@@ -7,7 +7,7 @@
 
 use std::{
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::{
@@ -65,12 +65,14 @@ pub async fn receive(
         otel.status_code = Empty,
     );
     payments_telemetry::extract_parent(&span, &headers);
+    let started = Instant::now();
     async move {
         let result = store_and_apply(&state, &headers, body).await;
         let (status, outcome) = match &result {
             Ok(ack) => (StatusCode::OK, ack.as_str()),
             Err(e) => (e.status(), e.outcome()),
         };
+        state.metrics.webhook_answered(outcome, started.elapsed());
         if let Err(e) = &result
             && let Some(reason) = e.rejection_reason()
         {

@@ -1,5 +1,6 @@
 //! Background loops: retrying stored events, sending the outbox, and (when turned on)
-//! reconciling stale transactions and catching up on missed events.
+//! reconciling stale transactions, catching up on missed events and reading the
+//! database's health signals into the metrics.
 //!
 //! Each loop claims its work with `FOR UPDATE SKIP LOCKED`, so any number of instances
 //! can run them side by side without processing anything twice. Each checks the
@@ -10,6 +11,7 @@ pub mod catch_up;
 pub mod events;
 pub mod outbox;
 pub mod reconcile;
+pub mod signals;
 
 use std::{future::Future, time::Duration};
 

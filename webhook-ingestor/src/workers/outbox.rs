@@ -83,7 +83,7 @@ impl OutboxWorker {
     }
 }
 
-/// The result as counted in `ingestor_outbox_calls_total` and put on the call's span.
+/// The result as counted in `payments_outbox_calls_total` and put on the call's span.
 fn label(result: &CallResult) -> &'static str {
     match result {
         CallResult::Done => "done",

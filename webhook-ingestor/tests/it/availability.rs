@@ -88,14 +88,19 @@ async fn probes_and_metrics_answer() -> Result {
     let (status, metrics) = app.get("/metrics").await?;
     assert_eq!(status, 200);
     for name in [
-        "ingestor_webhooks_verified_total 0",
-        "ingestor_webhooks_duplicate_total 0",
-        "ingestor_events_unmatched_total 0",
-        "ingestor_events_dead_lettered_total 0",
-        "# TYPE ingestor_webhooks_rejected_total counter",
-        "# TYPE ingestor_events_applied_total counter",
-        "# TYPE ingestor_transitions_total counter",
-        "# TYPE ingestor_outbox_depth gauge",
+        "payments_webhooks_verified_total 0",
+        "payments_webhooks_duplicate_total 0",
+        "payments_events_unmatched_total 0",
+        "payments_events_dead_lettered_total 0",
+        // Known reasons and event types are exported at 0 before the first one.
+        "payments_webhooks_rejected_total{reason=\"no_matching_signature\"} 0",
+        "payments_events_applied_total{type=\"payment_intent.succeeded\"} 0",
+        // OpenMetrics names a counter's family without `_total`.
+        "# TYPE payments_webhooks_rejected counter",
+        "# TYPE payments_events_applied counter",
+        "# TYPE payments_outbox_depth gauge",
+        "# TYPE payments_db_pool_connections gauge",
+        "# TYPE process_resident_memory_bytes gauge",
     ] {
         assert!(metrics.contains(name), "{name} missing from\n{metrics}");
     }

@@ -20,5 +20,6 @@ mod proxy;
 mod randomized;
 mod rejections;
 mod retries;
+mod signals;
 mod telemetry;
 mod with_sim;

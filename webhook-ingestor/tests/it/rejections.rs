@@ -31,8 +31,11 @@ async fn refused(
     assert_eq!(app.count("SELECT count(*) FROM stripe_events").await?, 0);
     assert_eq!(app.metrics.webhooks_rejected(metric), 1);
     let (_, metrics) = app.get("/metrics").await?;
-    let line = format!("ingestor_webhooks_rejected_total{{reason=\"{metric}\"}} 1");
+    let line = format!("payments_webhooks_rejected_total{{reason=\"{metric}\"}} 1");
     assert!(metrics.contains(&line), "{metrics}");
+    // Timed under the same reason.
+    let timed = format!("payments_webhook_duration_seconds_count{{outcome=\"{metric}\"}} 1");
+    assert!(metrics.contains(&timed), "{metrics}");
     Ok(())
 }
 

@@ -56,7 +56,7 @@ async fn an_event_that_never_matches_is_dead_lettered_after_its_budget() -> Resu
     assert_eq!(app.metrics.events_dead_lettered(), 1);
     let (_, metrics) = app.get("/metrics").await?;
     assert!(
-        metrics.contains("ingestor_events_dead_lettered_total 1\n"),
+        metrics.contains("payments_events_dead_lettered_total 1\n"),
         "{metrics}"
     );
     Ok(())

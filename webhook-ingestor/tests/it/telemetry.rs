@@ -9,8 +9,8 @@ use std::future::Future;
 
 use anyhow::Context as _;
 use payments_telemetry::{
-    OtelConfig,
-    testing::{self, OtlpReceiver, Span, attribute, hex_id, traced_runtime},
+    OtlpProtocol,
+    testing::{self, Span, attribute, hex_id},
 };
 use webhook_ingestor::signature::signature_header;
 
@@ -66,27 +66,8 @@ fn a_refused_webhook_span_has_its_reason_and_no_event_id() -> Result {
 /// Runs `work` on a runtime traced by a subscriber that exports to a real OTLP
 /// receiver, then flushes; returns what `work` returned and every span received.
 fn traced<T>(work: impl Future<Output = Result<T>>) -> Result<(T, Vec<Span>)> {
-    // The receiver and the exporter's connection live on their own runtime, which
-    // outlives the traced one, so the final flush can still send.
-    let otlp = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let receiver = otlp.block_on(OtlpReceiver::start())?;
-    let config = OtelConfig {
-        endpoint: Some(receiver.endpoint()),
-        service_name: "webhook-ingestor-test".into(),
-    };
-    let (subscriber, telemetry) = {
-        let _in_runtime = otlp.enter();
-        testing::build(&config)?.into_parts()
-    };
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let runtime = traced_runtime(&dispatch, 2)?;
-    let output = tracing::dispatcher::with_default(&dispatch, || runtime.block_on(work));
-    drop(runtime);
-    telemetry.shutdown();
-    Ok((output?, receiver.spans()))
+    let (output, spans) = testing::traced(OtlpProtocol::Grpc, "webhook-ingestor-test", work)?;
+    Ok((output?, spans))
 }
 
 /// What one delivery sent and got.
@@ -111,11 +92,6 @@ async fn deliver(secret: &str) -> Result<Sent> {
     .succeeded();
     let body = serde_json::to_vec(&event)?;
     let signature = signature_header(secret, now(), &body);
-    // tracing caches, per callsite, whether any subscriber wants it. A test running
-    // beside this one can hit the `webhook` span first and race this test's subscriber
-    // registration, leaving "nobody wants it" cached; asking again now that the
-    // subscriber exists makes the span's recording independent of the other tests.
-    tracing::callsite::rebuild_interest_cache();
     let response = reqwest::Client::new()
         .post(app.url("/v1/stripe-webhook"))
         .header("content-type", "application/json")

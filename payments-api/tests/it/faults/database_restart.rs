@@ -19,7 +19,7 @@ use super::{
     stack::{Paid, Spec, Stack, expected_balances},
     top_ups,
 };
-use crate::helpers::{as_user, assert_code};
+use crate::helpers::{as_user, assert_refused};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_restart_mid_burst_loses_no_payment_and_credits_none_twice() {
@@ -79,7 +79,11 @@ async fn a_postgres_restart_mid_burst_loses_no_payment_and_credits_none_twice() 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         pg.stop_fast().await;
-        assert_code(stack.wallet("user-0").await, Code::Unavailable);
+        assert_refused(
+            stack.wallet("user-0").await,
+            Code::Unavailable,
+            "DATABASE_UNAVAILABLE",
+        );
         // Stripe's deliveries meet the outage: 503, to be retried.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !stack.webhooks.hops().iter().any(|h| h.status == Some(503)) {

@@ -4,13 +4,18 @@
 //!
 //! PostgreSQL refuses to run as root: when the tests do, every `initdb` and `pg_ctl`
 //! runs as the `postgres` user (`runuser`), in a directory that user owns.
+//!
+//! [`PrivatePostgres::start_tls`] starts it with `ssl=on`, a server certificate from
+//! [`TestCa`], and a `pg_hba.conf` that refuses every TCP connection without TLS.
 
 use std::{
     net::TcpListener,
-    os::unix::fs::MetadataExt as _,
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
     process::Command,
 };
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 use tempfile::TempDir;
 
@@ -21,6 +26,8 @@ struct Ctl {
     dir: PathBuf,
     port: u16,
     as_postgres: bool,
+    /// `-c ssl=on …` when the cluster serves TLS.
+    tls_options: Option<String>,
 }
 
 pub struct PrivatePostgres {
@@ -32,12 +39,19 @@ pub struct PrivatePostgres {
 impl PrivatePostgres {
     /// Creates, configures and starts a cluster on a free loopback port, trust auth.
     pub async fn start() -> PrivatePostgres {
-        tokio::task::spawn_blocking(Self::start_blocking)
+        tokio::task::spawn_blocking(|| Self::start_blocking(None))
             .await
             .expect("the cluster set-up does not panic")
     }
 
-    fn start_blocking() -> PrivatePostgres {
+    /// [`start`](Self::start), serving TLS only, with `server` as its certificate.
+    pub async fn start_tls(server: ServerCertificate) -> PrivatePostgres {
+        tokio::task::spawn_blocking(|| Self::start_blocking(Some(server)))
+            .await
+            .expect("the cluster set-up does not panic")
+    }
+
+    fn start_blocking(tls: Option<ServerCertificate>) -> PrivatePostgres {
         let dir = TempDir::new().expect("a temporary directory");
         let as_postgres = running_as_root();
         if as_postgres {
@@ -49,11 +63,12 @@ impl PrivatePostgres {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let ctl = Ctl {
+        let mut ctl = Ctl {
             bin: bin_dir(),
             dir: dir.path().to_owned(),
             port,
             as_postgres,
+            tls_options: None,
         };
         let data = ctl.data();
         ctl.run(
@@ -69,8 +84,22 @@ impl PrivatePostgres {
                 "--no-sync",
             ],
         );
+        if let Some(server) = tls {
+            ctl.tls_options = Some(ctl.install_tls(&server));
+        }
         ctl.pg_ctl(&["start"]);
         PrivatePostgres { ctl, _dir: dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.ctl.port
+    }
+
+    /// Writes `contents` to `name` in the cluster's directory (a CA file for a client).
+    pub fn write_file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.ctl.dir.join(name);
+        std::fs::write(&path, contents).expect("write a file next to the cluster");
+        path
     }
 
     pub fn url(&self) -> String {
@@ -112,14 +141,43 @@ impl Ctl {
         self.dir.join("data").display().to_string()
     }
 
+    /// Writes the certificate and key where the server reads them, allows only TLS over
+    /// TCP, and returns the server options that turn TLS on.
+    fn install_tls(&self, server: &ServerCertificate) -> String {
+        let (cert, key) = (self.dir.join("server.crt"), self.dir.join("server.key"));
+        std::fs::write(&cert, &server.cert_pem).expect("write the server certificate");
+        std::fs::write(&key, &server.key_pem).expect("write the server key");
+        // The server refuses a key others can read.
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+            .expect("restrict the key");
+        let hba = "local all all trust\n\
+                   hostssl all all 127.0.0.1/32 trust\n\
+                   hostnossl all all 0.0.0.0/0 reject\n";
+        let hba_path = self.dir.join("data").join("pg_hba.conf");
+        std::fs::write(&hba_path, hba).expect("write pg_hba.conf");
+        if self.as_postgres {
+            let (uid, gid) = (id("-u"), id("-g"));
+            for path in [&cert, &key, &hba_path] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                    .expect("hand the TLS files to the postgres user");
+            }
+        }
+        format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            cert.display(),
+            key.display()
+        )
+    }
+
     /// `pg_ctl` with the server options; `-w` waits until the action is complete.
     fn pg_ctl(&self, action: &[&str]) {
         let data = self.data();
         let log = self.dir.join("server.log").display().to_string();
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.tls_options.as_deref().unwrap_or_default()
         );
         let mut args = vec!["-D", &data, "-l", &log, "-w", "-t", "30", "-o", &options];
         args.extend_from_slice(action);
@@ -197,4 +255,48 @@ fn bin_dir() -> PathBuf {
         .pop()
         .map(|(_, bin)| bin)
         .expect("PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin")
+}
+
+/// A certificate authority made for one test.
+pub struct TestCa {
+    pub cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+/// A server certificate and its private key, PEM.
+pub struct ServerCertificate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = KeyPair::generate().expect("CA key");
+        let cert_pem = params.self_signed(&key).expect("self-signed CA").pem();
+        TestCa {
+            cert_pem,
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server certificate for `names` (host names or IP addresses), signed by this CA.
+    pub fn server_certificate(&self, names: &[&str]) -> ServerCertificate {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).expect("server parameters");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "postgres");
+        let key = KeyPair::generate().expect("server key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("signed by the CA");
+        ServerCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
 }
