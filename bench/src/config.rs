@@ -1,50 +1,170 @@
-//! The benchmark's sizes, read once from flags (which win) and `BENCH_*` variables.
-//! `--quick` shrinks everything to a two-minute smoke run.
+//! The benchmark's sizes, read once from flags (which win) and `BENCH_*` variables
+//! (clap). `--quick` shrinks everything to a two-minute smoke run.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
+use clap::{
+    CommandFactory, FromArgMatches, Parser, ValueEnum, builder::BoolishValueParser,
+    error::ErrorKind,
+};
 
-pub const HELP: &str = "\
-payments-bench: benchmarks the real services (built in release mode, started as processes)
-against a fresh database on the local PostgreSQL, and writes BENCHMARKS.md.
+/// The command line; each option can also come from `BENCH_<NAME>` (the flag wins).
+/// Sizes left unset take the full run's or `--quick`'s default in [`Settings::from_args`].
+#[derive(Debug, Parser)]
+#[command(
+    name = "payments-bench",
+    about = "Benchmarks the real services (built in release mode, started as processes) against a \
+             fresh database on the local PostgreSQL, and writes BENCHMARKS.md.",
+    override_usage = "cargo run --release -p payments-bench -- [--quick] [OPTIONS]",
+    after_help = "Every option can also be given as BENCH_<NAME> (e.g. BENCH_WATCHERS=2000)."
+)]
+struct Flags {
+    /// A smoke run of about two minutes (one run per figure, small sizes); writes
+    /// target/bench/BENCHMARKS-quick.md unless --output is given
+    #[arg(long, env = "BENCH_QUICK", value_parser = BoolishValueParser::new())]
+    quick: bool,
+    /// Repetitions per figure; the report shows medians [default: 3; --quick: 1]
+    #[arg(long, env = "BENCH_RUNS", value_name = "N")]
+    runs: Option<usize>,
+    /// Phases to run [default: all]
+    #[arg(long, env = "BENCH_ONLY", value_name = "LIST", value_delimiter = ',')]
+    only: Vec<Phase>,
+    /// Concurrent webhook senders [default: 1,4,16,64; --quick: 1,16]
+    #[arg(
+        long,
+        env = "BENCH_SENDERS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    senders: Vec<usize>,
+    /// Measured seconds per ingest / pgbench run [default: 8; --quick: 3]
+    #[arg(long, env = "BENCH_INGEST_SECS", value_name = "S", value_parser = seconds)]
+    ingest_secs: Option<Duration>,
+    /// Events per database transaction for the group-commit bound [default: 4,16; --quick: 8]
+    #[arg(
+        long,
+        env = "BENCH_BATCH_SIZES",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    batch_sizes: Vec<usize>,
+    /// pgbench clients for the group-commit runs
+    #[arg(
+        long,
+        env = "BENCH_BATCH_CLIENTS",
+        value_name = "N",
+        default_value_t = 16
+    )]
+    batch_clients: usize,
+    /// Concurrent WatchTransaction streams [default: 10000; --quick: 2000]
+    #[arg(long, env = "BENCH_WATCHERS", value_name = "N")]
+    watchers: Option<usize>,
+    /// Transaction changes per second during the watch
+    #[arg(
+        long,
+        env = "BENCH_CHANGE_RATE",
+        value_name = "R",
+        default_value_t = 500.0
+    )]
+    change_rate: f64,
+    /// Measured seconds of changes per watch run [default: 15; --quick: 5]
+    #[arg(long, env = "BENCH_WATCH_SECS", value_name = "S", value_parser = seconds)]
+    watch_secs: Option<Duration>,
+    /// Measured seconds per scaling point [default: 10; --quick: 4]
+    #[arg(long, env = "BENCH_SCALING_SECS", value_name = "S", value_parser = seconds)]
+    scaling_secs: Option<Duration>,
+    /// HTTP/2 connections the streams are spread over
+    #[arg(long, env = "BENCH_CHANNELS", value_name = "N", default_value_t = 50)]
+    channels: usize,
+    /// The polling baseline's interval
+    #[arg(
+        long,
+        env = "BENCH_POLL_INTERVAL_MS",
+        value_name = "MS",
+        default_value_t = 500
+    )]
+    poll_interval_ms: u64,
+    /// The polling baseline's connection pool
+    #[arg(long, env = "BENCH_POLL_POOL", value_name = "N", default_value_t = 20)]
+    poll_pool: u32,
+    /// WATCHERS@RATE points for the watch curves: streams doubling at a fixed rate, then
+    /// the rate doubling at a fixed number of streams [default:
+    /// 1250@250,2500@250,5000@250,10000@250,10000@125,10000@500,10000@1000; --quick:
+    /// 500@125,1000@125,1000@250]
+    #[arg(long, env = "BENCH_SCALING", value_name = "LIST", value_delimiter = ',', value_parser = parse_point)]
+    scaling: Vec<(usize, f64)>,
+    /// Concurrent users in the end-to-end flow
+    #[arg(long, env = "BENCH_E2E_USERS", value_name = "N", default_value_t = 50)]
+    e2e_users: usize,
+    /// Measured seconds of the end-to-end flow [default: 10; --quick: 4]
+    #[arg(long, env = "BENCH_E2E_SECS", value_name = "S", value_parser = seconds)]
+    e2e_secs: Option<Duration>,
+    /// One more end-to-end run with stripe-sim answering this late (a realistic Stripe
+    /// latency; 0 skips it)
+    #[arg(
+        long,
+        env = "BENCH_STRIPE_LATENCY_MS",
+        value_name = "MS",
+        default_value_t = 300
+    )]
+    stripe_latency_ms: u64,
+    /// INGESTOR_DB_MAX_CONNECTIONS (10 is the service default)
+    #[arg(
+        long,
+        env = "BENCH_INGESTOR_POOL",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    ingestor_pool: u32,
+    /// PAYMENTS_DB_MAX_CONNECTIONS (10 is the service default)
+    #[arg(long, env = "BENCH_API_POOL", value_name = "N", default_value_t = 10)]
+    api_pool: u32,
+    /// RUST_LOG of the services (info is their default)
+    #[arg(
+        long,
+        env = "BENCH_SERVICE_LOG",
+        value_name = "FILTER",
+        default_value = "info"
+    )]
+    service_log: String,
+    /// Server to create the benchmark database on [default: $DATABASE_URL or
+    /// postgres://postgres@127.0.0.1:5432/postgres]
+    #[arg(long, env = "BENCH_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Where to write the report [default: BENCHMARKS.md]
+    #[arg(long, env = "BENCH_OUTPUT", value_name = "PATH")]
+    output: Option<PathBuf>,
+    /// Write the report from a saved target/bench/results.json instead of measuring (give
+    /// the same sizes as the run that saved it)
+    #[arg(long, env = "BENCH_RENDER", value_name = "PATH")]
+    render: Option<PathBuf>,
+    /// Do not run cargo build --release for the services first
+    #[arg(long, env = "BENCH_NO_BUILD", value_parser = BoolishValueParser::new())]
+    no_build: bool,
+    /// Keep the benchmark database afterwards
+    #[arg(long, env = "BENCH_KEEP_DB", value_parser = BoolishValueParser::new())]
+    keep_db: bool,
+}
 
-usage: cargo run --release -p payments-bench -- [--quick] [options]
+/// The command line, where a `BENCH_*` variable that is empty (or blank) counts as unset.
+fn command() -> clap::Command {
+    let mut command = Flags::command();
+    // The derived arguments are added when the command is built.
+    command.build();
+    command.mut_args(|arg| {
+        let blank = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|value| value.to_string_lossy().trim().is_empty());
+        if blank { arg.env(None) } else { arg }
+    })
+}
 
-  --quick                  a smoke run of about two minutes (one run per figure, small sizes);
-                           writes target/bench/BENCHMARKS-quick.md unless --output is given
-  --runs N                 repetitions per figure; the report shows medians   [3]
-  --only LIST              phases to run: ingest,watch,e2e,scaling           [all]
-  --senders LIST           concurrent webhook senders                        [1,4,16,64]
-  --ingest-secs S          measured seconds per ingest / pgbench run         [8]
-  --batch-sizes LIST       events per database transaction for the group-commit bound [4,16]
-  --batch-clients N        pgbench clients for the group-commit runs         [16]
-  --watchers N             concurrent WatchTransaction streams              [10000]
-  --change-rate R          transaction changes per second during the watch   [500]
-  --watch-secs S           measured seconds of changes per watch run         [15]
-  --scaling-secs S         measured seconds per scaling point                [10]
-  --channels N             HTTP/2 connections the streams are spread over    [50]
-  --poll-interval-ms MS    the polling baseline's interval                   [500]
-  --poll-pool N            the polling baseline's connection pool            [20]
-  --scaling LIST           watchers@rate points for the watch curves: streams doubling at
-                           a fixed rate, then the rate doubling at a fixed number of streams
-                           [1250@250,2500@250,5000@250,10000@250,10000@125,10000@500,10000@1000]
-  --e2e-users N            concurrent users in the end-to-end flow          [50]
-  --e2e-secs S             measured seconds of the end-to-end flow          [10]
-  --stripe-latency-ms MS   one more end-to-end run with stripe-sim answering this late
-                           (a realistic Stripe latency; 0 skips it)          [300]
-  --ingestor-pool N        INGESTOR_DB_MAX_CONNECTIONS                      [10, the service default]
-  --api-pool N             PAYMENTS_DB_MAX_CONNECTIONS                      [10, the service default]
-  --service-log FILTER     RUST_LOG of the services                          [info, their default]
-  --database-url URL       server to create the benchmark database on
-                           [$DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres]
-  --output PATH            where to write the report                        [BENCHMARKS.md]
-  --render PATH            write the report from a saved target/bench/results.json instead of
-                           measuring (give the same sizes as the run that saved it)
-  --no-build               do not run cargo build --release for the services first
-  --keep-db                keep the benchmark database afterwards
-
-Every option can also be given as BENCH_<NAME> (e.g. BENCH_WATCHERS=2000).";
+/// The help text (`--help`).
+pub fn help() -> String {
+    command().render_help().to_string()
+}
 
 /// What the run measures and how big it is.
 #[derive(Debug, Clone)]
@@ -78,7 +198,7 @@ pub struct Settings {
     pub render: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Phase {
     Ingest,
     Watch,
@@ -86,133 +206,52 @@ pub enum Phase {
     Scaling,
 }
 
-impl Phase {
-    fn parse(s: &str) -> anyhow::Result<Phase> {
-        Ok(match s {
-            "ingest" => Phase::Ingest,
-            "watch" => Phase::Watch,
-            "e2e" => Phase::E2e,
-            "scaling" => Phase::Scaling,
-            other => bail!("unknown phase {other:?} (ingest, watch, e2e, scaling)"),
-        })
-    }
-}
-
-/// Parsed `--name value` pairs and bare flags; the environment fills what is missing.
-struct Args {
-    values: HashMap<String, String>,
-}
-
-impl Args {
-    fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
-        const FLAGS: [&str; 4] = ["quick", "no-build", "keep-db", "help"];
-        let mut values = HashMap::new();
-        let mut args = args.peekable();
-        while let Some(arg) = args.next() {
-            let Some(name) = arg.strip_prefix("--") else {
-                bail!("unexpected argument {arg:?}");
-            };
-            let (name, inline) = match name.split_once('=') {
-                Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-                None => (name.to_owned(), None),
-            };
-            let value = match (inline, FLAGS.contains(&name.as_str())) {
-                (Some(v), _) => v,
-                (None, true) => "true".to_owned(),
-                (None, false) => args
-                    .next()
-                    .with_context(|| format!("--{name} needs a value"))?,
-            };
-            values.insert(name, value);
-        }
-        Ok(Args { values })
-    }
-
-    fn get(&self, name: &str) -> Option<String> {
-        self.values.get(name).cloned().or_else(|| {
-            let env = format!("BENCH_{}", name.to_uppercase().replace('-', "_"));
-            std::env::var(env).ok().filter(|v| !v.trim().is_empty())
-        })
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|v| matches!(v.as_str(), "true" | "1" | "yes"))
-    }
-
-    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse()
-                .ok()
-                .with_context(|| format!("--{name}: cannot parse {raw:?}")),
-        }
-    }
-
-    fn secs(&self, name: &str, default: f64) -> anyhow::Result<Duration> {
-        let secs: f64 = self.num(name, default)?;
-        Duration::try_from_secs_f64(secs).with_context(|| format!("--{name}: {secs} seconds"))
-    }
-
-    fn list<T: std::str::FromStr + Clone>(
-        &self,
-        name: &str,
-        default: &[T],
-    ) -> anyhow::Result<Vec<T>> {
-        let Some(raw) = self.get(name) else {
-            return Ok(default.to_vec());
-        };
-        raw.split(',')
-            .map(|item| {
-                item.trim()
-                    .parse()
-                    .ok()
-                    .with_context(|| format!("--{name}: cannot parse {item:?}"))
-            })
-            .collect()
-    }
-}
-
 impl Settings {
-    /// `Ok(None)` when help was asked for.
+    /// `Ok(None)` when help was asked for. A malformed command line is a
+    /// [`clap::Error`] (print it with `exit()`).
     pub fn from_args(
         args: impl Iterator<Item = String>,
         root: &std::path::Path,
     ) -> anyhow::Result<Option<Settings>> {
-        let a = Args::parse(args)?;
-        if a.flag("help") {
-            return Ok(None);
-        }
-        let quick = a.flag("quick");
-        let pick = |full: f64, smoke: f64| if quick { smoke } else { full };
-        let scaling_default: &[&str] = if quick {
-            &["500@125", "1000@125", "1000@250"]
+        let parsed = command()
+            .try_get_matches_from(std::iter::once("payments-bench".to_owned()).chain(args))
+            .and_then(|matches| Flags::from_arg_matches(&matches));
+        let flags = match parsed {
+            Ok(flags) => flags,
+            Err(e) if e.kind() == ErrorKind::DisplayHelp => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let quick = flags.quick;
+        let pick =
+            |full: f64, smoke: f64| Duration::from_secs_f64(if quick { smoke } else { full });
+        let or = |given: Vec<usize>, full: &[usize], smoke: &[usize]| {
+            if !given.is_empty() {
+                given
+            } else if quick {
+                smoke.to_vec()
+            } else {
+                full.to_vec()
+            }
+        };
+        let scaling = if !flags.scaling.is_empty() {
+            flags.scaling
+        } else if quick {
+            vec![(500, 125.0), (1_000, 125.0), (1_000, 250.0)]
         } else {
-            &[
-                "1250@250",
-                "2500@250",
-                "5000@250",
-                "10000@250",
-                "10000@125",
-                "10000@500",
-                "10000@1000",
+            vec![
+                (1_250, 250.0),
+                (2_500, 250.0),
+                (5_000, 250.0),
+                (10_000, 250.0),
+                (10_000, 125.0),
+                (10_000, 500.0),
+                (10_000, 1_000.0),
             ]
         };
-        let scaling = match a.get("scaling") {
-            Some(raw) => raw.split(',').map(parse_point).collect::<Result<_, _>>()?,
-            None => scaling_default
-                .iter()
-                .map(|p| parse_point(p))
-                .collect::<Result<_, _>>()?,
-        };
-        let phases = match a.get("only") {
-            Some(raw) => raw
-                .split(',')
-                .map(|p| Phase::parse(p.trim()))
-                .collect::<Result<_, _>>()?,
-            None => vec![Phase::Ingest, Phase::Watch, Phase::E2e, Phase::Scaling],
+        let phases = if flags.only.is_empty() {
+            vec![Phase::Ingest, Phase::Watch, Phase::E2e, Phase::Scaling]
+        } else {
+            flags.only
         };
         let default_output = if quick {
             root.join("target/bench/BENCHMARKS-quick.md")
@@ -221,34 +260,34 @@ impl Settings {
         };
         let settings = Settings {
             quick,
-            runs: a.num("runs", if quick { 1 } else { 3 })?,
+            runs: flags.runs.unwrap_or(if quick { 1 } else { 3 }),
             phases,
-            senders: a.list("senders", if quick { &[1, 16] } else { &[1, 4, 16, 64] })?,
-            ingest_secs: a.secs("ingest-secs", pick(8.0, 3.0))?,
-            batch_sizes: a.list("batch-sizes", if quick { &[8] } else { &[4, 16] })?,
-            batch_clients: a.num("batch-clients", 16)?,
-            watchers: a.num("watchers", if quick { 2_000 } else { 10_000 })?,
-            change_rate: a.num("change-rate", 500.0)?,
-            watch_secs: a.secs("watch-secs", pick(15.0, 5.0))?,
-            channels: a.num("channels", 50)?,
-            poll_interval: Duration::from_millis(a.num("poll-interval-ms", 500)?),
-            poll_pool: a.num("poll-pool", 20)?,
+            senders: or(flags.senders, &[1, 4, 16, 64], &[1, 16]),
+            ingest_secs: flags.ingest_secs.unwrap_or(pick(8.0, 3.0)),
+            batch_sizes: or(flags.batch_sizes, &[4, 16], &[8]),
+            batch_clients: flags.batch_clients,
+            watchers: flags.watchers.unwrap_or(if quick { 2_000 } else { 10_000 }),
+            change_rate: flags.change_rate,
+            watch_secs: flags.watch_secs.unwrap_or(pick(15.0, 5.0)),
+            channels: flags.channels,
+            poll_interval: Duration::from_millis(flags.poll_interval_ms),
+            poll_pool: flags.poll_pool,
             scaling,
-            scaling_secs: a.secs("scaling-secs", pick(10.0, 4.0))?,
-            e2e_users: a.num("e2e-users", 50)?,
-            e2e_secs: a.secs("e2e-secs", pick(10.0, 4.0))?,
-            stripe_latency_ms: a.num("stripe-latency-ms", 300)?,
-            ingestor_pool: a.num("ingestor-pool", 10)?,
-            api_pool: a.num("api-pool", 10)?,
-            service_log: a.get("service-log").unwrap_or_else(|| "info".to_owned()),
-            database_url: a
-                .get("database-url")
+            scaling_secs: flags.scaling_secs.unwrap_or(pick(10.0, 4.0)),
+            e2e_users: flags.e2e_users,
+            e2e_secs: flags.e2e_secs.unwrap_or(pick(10.0, 4.0)),
+            stripe_latency_ms: flags.stripe_latency_ms,
+            ingestor_pool: flags.ingestor_pool,
+            api_pool: flags.api_pool,
+            service_log: flags.service_log,
+            database_url: flags
+                .database_url
                 .or_else(|| std::env::var("DATABASE_URL").ok())
                 .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
-            output: a.get("output").map(PathBuf::from).unwrap_or(default_output),
-            build: !a.flag("no-build"),
-            keep_db: a.flag("keep-db"),
-            render: a.get("render").map(PathBuf::from),
+            output: flags.output.unwrap_or(default_output),
+            build: !flags.no_build,
+            keep_db: flags.keep_db,
+            render: flags.render,
         };
         settings.check()?;
         Ok(Some(settings))
@@ -274,14 +313,20 @@ impl Settings {
     }
 }
 
+/// Seconds, fractions allowed.
+fn seconds(raw: &str) -> Result<Duration, String> {
+    let secs: f64 = raw.trim().parse().map_err(|e| format!("{e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{secs} seconds: {e}"))
+}
+
 /// `10000@500`: watchers at changes per second.
 fn parse_point(raw: &str) -> anyhow::Result<(usize, f64)> {
     let (w, r) = raw
         .trim()
         .split_once('@')
-        .with_context(|| format!("--scaling: {raw:?} is not WATCHERS@RATE"))?;
-    let w = w.parse().with_context(|| format!("--scaling: {w:?}"))?;
-    let r = r.parse().with_context(|| format!("--scaling: {r:?}"))?;
+        .with_context(|| format!("{raw:?} is not WATCHERS@RATE"))?;
+    let w = w.parse().with_context(|| format!("{w:?}"))?;
+    let r = r.parse().with_context(|| format!("{r:?}"))?;
     Ok((w, r))
 }
 
@@ -316,6 +361,23 @@ mod tests {
         assert_eq!(s.scaling, vec![(100, 10.0), (200, 20.0)]);
         assert_eq!(s.phases, vec![Phase::Ingest]);
         assert!(!s.build);
+    }
+
+    #[test]
+    fn help_names_every_option_and_its_variable() {
+        let help = help();
+        for name in [
+            "--quick",
+            "--watchers",
+            "BENCH_WATCHERS",
+            "--scaling",
+            "--keep-db",
+        ] {
+            assert!(help.contains(name), "{name} missing from:\n{help}");
+        }
+        let root = std::path::Path::new("/repo");
+        let asked = Settings::from_args(["--help".to_owned()].into_iter(), root);
+        assert!(matches!(asked, Ok(None)));
     }
 
     #[test]

@@ -6,16 +6,15 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use payments_proto::payments::v1::{
-    AttachPaymentMethodRequest, CreatePaymentRequest, TransactionStatus, WatchTransactionRequest,
-    payments_service_client::PaymentsServiceClient,
+use payments_client::{
+    Connection, Endpoint, PaymentsClient, RetryPolicy,
+    pb::{AttachPaymentMethodRequest, CreatePaymentRequest, TransactionStatus},
 };
 use serde::{Deserialize, Serialize};
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use crate::{
-    auth,
     procfs::{CpuMeter, CpuUse},
+    services,
     stats::Latency,
 };
 
@@ -101,9 +100,8 @@ struct Timings {
 }
 
 struct User {
-    client: PaymentsServiceClient<Channel>,
+    client: PaymentsClient,
     id: String,
-    auth: MetadataValue<tonic::metadata::Ascii>,
     card: String,
 }
 
@@ -119,40 +117,28 @@ struct Done {
 }
 
 impl User {
-    /// Connects (one HTTP/2 connection per user) and attaches pm_card_visa.
+    /// Connects (one HTTP/2 connection per user, the user's own token, no retries: a
+    /// failure counts as one) and attaches pm_card_visa.
     async fn attach(api_url: &str, id: &str) -> anyhow::Result<User> {
-        let channel = Channel::from_shared(api_url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
+        let token = services::signing_key().user(id);
+        let client = Connection::connect(&Endpoint::new(api_url), token)
             .await
-            .context("connecting to payments-api")?;
-        let token = auth::mint(id, false)?;
-        let mut user = User {
-            client: PaymentsServiceClient::new(channel),
-            id: id.to_owned(),
-            auth: MetadataValue::try_from(format!("Bearer {token}"))?,
-            card: String::new(),
-        };
+            .context("connecting to payments-api")?
+            .with_retry(RetryPolicy::never())
+            .payments();
         let attach = AttachPaymentMethodRequest {
             user_id: id.to_owned(),
             payment_method_id: "pm_card_visa".to_owned(),
         };
-        let request = user.request(attach);
-        let card = user
-            .client
-            .attach_payment_method(request)
+        let card = client
+            .attach_payment_method(attach)
             .await
             .context("AttachPaymentMethod")?;
-        user.card = card.into_inner().id;
-        Ok(user)
-    }
-
-    fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        request
-            .metadata_mut()
-            .insert("authorization", self.auth.clone());
-        request
+        Ok(User {
+            client,
+            id: id.to_owned(),
+            card: card.id,
+        })
     }
 
     /// Pays in a loop until the window ends; flows finishing inside it are counted.
@@ -191,19 +177,10 @@ impl User {
             currency: "usd".to_owned(),
             idempotency_key: uuid::Uuid::new_v4().to_string(),
         };
-        let request = self.request(create);
-        let created = self.client.create_payment(request).await?.into_inner();
+        let tx = self.client.create_payment(create).await?.transaction;
         let created_at = Instant::now();
-        let tx = created
-            .transaction
-            .context("no transaction in the answer")?;
-        let watch = WatchTransactionRequest {
-            transaction_id: tx.id,
-            await_status: None,
-        };
-        let request = self.request(watch);
         let watch_at = Instant::now();
-        let mut stream = self.client.watch_transaction(request).await?.into_inner();
+        let mut stream = self.client.open_watch(&tx.id, None).await?;
         let mut first: Option<Duration> = None;
         let mut messages = 0;
         while let Some(update) = stream.message().await? {

@@ -9,11 +9,11 @@
 //! - [`ingest`] and [`pgbench`]: webhook throughput against the database's own limit for
 //!   the same SQL, and the group-commit bound; [`events`] builds and signs the webhooks.
 //! - [`watch`] and [`poll`]: WatchTransaction fan-out against the polling it replaces,
-//!   under the same [`changes`] schedule; [`e2e`]: CreatePayment → SUCCEEDED.
+//!   under the same [`changes`] schedule; [`e2e`]: CreatePayment → SUCCEEDED. Both call
+//!   payments-api through `payments-client`.
 //! - [`suite`] runs the phases; [`report`] writes the document; [`stats`], [`procfs`],
 //!   [`sampler`] and [`machine`] measure.
 
-mod auth;
 mod changes;
 mod config;
 mod db;
@@ -37,7 +37,7 @@ use std::{path::Path, process::ExitCode, time::Instant};
 use anyhow::Context;
 
 use crate::{
-    config::{HELP, Settings},
+    config::Settings,
     db::BenchDb,
     machine::Machine,
     services::{Stack, StackSpec},
@@ -52,13 +52,16 @@ async fn main() -> ExitCode {
     let settings = match Settings::from_args(std::env::args().skip(1), &root) {
         Ok(Some(settings)) => settings,
         Ok(None) => {
-            println!("{HELP}");
+            print!("{}", config::help());
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("error: {e:#}\n\n{HELP}");
-            return ExitCode::from(2);
-        }
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(usage) => usage.exit(),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
     };
     match run(&settings, &root).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,6 +17,11 @@ use crate::{db::DbUrl, proxy::CountingProxy};
 
 pub const WEBHOOK_SECRET: &str = "whsec_bench";
 pub const JWT_SECRET: &str = "bench-jwt-secret-not-for-production";
+
+/// Signs the benchmark's tokens with payments-api's secret.
+pub fn signing_key() -> payments_client::SigningKey {
+    payments_client::SigningKey::hs256(JWT_SECRET)
+}
 const STRIPE_KEY: &str = "sk_test_bench";
 const BINARIES: [&str; 3] = ["payments-api", "webhook-ingestor", "stripe-sim"];
 

@@ -2,12 +2,12 @@
 //! compared (ingest with pgbench, the hub with polling) so drift hits both alike, and
 //! prints every run as it finishes.
 
-use std::{path::Path, time::Duration};
+use std::{path::Path, sync::Arc, time::Duration};
 
+use payments_client::MintedToken;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    auth,
     config::{Phase, Settings},
     db::BenchDb,
     e2e::{self, E2eRun},
@@ -15,7 +15,7 @@ use crate::{
     ingest::{Ingest, IngestRun},
     pgbench::{self, PgbenchRun},
     poll::{PollRun, Polling},
-    services::{Stack, WEBHOOK_SECRET},
+    services::{self, Stack, WEBHOOK_SECRET},
     watch::{Fanout, WatchRun},
 };
 
@@ -266,7 +266,7 @@ impl Suite<'_> {
             s.change_rate,
             s.poll_interval.as_millis()
         );
-        let token = auth::mint("bench-watcher", true)?;
+        let token = Arc::new(services::signing_key().service("bench-watcher"));
         for run in 1..=s.runs {
             let hub = self
                 .fanout(sender, &token)
@@ -299,7 +299,7 @@ impl Suite<'_> {
         Ok(())
     }
 
-    fn fanout<'b>(&'b mut self, sender: &'b Sender, token: &'b str) -> Fanout<'b> {
+    fn fanout<'b>(&'b mut self, sender: &'b Sender, token: &'b Arc<MintedToken>) -> Fanout<'b> {
         Fanout {
             db: self.db,
             stack: self.stack,
@@ -387,7 +387,7 @@ impl Suite<'_> {
 
     async fn scaling(&mut self, sender: &Sender, results: &mut Results) -> anyhow::Result<()> {
         println!("\n== watch scaling: streams doubling at a fixed rate, then the rate doubling ==");
-        let token = auth::mint("bench-watcher", true)?;
+        let token = Arc::new(services::signing_key().service("bench-watcher"));
         let secs = self.settings.scaling_secs;
         for &(watchers, rate) in &self.settings.scaling {
             let run = self

@@ -12,13 +12,10 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use payments_proto::payments::v1::{
-    WatchTransactionRequest, payments_service_client::PaymentsServiceClient,
-};
+use payments_client::{Connection, Endpoint, MintedToken, PaymentsClient, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, metadata::MetadataValue, transport::Channel};
 
 use crate::{
     changes::{self, ChangeSummary, Delivery},
@@ -65,7 +62,8 @@ pub struct Fanout<'a> {
     pub stack: &'a mut Stack,
     pub sender: &'a Sender,
     pub channels: usize,
-    pub token: &'a str,
+    /// The watchers' service token.
+    pub token: &'a Arc<MintedToken>,
     /// Where the per-change time series goes.
     pub log_dir: &'a std::path::Path,
 }
@@ -86,9 +84,9 @@ impl Fanout<'_> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_idle_kib = procfs::vm_rss_kib(api_pid).unwrap_or_default();
 
-        let clients = connect(&self.stack.api_url, self.channels).await?;
+        let clients = connect(&self.stack.api_url, self.channels, self.token).await?;
         let stop = CancellationToken::new();
-        let watch = Watchers::open(&clients, self.token, first, watchers, &stop).await?;
+        let watch = Watchers::open(&clients, first, watchers, &stop).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let rss_streams_kib = procfs::vm_rss_kib(api_pid).unwrap_or_default();
         let streams_open_server = self.stack.api_metric("payments_watch_streams_open").await;
@@ -143,16 +141,20 @@ impl Fanout<'_> {
     }
 }
 
-/// One HTTP/2 connection per client.
-async fn connect(url: &str, n: usize) -> anyhow::Result<Vec<PaymentsServiceClient<Channel>>> {
+/// One HTTP/2 connection per client, all calling with `token`; nothing is retried, so
+/// a failure counts as one.
+async fn connect(
+    url: &str,
+    n: usize,
+    token: &Arc<MintedToken>,
+) -> anyhow::Result<Vec<PaymentsClient>> {
+    let endpoint = Endpoint::new(url);
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
-        let channel = Channel::from_shared(url.to_owned())?
-            .tcp_nodelay(true)
-            .connect()
+        let connection = Connection::connect(&endpoint, token.clone())
             .await
             .with_context(|| format!("connecting to payments-api at {url}"))?;
-        clients.push(PaymentsServiceClient::new(channel));
+        clients.push(connection.with_retry(RetryPolicy::never()).payments());
     }
     Ok(clients)
 }
@@ -176,8 +178,7 @@ struct Watchers {
 impl Watchers {
     /// Opens every stream and waits until each has its snapshot.
     async fn open(
-        clients: &[PaymentsServiceClient<Channel>],
-        token: &str,
+        clients: &[PaymentsClient],
         first: u64,
         watchers: usize,
         stop: &CancellationToken,
@@ -187,13 +188,11 @@ impl Watchers {
         let opened = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
         let messages = Arc::new(AtomicU64::new(0));
-        let auth = MetadataValue::try_from(format!("Bearer {token}"))?;
         let tasks = (0..watchers)
             .map(|i| {
                 let stream = Stream {
                     client: clients[i % clients.len()].clone(),
                     id: tx_id(first + i as u64).to_string(),
-                    auth: auth.clone(),
                     opening: opening.clone(),
                     opened: opened.clone(),
                     failed: failed.clone(),
@@ -249,9 +248,8 @@ impl Watchers {
 }
 
 struct Stream {
-    client: PaymentsServiceClient<Channel>,
+    client: PaymentsClient,
     id: String,
-    auth: MetadataValue<tonic::metadata::Ascii>,
     opening: Arc<Semaphore>,
     opened: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
@@ -261,18 +259,11 @@ struct Stream {
 
 impl Stream {
     /// Records `(version, arrival)` of every message until stopped.
-    async fn run(mut self) -> anyhow::Result<Vec<(i64, Instant)>> {
+    async fn run(self) -> anyhow::Result<Vec<(i64, Instant)>> {
         let mut seen = Vec::new();
         let permit = self.opening.clone().acquire_owned().await?;
-        let mut request = Request::new(WatchTransactionRequest {
-            transaction_id: self.id.clone(),
-            await_status: None,
-        });
-        request
-            .metadata_mut()
-            .insert("authorization", self.auth.clone());
         let opened = async {
-            let mut stream = self.client.watch_transaction(request).await?.into_inner();
+            let mut stream = self.client.open_watch(&self.id, None).await?;
             let snapshot = stream
                 .message()
                 .await?
@@ -288,7 +279,7 @@ impl Stream {
         };
         drop(permit);
         self.opened.fetch_add(1, Ordering::Relaxed);
-        let version = |u: &payments_proto::payments::v1::TransactionUpdate| {
+        let version = |u: &payments_client::pb::TransactionUpdate| {
             u.transaction.as_ref().map_or(0, |t| t.version)
         };
         seen.push((version(&snapshot), Instant::now()));

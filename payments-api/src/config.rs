@@ -48,14 +48,8 @@ pub struct DatabaseConfig {
     pub migrate_at_start: bool,
 }
 
-#[derive(Debug)]
-pub struct StripeConfig {
-    /// `STRIPE_API_BASE`, `https://api.stripe.com` unless pointed at a simulator.
-    pub api_base: String,
-    pub secret_key: SecretString,
-    /// Per-attempt timeout of a Stripe request (`STRIPE_TIMEOUT_MS`).
-    pub timeout: Duration,
-}
+/// `STRIPE_API_BASE`, `STRIPE_SECRET_KEY`, `STRIPE_TIMEOUT_MS`: the client both services share.
+pub use payments_stripe::StripeConfig;
 
 /// How bearer tokens are verified: a fixed key, an identity provider's JWKS, or both,
 /// and what a token must say.
@@ -200,7 +194,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
-pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+pub const DEFAULT_STRIPE_API_BASE: &str = payments_stripe::DEFAULT_API_BASE;
 
 impl Config {
     /// Reads the process environment.

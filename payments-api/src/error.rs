@@ -211,10 +211,6 @@ fn conflict(constraint: &str) -> ApiError {
             Reason::CouponAlreadyRedeemed,
             "this code was already redeemed by this user (an earlier redemption did not fail)",
         ),
-        "payment_methods_owner" => ApiError::refused(
-            Reason::PaymentMethodAttachedElsewhere,
-            "this payment method is recorded for another customer",
-        ),
         other => ApiError::internal("unexpected unique violation", format!("constraint {other}")),
     }
 }

@@ -2,20 +2,36 @@
 //! applies the database migrations and exits (it needs only `DATABASE_URL`).
 
 use anyhow::Context as _;
+use clap::{Parser, Subcommand};
 use payments_api::{App, Config};
 use payments_core::store;
 use tokio_util::sync::CancellationToken;
 
+/// The payments.v1 gRPC (and grpc-web) service. Configuration comes from the
+/// environment (see the README).
+#[derive(Parser)]
+#[command(name = "payments-api")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve gRPC and grpc-web (the default)
+    Serve,
+    /// Apply the database migrations and exit (reads only DATABASE_URL)
+    Migrate,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let otel = payments_telemetry::OtelConfig::from_env("payments-api")?;
     let telemetry = payments_telemetry::build(&otel)?.install()?;
-    let result = match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => serve(config()).await,
-        Some("migrate") => migrate().await,
-        Some(other) => Err(anyhow::anyhow!(
-            "unknown command {other:?}; expected `serve` or `migrate`"
-        )),
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(config()).await,
+        Some(Command::Migrate) => migrate().await,
     };
     telemetry.shutdown();
     result

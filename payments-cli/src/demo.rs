@@ -3,106 +3,90 @@
 //! way the browser's `stripe.confirmCardPayment` would).
 
 use anyhow::Context;
-use payments_proto::payments::v1::{self as pb, TransactionStatus};
+use payments_client::{IdempotencyKey, PaymentsClient, pb, pb::TransactionStatus};
 
-use crate::{client::Api, commands::watch, print};
+use crate::{
+    commands::watch,
+    output::{self, Output},
+};
 
 const SIM_KEY: &str = "sk_test_demo";
 
-pub async fn run(api: &mut Api, sim: &str) -> anyhow::Result<()> {
-    let user = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let u = Some(user.as_str());
+pub async fn run(
+    client: &PaymentsClient,
+    user: &str,
+    sim: &str,
+    out: Output,
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     println!("== signed in as {user}");
 
     println!("\n== 1. top up $25.00 with a card that requires 3D Secure");
-    let card = attach(api, &user, "pm_card_threeDSecure2Required").await?;
-    let req = pb::CreatePaymentRequest {
-        user_id: user.clone(),
-        payment_method_id: card.id.clone(),
-        amount: 2_500,
-        currency: "usd".into(),
-        idempotency_key: uuid::Uuid::new_v4().to_string(),
-    };
-    let created = api
-        .payments
-        .create_payment(api.request(u, req)?)
-        .await?
-        .into_inner();
-    let tx = created.transaction.context("no transaction")?;
+    let card = attach(client, user, "pm_card_threeDSecure2Required").await?;
+    let created = client
+        .create_payment(pb::CreatePaymentRequest {
+            user_id: user.into(),
+            payment_method_id: card.id.clone(),
+            amount: 2_500,
+            currency: "usd".into(),
+            idempotency_key: IdempotencyKey::new().into(),
+        })
+        .await?;
+    let tx = &created.transaction;
+    let secret = created.client_secret.clone().unwrap_or_default();
     println!(
         "CreatePayment → {} (client_secret {})",
-        print::transaction(&tx),
-        short(&created.client_secret)
+        output::transaction(tx),
+        short(&secret)
     );
-    watch(api, u, &tx.id, Some(TransactionStatus::RequiresAction)).await?;
+    watch(client, &tx.id, Some(TransactionStatus::RequiresAction), out).await?;
     println!("the customer completes the 3DS challenge…");
-    authenticate(
-        &http,
-        sim,
-        &tx.stripe_payment_intent_id,
-        &created.client_secret,
-    )
-    .await?;
-    watch(api, u, &tx.id, None).await?;
+    authenticate(&http, sim, &tx.stripe_payment_intent_id, &secret).await?;
+    watch(client, &tx.id, None, out).await?;
 
     println!("\n== 2. apply a $5.00 coupon");
     let code = create_promotion_code(&http, sim, 500).await?;
-    let req = pb::ApplyCouponRequest {
-        user_id: user.clone(),
-        code: code.clone(),
-        idempotency_key: uuid::Uuid::new_v4().to_string(),
-    };
-    let tx = api
-        .payments
-        .apply_coupon(api.request(u, req)?)
-        .await?
-        .into_inner()
-        .transaction
-        .context("no transaction")?;
-    println!("ApplyCoupon({code}) → {}", print::transaction(&tx));
-    watch(api, u, &tx.id, None).await?;
+    let applied = client
+        .apply_coupon(pb::ApplyCouponRequest {
+            user_id: user.into(),
+            code: code.clone(),
+            idempotency_key: IdempotencyKey::new().into(),
+        })
+        .await?;
+    println!(
+        "ApplyCoupon({code}) → {}",
+        output::transaction(&applied.transaction)
+    );
+    watch(client, &applied.transaction.id, None, out).await?;
 
     println!("\n== 3. validate a card and start the trial");
-    let visa = attach(api, &user, "pm_card_visa").await?;
-    let req = pb::StartTrialRequest {
-        user_id: user.clone(),
-        payment_method_id: visa.id.clone(),
-    };
-    let trial = api
-        .payments
-        .start_trial(api.request(u, req)?)
-        .await?
-        .into_inner();
-    let tx = trial.transaction.context("no transaction")?;
-    println!("StartTrial → {}", print::transaction(&tx));
-    watch(api, u, &tx.id, None).await?;
+    let visa = attach(client, user, "pm_card_visa").await?;
+    let trial = client
+        .start_trial(pb::StartTrialRequest {
+            user_id: user.into(),
+            payment_method_id: visa.id.clone(),
+        })
+        .await?;
+    println!("StartTrial → {}", output::transaction(&trial.transaction));
+    watch(client, &trial.transaction.id, None, out).await?;
 
-    let wallet = api
-        .payments
-        .get_wallet(api.request(
-            u,
-            pb::GetWalletRequest {
-                user_id: user.clone(),
-            },
-        )?)
-        .await?
-        .into_inner();
-    println!("\n== wallet: {}", print::wallet(&wallet));
+    let wallet = client.get_wallet(user).await?;
+    println!("\n== wallet: {}", output::wallet(&wallet));
     Ok(())
 }
 
-async fn attach(api: &mut Api, user: &str, token: &str) -> anyhow::Result<pb::PaymentMethod> {
-    let req = pb::AttachPaymentMethodRequest {
-        user_id: user.into(),
-        payment_method_id: token.into(),
-    };
-    let card = api
-        .payments
-        .attach_payment_method(api.request(Some(user), req)?)
-        .await?
-        .into_inner();
-    println!("AttachPaymentMethod({token}) → {}", print::card(&card));
+async fn attach(
+    client: &PaymentsClient,
+    user: &str,
+    token: &str,
+) -> anyhow::Result<pb::PaymentMethod> {
+    let card = client
+        .attach_payment_method(pb::AttachPaymentMethodRequest {
+            user_id: user.into(),
+            payment_method_id: token.into(),
+        })
+        .await?;
+    println!("AttachPaymentMethod({token}) → {}", output::card(&card));
     Ok(card)
 }
 

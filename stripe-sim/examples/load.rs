@@ -8,25 +8,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use clap::Parser;
 use stripe_sim::StripeSim;
 use tokio::sync::Semaphore;
 
+/// Fires create-and-confirm PaymentIntent requests at a simulator (in-process, or at
+/// STRIPE_SIM_URL) and prints requests per second.
+#[derive(Parser)]
+struct Args {
+    /// Requests in all
+    #[arg(value_name = "N", default_value_t = 5000)]
+    total: usize,
+    /// Requests in flight at once
+    #[arg(value_name = "C", default_value_t = 64)]
+    concurrency: usize,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let total: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()
-        .context("N")?
-        .unwrap_or(5000);
-    let concurrency: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()
-        .context("C")?
-        .unwrap_or(64);
+    let Args { total, concurrency } = Args::parse();
 
     let received = Arc::new(AtomicU64::new(0));
     let hook_url = start_receiver(Arc::clone(&received)).await?;

@@ -1,30 +1,69 @@
-//! The binary's flags, each also readable from `STRIPE_SIM_<NAME>` (the flag wins; lists in the
-//! environment are comma-separated). Parsing is a pure function of the arguments and an
-//! environment lookup, so tests never touch the process environment.
+//! The binary's flags (clap), each also readable from `STRIPE_SIM_<NAME>` (the flag wins;
+//! lists in the environment are comma-separated). Parsing is a pure function of the
+//! arguments and an environment lookup, so tests never touch the process environment:
+//! a variable is read only for a flag not on the command line, and handed to clap as
+//! if it had been given, so both are checked by the same parsers.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{
+    ArgAction, CommandFactory, FromArgMatches, Parser, error::ErrorKind, parser::ValueSource,
+};
 
 use crate::config::{Config, WebhookSecret};
 
-pub const HELP: &str = "\
-stripe-sim: a stateful local Stripe for tests, benchmarks and demos
+/// The command line. Unset values keep [`Config::for_binary`]'s defaults. The flag
+/// names are spelt out: `STRIPE_SIM_<FLAG>` is derived from them, and the deployment
+/// checks look for them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stripe-sim",
+    about = "A stateful local Stripe for tests, benchmarks and demos",
+    after_help = "Each flag can also be read from STRIPE_SIM_<FLAG> (STRIPE_SIM_ADDR, \
+                  STRIPE_SIM_WEBHOOK_URL, …); a flag wins, and lists in the environment are \
+                  comma-separated."
+)]
+struct Flags {
+    /// Listen address [default: 127.0.0.1:12111]
+    #[arg(long = "addr", value_name = "ADDR")]
+    addr: Option<SocketAddr>,
+    /// A webhook endpoint; repeat for more
+    #[arg(long = "webhook-url", value_name = "URL")]
+    webhook_url: Vec<String>,
+    /// A signing secret; repeat for more (a random whsec_ is generated and printed when
+    /// none is given)
+    #[arg(long = "webhook-secret", value_name = "SECRET")]
+    webhook_secret: Vec<String>,
+    /// Seed for ids and chaos [default: random]
+    #[arg(long = "seed", value_name = "N")]
+    seed: Option<u64>,
+    /// 0..1: deliver an event twice [default: 0]
+    #[arg(long = "duplicate-rate", value_name = "R")]
+    duplicate_rate: Option<f64>,
+    /// 0..1: never deliver an event [default: 0]
+    #[arg(long = "drop-rate", value_name = "R")]
+    drop_rate: Option<f64>,
+    /// Random hold per delivery [default: 0]
+    #[arg(long = "reorder-window-ms", value_name = "MS", value_parser = millis)]
+    reorder_window_ms: Option<Duration>,
+    /// Fixed hold per delivery [default: 0]
+    #[arg(long = "delay-ms", value_name = "MS", value_parser = millis)]
+    delay_ms: Option<Duration>,
+    /// Waits between delivery attempts [default: 1000 doubling, 10 attempts]
+    #[arg(long = "retry-schedule-ms", value_name = "A,B,..", value_parser = schedule)]
+    retry_schedule_ms: Option<Schedule>,
+    /// Per-attempt timeout of a delivery [default: 10000]
+    #[arg(long = "webhook-timeout-ms", value_name = "MS", value_parser = millis)]
+    webhook_timeout_ms: Option<Duration>,
+}
 
-USAGE: stripe-sim [OPTIONS]
+#[derive(Debug, Clone)]
+struct Schedule(Vec<Duration>);
 
-OPTIONS (each also read from the environment variable shown; a flag wins):
-  --addr ADDR                 listen address            STRIPE_SIM_ADDR            [127.0.0.1:12111]
-  --webhook-url URL           webhook endpoint, repeat  STRIPE_SIM_WEBHOOK_URL     (comma-separated)
-  --webhook-secret SECRET     signing secret, repeat    STRIPE_SIM_WEBHOOK_SECRET  (comma-separated;
-                              a random whsec_ is generated and printed when none is given)
-  --seed N                    seed for ids and chaos    STRIPE_SIM_SEED            [random]
-  --duplicate-rate R          0..1, deliver twice       STRIPE_SIM_DUPLICATE_RATE  [0]
-  --drop-rate R               0..1, never deliver       STRIPE_SIM_DROP_RATE       [0]
-  --reorder-window-ms MS      random hold per delivery  STRIPE_SIM_REORDER_WINDOW_MS [0]
-  --delay-ms MS               fixed hold per delivery   STRIPE_SIM_DELAY_MS        [0]
-  --retry-schedule-ms A,B,..  waits between attempts    STRIPE_SIM_RETRY_SCHEDULE_MS [1000 doubling, 10 attempts]
-  --webhook-timeout-ms MS     per-attempt timeout       STRIPE_SIM_WEBHOOK_TIMEOUT_MS [10000]
-  -h, --help                  print this help
-";
+/// The help text (`--help`).
+pub fn help() -> String {
+    Flags::command().render_help().to_string()
+}
 
 /// What the binary should do.
 #[derive(Debug, Clone)]
@@ -33,23 +72,11 @@ pub enum Command {
     Help,
 }
 
-/// Every problem found in the arguments and environment.
+/// What is wrong with the arguments and environment: clap's message for a malformed
+/// command line, or every configuration problem at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", .0.join("\n"))]
 pub struct CliError(pub Vec<String>);
-
-const FLAGS: &[&str] = &[
-    "addr",
-    "webhook-url",
-    "webhook-secret",
-    "seed",
-    "duplicate-rate",
-    "drop-rate",
-    "reorder-window-ms",
-    "delay-ms",
-    "retry-schedule-ms",
-    "webhook-timeout-ms",
-];
 
 /// Parses `args` (without the program name), falling back to `env("STRIPE_SIM_…")`.
 pub fn parse<I, E>(args: I, env: E) -> Result<Command, CliError>
@@ -57,124 +84,84 @@ where
     I: IntoIterator<Item = String>,
     E: Fn(&str) -> Option<String>,
 {
-    let mut problems = Vec::new();
-    let mut given: Vec<(String, String)> = Vec::new();
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Ok(Command::Help);
-        }
-        let Some(flag) = arg.strip_prefix("--") else {
-            problems.push(format!("unexpected argument {arg:?}"));
-            continue;
-        };
-        let (name, inline) = match flag.split_once('=') {
-            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
-            None => (flag.to_owned(), None),
-        };
-        if !FLAGS.contains(&name.as_str()) {
-            problems.push(format!("unknown flag --{name}"));
+    let args: Vec<String> = args.into_iter().collect();
+    let usage = |e: clap::Error| CliError(vec![e.render().to_string().trim_end().to_owned()]);
+    let given = match matches(args.clone()) {
+        Ok(given) => given,
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => return Ok(Command::Help),
+        Err(e) => return Err(usage(e)),
+    };
+    let mut command = Flags::command();
+    command.build();
+    let mut from_env = Vec::new();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if long == "help"
+            || given.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine)
+        {
             continue;
         }
-        match inline.or_else(|| args.next()) {
-            Some(value) => given.push((name, value)),
-            None => problems.push(format!("--{name} needs a value")),
-        }
-    }
-    // Flag values, else the environment's (split on commas for the repeatable ones).
-    let values = |name: &str, repeatable: bool| -> Vec<String> {
-        let from_flags: Vec<String> = given
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .collect();
-        if !from_flags.is_empty() {
-            return from_flags;
-        }
-        let variable = format!("STRIPE_SIM_{}", name.to_uppercase().replace('-', "_"));
-        match env(&variable) {
-            Some(value) if repeatable => value
+        let Some(value) = env(&format!(
+            "STRIPE_SIM_{}",
+            long.to_uppercase().replace('-', "_")
+        )) else {
+            continue;
+        };
+        let values: Vec<&str> = if matches!(arg.get_action(), ArgAction::Append) {
+            value
                 .split(',')
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Some(value) => vec![value],
-            None => Vec::new(),
-        }
-    };
-    let mut config = Config::for_binary();
-    let mut single = |name: &str| -> Option<String> {
-        let mut found = values(name, false);
-        if found.len() > 1 {
-            problems.push(format!("--{name} given more than once"));
-        }
-        found.pop()
-    };
-    let addr = single("addr");
-    let seed = single("seed");
-    let duplicate_rate = single("duplicate-rate");
-    let drop_rate = single("drop-rate");
-    let reorder = single("reorder-window-ms");
-    let delay = single("delay-ms");
-    let schedule = single("retry-schedule-ms");
-    let timeout = single("webhook-timeout-ms");
-
-    let mut parse_into =
-        |name: &str, raw: Option<String>, apply: &mut dyn FnMut(&str) -> Result<(), String>| {
-            if let Some(raw) = raw
-                && let Err(problem) = apply(&raw)
-            {
-                problems.push(format!("--{name} {raw:?}: {problem}"));
-            }
+                .collect()
+        } else {
+            vec![value.as_str()]
         };
-    parse_into("addr", addr, &mut |v| {
-        v.parse()
-            .map(|a| config.bind = a)
-            .map_err(|e| format!("{e}"))
-    });
-    parse_into("seed", seed, &mut |v| {
-        v.parse()
-            .map(|s| config.seed = Some(s))
-            .map_err(|e| format!("{e}"))
-    });
-    parse_into("duplicate-rate", duplicate_rate, &mut |v| {
-        v.parse()
-            .map(|r| config.chaos.duplicate_rate = r)
-            .map_err(|e| format!("{e}"))
-    });
-    parse_into("drop-rate", drop_rate, &mut |v| {
-        v.parse()
-            .map(|r| config.chaos.drop_rate = r)
-            .map_err(|e| format!("{e}"))
-    });
-    parse_into("reorder-window-ms", reorder, &mut |v| {
-        millis(v).map(|d| config.chaos.reorder_window = d)
-    });
-    parse_into("delay-ms", delay, &mut |v| {
-        millis(v).map(|d| config.chaos.delay = d)
-    });
-    parse_into("webhook-timeout-ms", timeout, &mut |v| {
-        millis(v).map(|d| config.webhook_timeout = d)
-    });
-    parse_into("retry-schedule-ms", schedule, &mut |v| {
-        v.split(',')
-            .map(millis)
-            .collect::<Result<Vec<_>, _>>()
-            .map(|s| config.retry_schedule = s)
-    });
-    config.webhook_urls = values("webhook-url", true);
-    config.webhook_secrets = values("webhook-secret", true)
-        .into_iter()
-        .map(WebhookSecret::new)
-        .collect();
-    if let Err(error) = config.validate() {
-        problems.extend(error.0);
+        from_env.extend(values.into_iter().map(|v| format!("--{long}={v}")));
     }
-    if problems.is_empty() {
-        Ok(Command::Run(config))
-    } else {
-        Err(CliError(problems))
+    let flags = matches(from_env.into_iter().chain(args).collect())
+        .and_then(|all| Flags::from_arg_matches(&all))
+        .map_err(usage)?;
+    let config = flags.config();
+    config.validate().map_err(|error| CliError(error.0))?;
+    Ok(Command::Run(config))
+}
+
+fn matches(args: Vec<String>) -> Result<clap::ArgMatches, clap::Error> {
+    Flags::command().try_get_matches_from(std::iter::once("stripe-sim".to_owned()).chain(args))
+}
+
+impl Flags {
+    fn config(self) -> Config {
+        let mut config = Config::for_binary();
+        if let Some(addr) = self.addr {
+            config.bind = addr;
+        }
+        config.seed = self.seed.or(config.seed);
+        if let Some(rate) = self.duplicate_rate {
+            config.chaos.duplicate_rate = rate;
+        }
+        if let Some(rate) = self.drop_rate {
+            config.chaos.drop_rate = rate;
+        }
+        if let Some(window) = self.reorder_window_ms {
+            config.chaos.reorder_window = window;
+        }
+        if let Some(delay) = self.delay_ms {
+            config.chaos.delay = delay;
+        }
+        if let Some(Schedule(schedule)) = self.retry_schedule_ms {
+            config.retry_schedule = schedule;
+        }
+        if let Some(timeout) = self.webhook_timeout_ms {
+            config.webhook_timeout = timeout;
+        }
+        config.webhook_urls = self.webhook_url;
+        config.webhook_secrets = self
+            .webhook_secret
+            .into_iter()
+            .map(WebhookSecret::new)
+            .collect();
+        config
     }
 }
 
@@ -184,6 +171,14 @@ fn millis(value: &str) -> Result<Duration, String> {
         .parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|e| format!("{e}"))
+}
+
+fn schedule(value: &str) -> Result<Schedule, String> {
+    value
+        .split(',')
+        .map(millis)
+        .collect::<Result<_, _>>()
+        .map(Schedule)
 }
 
 #[cfg(test)]
@@ -258,13 +253,35 @@ mod tests {
     }
 
     #[test]
-    fn every_problem_is_reported_at_once() {
+    fn a_malformed_command_line_is_refused_with_clap_s_message() {
+        for (args, names) in [
+            (&["--bogus=1"][..], "--bogus"),
+            (&["--addr"][..], "--addr"),
+            (&["--seed", "x"][..], "--seed"),
+            (&["--seed", "1", "--seed", "2"][..], "--seed"),
+        ] {
+            let error = run(args, &[]).expect_err("invalid");
+            assert!(error.to_string().contains(names), "{args:?}: {error}");
+        }
+        let from_env = run(&[], &[("STRIPE_SIM_DROP_RATE", "lots")]).expect_err("invalid");
+        assert!(from_env.to_string().contains("--drop-rate"), "{from_env}");
+    }
+
+    #[test]
+    fn every_configuration_problem_is_reported_at_once() {
         let error = run(
-            &["--seed", "x", "--drop-rate", "3", "--bogus=1", "--addr"],
+            &[
+                "--drop-rate",
+                "3",
+                "--duplicate-rate",
+                "2",
+                "--webhook-url",
+                "ftp://x",
+            ],
             &[],
         )
         .expect_err("invalid");
-        assert_eq!(error.0.len(), 4, "{error}");
+        assert_eq!(error.0.len(), 3, "{error}");
     }
 
     #[test]

@@ -11,11 +11,11 @@ async fn main() -> anyhow::Result<()> {
     let config = match cli::parse(std::env::args().skip(1), |name| std::env::var(name).ok()) {
         Ok(Command::Run(config)) => config,
         Ok(Command::Help) => {
-            print!("{}", cli::HELP);
+            print!("{}", cli::help());
             return Ok(());
         }
         Err(error) => {
-            eprintln!("{error}\n\n{}", cli::HELP);
+            eprintln!("{error}");
             std::process::exit(2);
         }
     };

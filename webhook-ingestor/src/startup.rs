@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::Router;
 use payments_core::store::{self, ConnectionCache, DbConfig};
+use payments_stripe::StripeConfig;
 use payments_telemetry::metrics::{MetricsRegistry, PoolCollector};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
@@ -67,11 +68,11 @@ impl App {
         store::prepare_schema(&pool, config.migrate_at_start)
             .await
             .context("preparing the database schema")?;
-        let stripe = StripeApi::new(
-            &config.stripe_api_base,
-            &config.stripe_secret_key,
-            config.stripe_timeout,
-        )
+        let stripe = StripeApi::new(&StripeConfig {
+            api_base: config.stripe_api_base.clone(),
+            secret_key: config.stripe_secret_key.clone(),
+            timeout: config.stripe_timeout,
+        })
         .context("building the Stripe client")?;
         let listener = TcpListener::bind(config.addr)
             .await
@@ -263,7 +264,6 @@ impl Workers {
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
                     after: config.reconcile_after,
-                    lease: workers::call_lease(config.stripe_timeout),
                 };
                 (reconciler, interval)
             }),

@@ -1,6 +1,6 @@
 //! AttachPaymentMethod, ListPaymentMethods, DetachPaymentMethod.
 
-use payments_core::store::{self, StoreError};
+use payments_core::store::{self, StoreError, Upserted};
 use payments_proto::payments::v1 as pb;
 
 use super::{AppState, convert, customers::ensure_customer, input, payments::owned_payment_method};
@@ -33,8 +33,13 @@ pub async fn attach(
             other => other.into(),
         })?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
-    let row = store::upsert_payment_method(&mut conn, &user, &card).await?;
-    Ok(convert::payment_method(&row))
+    match store::upsert_payment_method(&mut conn, &user, &card).await? {
+        Upserted::Recorded(row) => Ok(convert::payment_method(&row)),
+        Upserted::OwnedByAnotherUser => Err(ApiError::refused(
+            Reason::PaymentMethodAttachedElsewhere,
+            "this payment method is recorded for another customer",
+        )),
+    }
 }
 
 pub async fn list(

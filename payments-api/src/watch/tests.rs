@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use payments_core::{
-    Currency, Signal, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
+    Currency, Money, Signal, Transaction, TransactionId, TransactionKind, TransactionStatus,
+    UserId,
     settle::{self, Cause, Context},
     store::{self, Inserted, NewTransaction},
     testing::TestDb,
@@ -19,8 +20,7 @@ pub(super) async fn new_transaction(db: &TestDb) -> TransactionId {
     let new = NewTransaction {
         user_id: UserId::parse("watcher").expect("valid user"),
         kind: TransactionKind::Payment,
-        amount: 1_000,
-        currency: Currency::USD,
+        amount: Money::new(1_000, Currency::USD).expect("positive"),
         payment_method_id: Some("pm_1".into()),
         coupon_code: None,
         card_fingerprint: None,

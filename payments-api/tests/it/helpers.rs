@@ -1,38 +1,36 @@
 //! `TestApp`: the whole system started for one test, with typed calls.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{ops::Deref, time::Duration};
 
 use jsonwebtoken::{EncodingKey, Header};
-use payments_core::testing::TestDb;
 use payments_proto::payments::v1 as pb;
+use payments_testkit::System;
 use pb::payments_service_client::PaymentsServiceClient;
 use serde_json::json;
-use stripe_sim::StripeSim;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
-pub const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes";
-pub const WEBHOOK_SECRET: &str = "whsec_test";
+pub use payments_testkit::{JWT_SECRET, WEBHOOK_SECRET, sim_get, stop_servers};
 pub const TOPUP: i64 = 1_000;
 const WAIT: Duration = Duration::from_secs(15);
 
 pub type Client = PaymentsServiceClient<Channel>;
 
+/// The whole system ([`System`]: database, stripe-sim, ingestor, payments-api) with a
+/// client and a Stripe client pointed at it; the system's fields and methods (`sim`,
+/// `addr`, `db_url()`, `begin_shutdown()`, …) are reached through it.
 pub struct TestApp {
-    /// PaymentsService (gRPC, grpc-web) and health.
-    pub addr: SocketAddr,
-    /// PaymentsAdmin and reflection.
-    pub admin_addr: SocketAddr,
-    pub metrics_addr: SocketAddr,
-    pub sim: StripeSim,
+    system: System,
     pub stripe: stripe::Client,
-    /// Dropped last: the database outlives the servers using it.
-    _db: TestDb,
     client: Client,
-    shutdown: CancellationToken,
-    servers: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Deref for TestApp {
+    type Target = System;
+
+    fn deref(&self) -> &System {
+        &self.system
+    }
 }
 
 impl TestApp {
@@ -41,54 +39,21 @@ impl TestApp {
     }
 
     /// Starts with payments-api's test configuration changed by `tweak`.
-    pub async fn start_with(tweak: impl FnOnce(&mut payments_api::Config)) -> TestApp {
-        let db = TestDb::new().await;
-        let sim = StripeSim::builder()
-            .webhook_secret(WEBHOOK_SECRET)
-            .seed(1)
-            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .start()
-            .await
-            .expect("stripe-sim starts");
-        let shutdown = CancellationToken::new();
-        let ingestor_config =
-            webhook_ingestor::Config::for_tests(&db.url, sim.base_url(), WEBHOOK_SECRET);
-        let ingestor = webhook_ingestor::App::build(ingestor_config)
-            .await
-            .expect("the ingestor starts");
-        sim.add_webhook_endpoint(format!(
-            "http://{}/v1/stripe-webhook",
-            ingestor.local_addr()
-        ));
-        let mut config = payments_api::Config::for_tests(&db.url, sim.base_url(), JWT_SECRET);
-        tweak(&mut config);
-        let api = payments_api::App::build(config)
-            .await
-            .expect("payments-api starts");
-        let addr = api.local_addr();
-        let admin_addr = api.admin_addr();
-        let metrics_addr = api.metrics_addr();
-        let servers = vec![
-            tokio::spawn(ingestor.run_until_stopped(shutdown.clone())),
-            tokio::spawn(api.run_until_stopped(shutdown.clone())),
-        ];
-        let client = PaymentsServiceClient::connect(format!("http://{addr}"))
+    pub async fn start_with(
+        tweak: impl Fn(&mut payments_api::Config) + Send + Sync + 'static,
+    ) -> TestApp {
+        let system = System::start_with(tweak).await;
+        let client = PaymentsServiceClient::connect(system.api_url())
             .await
             .expect("connect to payments-api");
         let stripe = stripe::ClientBuilder::new("sk_test_tests")
-            .url(sim.base_url())
+            .url(system.sim.base_url())
             .build()
             .expect("stripe client");
         TestApp {
-            addr,
-            admin_addr,
-            metrics_addr,
-            sim,
+            system,
             stripe,
-            _db: db,
             client,
-            shutdown,
-            servers,
         }
     }
 
@@ -96,38 +61,9 @@ impl TestApp {
         self.client.clone()
     }
 
-    /// The test database, for setting up states no RPC can reach.
-    pub fn db_url(&self) -> &str {
-        &self._db.url
-    }
-
-    /// Starts a graceful shutdown, as SIGTERM does, without waiting for it.
-    pub fn begin_shutdown(&self) {
-        self.shutdown.cancel();
-    }
-
     /// Stops the servers and waits for them to end cleanly.
-    pub async fn stop(mut self) {
-        stop_servers(&self.shutdown, self.servers.drain(..)).await;
-    }
-}
-
-/// Cancels `shutdown` and waits for each server to end cleanly.
-pub async fn stop_servers(
-    shutdown: &CancellationToken,
-    servers: impl IntoIterator<Item = JoinHandle<anyhow::Result<()>>>,
-) {
-    shutdown.cancel();
-    for server in servers {
-        let ended = tokio::time::timeout(WAIT, server).await;
-        let result = ended.expect("server stops in time").expect("no panic");
-        result.expect("server ends without error");
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) {
+        self.system.stop().await;
     }
 }
 
@@ -381,26 +317,6 @@ impl TestApp {
         }
     }
 
-    /// Completes (or fails) a 3DS challenge the way the customer's browser would.
-    pub async fn authenticate_3ds(&self, payment_intent: &str, client_secret: &str, succeed: bool) {
-        let url = format!(
-            "{}/test/payment_intents/{payment_intent}/authenticate",
-            self.sim.base_url()
-        );
-        let outcome = if succeed { "succeed" } else { "fail" };
-        let response = reqwest::Client::new()
-            .post(url)
-            .form(&[("outcome", outcome), ("client_secret", client_secret)])
-            .send()
-            .await
-            .expect("authenticate request");
-        assert!(
-            response.status().is_success(),
-            "3DS authenticate: {}",
-            response.text().await.unwrap_or_default()
-        );
-    }
-
     /// Stripe objects the simulator holds, by list endpoint (e.g. `payment_intents`).
     pub async fn sim_list(&self, resource: &str) -> Vec<serde_json::Value> {
         let body = sim_get(&self.sim, &format!("{resource}?limit=100")).await;
@@ -413,17 +329,4 @@ impl TestApp {
     pub async fn sim_get(&self, path: &str) -> serde_json::Value {
         sim_get(&self.sim, path).await
     }
-}
-
-/// `GET /v1/{path}` from a simulator, as JSON.
-pub async fn sim_get(sim: &StripeSim, path: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{}/v1/{path}", sim.base_url()))
-        .bearer_auth("sk_test_tests")
-        .send()
-        .await
-        .expect("get request")
-        .json()
-        .await
-        .expect("get body")
 }

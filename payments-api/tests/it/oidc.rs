@@ -123,7 +123,7 @@ async fn oidc_tokens_verify_against_a_rotating_jwks_and_bad_ones_are_unauthentic
         config.jwt = JwtConfig {
             key: None,
             jwks: Some(JwksConfig {
-                url,
+                url: url.clone(),
                 min_refresh: MIN_REFRESH,
                 max_age: Duration::from_secs(3600),
             }),

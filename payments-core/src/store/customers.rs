@@ -1,3 +1,6 @@
+//! The `customers` table: each user's Stripe customer, created once (the row lock
+//! serializes concurrent first calls) and looked up both ways.
+
 use sqlx::PgConnection;
 
 use super::StoreError;

@@ -1,26 +1,20 @@
+//! The `outbox`: calls to Stripe that must follow a commit, enqueued in the same
+//! database transaction as the change that needs them, and claimed, completed or
+//! rescheduled by the ingestor's worker.
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::TransactionId;
+use crate::{TransactionId, text::text_enum};
 
-/// A call to Stripe that must follow a commit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutboxKind {
-    CancelPaymentIntent,
-}
-
-impl OutboxKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxKind::CancelPaymentIntent => "cancel_payment_intent",
-        }
+text_enum!(
+    /// A call to Stripe that must follow a commit.
+    OutboxKind as "outbox kind" {
+        CancelPaymentIntent = "cancel_payment_intent",
     }
-    pub fn parse(s: &str) -> Option<Self> {
-        (s == "cancel_payment_intent").then_some(OutboxKind::CancelPaymentIntent)
-    }
-}
+);
 
 /// Enqueues a call in the caller's database transaction; the idempotency key makes
 /// a second enqueue of the same call a no-op, and is sent to Stripe as is.
@@ -35,7 +29,7 @@ pub async fn enqueue(
         "INSERT INTO outbox (kind, transaction_id, target, idempotency_key) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
-    .bind(kind.as_str())
+    .bind(kind)
     .bind(transaction.as_uuid())
     .bind(target)
     .bind(idempotency_key)
@@ -47,7 +41,7 @@ pub async fn enqueue(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OutboxRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: OutboxKind,
     pub transaction_id: Uuid,
     pub target: String,
     pub idempotency_key: String,

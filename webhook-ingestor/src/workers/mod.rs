@@ -18,8 +18,8 @@ use std::{future::Future, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, Level, Span};
 
-/// How long a worker keeps a row it is asking Stripe about (an outbox call, a
-/// reconciliation) before another instance may take it: well past the longest a call
+/// How long the outbox worker keeps a row whose call it is sending before another
+/// instance may take it: well past the longest a call
 /// can take, so a slow answer is not sent twice, short enough that a dead instance's
 /// rows come back soon.
 pub fn call_lease(stripe_timeout: Duration) -> Duration {

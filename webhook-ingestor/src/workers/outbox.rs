@@ -78,13 +78,12 @@ impl OutboxWorker {
     }
 
     async fn call(&self, row: &OutboxRow) -> CallResult {
-        match OutboxKind::parse(&row.kind) {
-            Some(OutboxKind::CancelPaymentIntent) => {
+        match row.kind {
+            OutboxKind::CancelPaymentIntent => {
                 self.stripe
                     .cancel_payment_intent(&row.target, &row.idempotency_key)
                     .await
             }
-            None => CallResult::Permanent(format!("unknown outbox kind {:?}", row.kind)),
         }
     }
 }

@@ -15,7 +15,7 @@ use std::{
     process::Command,
 };
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+pub use payments_testkit::{ServerCertificate, TestCa};
 
 use tempfile::TempDir;
 
@@ -255,48 +255,4 @@ fn bin_dir() -> PathBuf {
         .pop()
         .map(|(_, bin)| bin)
         .expect("PostgreSQL server binaries under /usr/lib/postgresql/<version>/bin")
-}
-
-/// A certificate authority made for one test.
-pub struct TestCa {
-    pub cert_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A server certificate and its private key, PEM.
-pub struct ServerCertificate {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl TestCa {
-    pub fn new(name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::new()).expect("CA parameters");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().expect("CA key");
-        let cert_pem = params.self_signed(&key).expect("self-signed CA").pem();
-        TestCa {
-            cert_pem,
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    /// A server certificate for `names` (host names or IP addresses), signed by this CA.
-    pub fn server_certificate(&self, names: &[&str]) -> ServerCertificate {
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).expect("server parameters");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "postgres");
-        let key = KeyPair::generate().expect("server key");
-        let cert = params
-            .signed_by(&key, &self.issuer)
-            .expect("signed by the CA");
-        ServerCertificate {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
 }
