@@ -41,8 +41,8 @@ wait_for() { # URL-or-host:port, what
 }
 
 export STRIPE_SECRET_KEY=sk_test_demo STRIPE_API_BASE=http://127.0.0.1:12111
-export STRIPE_WEBHOOK_SECRETS=whsec_demo PAYMENTS_JWT_SECRET=demo-secret-not-for-production
-export INGESTOR_ADDR=127.0.0.1:8080 PAYMENTS_API_ADDR=127.0.0.1:50051
+export STRIPE_WEBHOOK_SECRETS=whsec_demo PAYMENTS_JWT_SECRET=demo-secret-not-for-production-use
+export INGESTOR_ADDR=127.0.0.1:8080 PAYMENTS_API_ADDR=127.0.0.1:50051 PAYMENTS_ADMIN_ADDR=127.0.0.1:50052
 
 "$bin/stripe-sim" --addr 127.0.0.1:12111 --webhook-url http://127.0.0.1:8080/v1/stripe-webhook \
   --webhook-secret whsec_demo --seed "$$" >"$logs/stripe-sim.log" 2>&1 &

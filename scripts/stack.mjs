@@ -211,6 +211,7 @@ export async function startStack({ name = "js", corsOrigin } = {}) {
       ...common,
       PAYMENTS_API_ADDR: `127.0.0.1:${apiPort}`,
       PAYMENTS_METRICS_ADDR: "127.0.0.1:0",
+      PAYMENTS_ADMIN_ADDR: "127.0.0.1:0",
       PAYMENTS_JWT_SECRET: stack.jwtSecret,
       PAYMENTS_DRAIN_TIMEOUT_SECS: "5",
       ...(corsOrigin ? { PAYMENTS_CORS_ORIGINS: corsOrigin } : {}),

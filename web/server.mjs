@@ -9,7 +9,7 @@
 //   GET /demo/config         {apiUrl, stripeSimUrl} for the page.
 //
 // Environment:
-//   PAYMENTS_JWT_SECRET  the secret payments-api verifies tokens with (default "dev-secret")
+//   PAYMENTS_JWT_SECRET  the secret payments-api verifies tokens with (default "dev-secret-at-least-32-bytes-long")
 //   PAYMENTS_API_URL     where the browser reaches payments-api's grpc-web (default http://127.0.0.1:50051)
 //   STRIPE_SIM_URL       where the browser reaches stripe-sim (default http://127.0.0.1:12111)
 //   WEB_ADDR             host:port to listen on (default 127.0.0.1:5173; port 0 picks a free one)
@@ -27,7 +27,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const distDir = join(here, "dist");
 
 const env = process.env;
-const jwtSecret = env.PAYMENTS_JWT_SECRET || "dev-secret";
+const jwtSecret = env.PAYMENTS_JWT_SECRET || "dev-secret-at-least-32-bytes-long";
 const apiUrl = (env.PAYMENTS_API_URL || "http://127.0.0.1:50051").replace(/\/+$/, "");
 const stripeSimUrl = (env.STRIPE_SIM_URL || "http://127.0.0.1:12111").replace(/\/+$/, "");
 const tokenTtl = Number(env.DEMO_TOKEN_TTL_SECS || 3600);

@@ -7,6 +7,7 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, bail};
+use payments_core::store::EventState;
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -73,8 +74,9 @@ fn event_block(payload_literal: &str) -> String {
         format!(
             "UPDATE stripe_events SET state = 'applied', transaction_id = COALESCE({TX_ID}, transaction_id), \
              last_error = NULL, next_attempt_at = NULL, attempts = attempts + 1, \
-             processed_at = CASE WHEN 'applied' IN ('received', 'unmatched', 'deferred') THEN processed_at ELSE now() END \
-             WHERE id = {event};"
+             processed_at = CASE WHEN {retryable} THEN processed_at ELSE now() END \
+             WHERE id = {event};",
+            retryable = EventState::Applied.is_retryable()
         ),
     ]
     .join("\n")

@@ -365,8 +365,12 @@ fn api_env(
             "PAYMENTS_METRICS_ADDR",
             format!("127.0.0.1:{}", ports.metrics),
         ),
+        // PaymentsAdmin and reflection are not benchmarked: any free port.
+        ("PAYMENTS_ADMIN_ADDR", "127.0.0.1:0".to_owned()),
         ("PAYMENTS_DB_MAX_CONNECTIONS", spec.api_pool.to_string()),
         ("PAYMENTS_JWT_SECRET", JWT_SECRET.to_owned()),
+        // The end-to-end users pay in a tight loop, far above a person's rate.
+        ("PAYMENTS_RATE_LIMIT_PER_SEC", "0".to_owned()),
         ("STRIPE_API_BASE", sim_url.to_owned()),
         ("STRIPE_SECRET_KEY", STRIPE_KEY.to_owned()),
     ]

@@ -43,7 +43,9 @@ CONFIG_FILES = {
 }
 REQUIRED_CALL = re.compile(r'\.(?:secret|required|secret_list)\(\s*"([A-Z][A-Z0-9_]*)"\s*\)')
 # Either of these satisfies payments-api's token verification key.
-ONE_OF = {"payments-api": [("PAYMENTS_JWT_SECRET", "PAYMENTS_JWT_PUBLIC_KEY_FILE")]}
+ONE_OF = {"payments-api": [("PAYMENTS_JWT_SECRET", "PAYMENTS_JWT_PUBLIC_KEY_FILE", "PAYMENTS_JWT_JWKS_URL")]}
+# `<binary> migrate` reads DATABASE_URL and nothing else.
+MIGRATE_REQUIRES = ["DATABASE_URL"]
 
 
 class Sources:
@@ -116,14 +118,22 @@ def main() -> int:
     warnings: set[str] = set()
     checked = 0
 
-    def check_container(where, crate, names, shared):
+    def check_container(where, crate, names, shared, command=()):
         nonlocal checked
+        migrate = list(command)[:1] == ["migrate"]
         for name in sorted(names):
             why = judge(crate, name, srcs, warnings)
+            if migrate and name not in MIGRATE_REQUIRES and name not in ("RUST_LOG", "OTEL_SERVICE_NAME"):
+                why = why or f"{name} is given to `migrate`, which reads only {', '.join(MIGRATE_REQUIRES)}"
             if why:
                 problems.append(f"{where}: {why}")
             checked += 1
         given = set(names) | set(shared)
+        if migrate:
+            for name in MIGRATE_REQUIRES:
+                if name not in given:
+                    problems.append(f"{where}: required {name} is not given")
+            return
         required = srcs.required(crate)
         if crate in CONFIG_FILES and not required:
             warnings.add(f"{CONFIG_FILES[crate]}: found no required variables (did the reader change?)")
@@ -143,7 +153,7 @@ def main() -> int:
             continue
         env = svc.get("environment") or {}
         names = env.keys() if isinstance(env, dict) else [e.split("=", 1)[0] for e in env]
-        check_container(f"compose {svc_name}", crate, names, [])
+        check_container(f"compose {svc_name}", crate, names, [], svc.get("command") or [])
 
     for path in rendered:
         with open(path, encoding="utf-8") as f:
@@ -164,7 +174,8 @@ def main() -> int:
                         consumers.setdefault(ref["name"], set()).add(crate)
                         shared += list(configmaps.get(ref["name"], {}))
                 names = [e["name"] for e in c.get("env") or []]
-                check_container(f"{os.path.basename(path)} {d['kind']}/{d['metadata']['name']}", crate, names, shared)
+                command = (c.get("command") or []) + (c.get("args") or [])
+                check_container(f"{os.path.basename(path)} {d['kind']}/{d['metadata']['name']}", crate, names, shared, command)
         for cm, crates in consumers.items():
             for name in configmaps.get(cm, {}):
                 verdicts = [judge(crate, name, srcs, warnings) for crate in sorted(crates)]

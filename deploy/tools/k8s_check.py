@@ -13,7 +13,12 @@ when installed); this catches what a schema cannot:
     escalation, ALL capabilities dropped, and resource requests and limits;
   * Deployment containers have readiness and liveness probes whose ports exist;
   * terminationGracePeriodSeconds covers the preStop sleep plus the service's own
-    drain (PAYMENTS_DRAIN_TIMEOUT_SECS, INGESTOR_SHUTDOWN_GRACE_SECS).
+    drain (PAYMENTS_DRAIN_TIMEOUT_SECS, INGESTOR_SHUTDOWN_GRACE_SECS);
+  * the admin port (a container port named `admin`: PaymentsAdmin, reflection) is
+    behind no Ingress and open to no other namespace, and payments-api's Ingress
+    routes only /payments.v1.PaymentsService/;
+  * in an overlay (a namespaced render), the migration Job's name ends with the
+    payments-api image tag, so each release's Job is a new one.
 
 usage: k8s_check.py RENDERED.yaml...
 """
@@ -209,6 +214,8 @@ def check(docs: list[dict], source: str) -> list[str]:
                 if ("name" in port and port["name"] not in names) or ("number" in port and port["number"] not in numbers):
                     problems.append(f"{ident(ing)}: backend port {port} is not a port of Service {backend['name']}")
 
+    problems += check_public_surface(by_kind, services, ns, ident)
+
     refs = ", ".join(f"{name} [{', '.join(sorted(keys))}]" for name, keys in sorted(secret_refs.items()))
     if problems:
         print(f"k8s: {source}: {len(problems)} problem(s)")
@@ -216,6 +223,60 @@ def check(docs: list[dict], source: str) -> list[str]:
             print(f"  - {p}")
     else:
         print(f"k8s: {source}: consistency checks passed ({len(docs)} objects); secrets referenced: {refs or 'none'}")
+    return problems
+
+
+def admin_ports(workload: dict) -> set:
+    """The names and numbers of the container ports named `admin`."""
+    ports = set()
+    for c in workload["spec"]["template"]["spec"]["containers"]:
+        for p in c.get("ports") or []:
+            if p.get("name") == "admin":
+                ports |= {"admin", p["containerPort"]}
+    return ports
+
+
+def check_public_surface(by_kind, services, ns, ident) -> list[str]:
+    problems = []
+    workloads = {(ns(w), w["metadata"]["name"]): w for w in by_kind.get("Deployment", [])}
+    admin_of_service = {}
+    for key, svc in services.items():
+        selector = svc["spec"].get("selector") or {}
+        for w in workloads.values():
+            labels = w["spec"]["template"]["metadata"].get("labels") or {}
+            if ns(w) == key[0] and selector and all(labels.get(k) == v for k, v in selector.items()):
+                admin = admin_ports(w)
+                admin_of_service[key] = {
+                    p.get("name") for p in svc["spec"]["ports"] if p.get("targetPort") in admin or p["port"] in admin
+                } | {p["port"] for p in svc["spec"]["ports"] if p.get("targetPort") in admin or p["port"] in admin}
+    for ing in by_kind.get("Ingress", []):
+        for rule in ing["spec"].get("rules") or []:
+            for path in (rule.get("http") or {}).get("paths") or []:
+                backend = path["backend"]["service"]
+                port = backend["port"].get("name", backend["port"].get("number"))
+                if port in admin_of_service.get((ns(ing), backend["name"]), set()):
+                    problems.append(f"{ident(ing)}: routes {path['path']} to the admin port of {backend['name']}")
+                if backend["name"] == "payments-api" and path["path"] != "/payments.v1.PaymentsService/":
+                    problems.append(f"{ident(ing)}: payments-api is published at {path['path']}, not only /payments.v1.PaymentsService/")
+    for np in by_kind.get("NetworkPolicy", []):
+        selected = [w for w in workloads.values() if ns(w) == ns(np) and all(
+            (w["spec"]["template"]["metadata"].get("labels") or {}).get(k) == v
+            for k, v in (np["spec"]["podSelector"].get("matchLabels") or {}).items())]
+        admin = set().union(*(admin_ports(w) for w in selected)) if selected else set()
+        for rule in np["spec"].get("ingress") or []:
+            outside = any("namespaceSelector" in peer or "ipBlock" in peer for peer in rule.get("from") or [{"ipBlock": {}}])
+            ports = {p.get("port") for p in rule.get("ports") or []} or admin
+            if outside and admin & ports:
+                problems.append(f"{ident(np)}: the admin port is open to other namespaces or addresses")
+    for job in by_kind.get("Job", []):
+        labels = job["metadata"].get("labels") or {}
+        if labels.get("app.kubernetes.io/component") != "migration" or not ns(job):
+            continue
+        api = workloads.get((ns(job), "payments-api"))
+        images = [c["image"] for c in api["spec"]["template"]["spec"]["containers"]] if api else []
+        tags = [i.rsplit(":", 1)[1] for i in images if ":" in i.rsplit("/", 1)[-1]]
+        if not tags or not job["metadata"]["name"].endswith("-" + tags[0]):
+            problems.append(f"{ident(job)}: the migration Job's name does not carry the release's tag {tags}")
     return problems
 
 

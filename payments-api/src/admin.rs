@@ -5,7 +5,7 @@ use std::sync::Arc;
 use payments_core::{
     RetryPolicy, StripeEvent,
     inbox::{self, Report},
-    reconcile::{self, ObjectKind, Reconciled},
+    reconcile::{self, ReconcileError, Reconciled, Scope},
     store::{self, StoreError, StoredEvent},
 };
 use payments_proto::payments::v1::{self as pb, payments_admin_server::PaymentsAdmin};
@@ -39,9 +39,9 @@ fn operator<T>(request: Request<T>) -> Result<T, Status> {
 
 fn event_message(e: &StoredEvent) -> pb::StripeEvent {
     pb::StripeEvent {
-        id: e.id.clone(),
+        id: e.id.to_string(),
         r#type: e.event_type.clone(),
-        state: e.state.clone(),
+        state: e.state.to_string(),
         attempts: e.attempts,
         last_error: e.last_error.clone().unwrap_or_default(),
         received_at: Some(crate::service::timestamp(e.received_at)),
@@ -110,50 +110,25 @@ impl AdminApi {
     }
 
     /// Reads the transaction's PaymentIntent or Invoice back from Stripe and applies
-    /// the state it is in, as the ingestor's sweeper does, whatever the transaction's
-    /// age. Stripe is asked before the row is locked: the state machine orders what
-    /// it is told, so an answer overtaken by a webhook is simply stale.
+    /// the state it is in, through the same sequence as the ingestor's sweeper
+    /// (`payments_core::reconcile`), whatever the transaction's age or status.
     async fn reconcile(&self, req: pb::ReconcileTransactionRequest) -> ApiResult<pb::Transaction> {
         let id = crate::service::transaction_id(&req.transaction_id)?;
-        let not_found = || transaction_not_found(id);
-        let mut conn = self.state.pool.acquire().await.map_err(StoreError::from)?;
-        let tx = store::get_transaction(&mut conn, id)
-            .await?
-            .ok_or_else(not_found)?;
-        drop(conn);
-        let (object, found) = match reconcile::object_ref(&tx) {
-            Some(recorded) => (self.state.stripe.retrieve_object(recorded).await?, false),
-            // No id recorded: our request may have reached Stripe with its answer lost.
-            None => {
-                let query = reconcile::search_query(&tx);
-                let found = self
-                    .state
-                    .stripe
-                    .search_objects(ObjectKind::of(&tx), &query)
-                    .await?;
-                let object = found.into_iter().next().ok_or_else(|| {
-                    ApiError::refused(
-                        Reason::StripeObjectMissing,
-                        "Stripe holds no object for this transaction: the request never reached it",
-                    )
-                })?;
-                (object, true)
+        let reader = self.state.stripe.client();
+        let done = reconcile::reconcile(&self.state.pool, id, reader, Scope::Any)
+            .await
+            .map_err(|e| match e {
+                ReconcileError::NotFound(id) => transaction_not_found(id),
+                ReconcileError::Stripe(failure) => failure.into(),
+                ReconcileError::Store(e) => e.into(),
+            })?;
+        match &done.outcome {
+            Reconciled::NotAtStripe => {
+                return Err(ApiError::refused(
+                    Reason::StripeObjectMissing,
+                    "Stripe holds no object for this transaction: the request never reached it",
+                ));
             }
-        };
-        let mut db = store::begin(&self.state.pool, "reconcile").await?;
-        let tx = store::lock_transaction(&mut db, id)
-            .await?
-            .ok_or_else(not_found)?;
-        let tx = match found {
-            true => reconcile::adopt(&mut db, &tx, ObjectKind::of(&tx), &object).await?,
-            false => tx,
-        };
-        let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
-        let updated = store::get_transaction(&mut db, id)
-            .await?
-            .ok_or_else(not_found)?;
-        db.commit().await?;
-        match &reconciled {
             Reconciled::Applied { from, to } => tracing::info!(
                 transaction_id = %id, from = from.as_str(), to = to.as_str(),
                 "reconciled from Stripe by an operator"
@@ -162,7 +137,7 @@ impl AdminApi {
                 tracing::info!(transaction_id = %id, outcome = other.label(), "reconciled by an operator")
             }
         }
-        Ok(crate::service::transaction(&updated))
+        Ok(crate::service::transaction(&done.transaction))
     }
 
     async fn check_ledger(&self) -> ApiResult<pb::CheckLedgerResponse> {

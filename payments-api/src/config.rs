@@ -13,20 +13,26 @@ use crate::watch::WatchConfig;
 /// Everything the service needs to start.
 #[derive(Debug)]
 pub struct Config {
-    /// Where gRPC and grpc-web are served (`PAYMENTS_API_ADDR`).
+    /// Where `PaymentsService` is served, gRPC and grpc-web, with health
+    /// (`PAYMENTS_API_ADDR`): the port a public ingress may reach.
     pub addr: SocketAddr,
+    /// Where `PaymentsAdmin` and reflection are served (`PAYMENTS_ADMIN_ADDR`): for
+    /// operators inside the cluster, never behind the public ingress.
+    pub admin_addr: SocketAddr,
     /// Where `GET /metrics` is served (Prometheus text format).
     pub metrics_addr: SocketAddr,
     pub database: DatabaseConfig,
     pub stripe: StripeConfig,
     /// How bearer tokens are verified.
-    pub jwt: JwtKey,
+    pub jwt: JwtConfig,
     /// Browser origins allowed to call grpc-web (`PAYMENTS_CORS_ORIGINS`).
     pub cors: CorsOrigins,
     pub wallet: WalletConfig,
     /// WatchTransaction's hub; `PAYMENTS_WATCH_COALESCE_MS` sets how long doorbells
-    /// gather into one re-read.
+    /// gather into one re-read, `PAYMENTS_WATCH_MAX_LIFETIME_SECS` how long a stream lives.
     pub watch: WatchConfig,
+    /// What one caller, and one connection, may take of the instance.
+    pub limits: LimitsConfig,
     /// How long in-flight calls may take to finish once shutdown starts.
     pub drain_timeout: Duration,
 }
@@ -37,23 +43,72 @@ pub struct DatabaseConfig {
     pub url: SecretString,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// `PAYMENTS_MIGRATE_AT_START`: apply migrations at start (the default), or only
+    /// check none is pending, so the service can run as a role without DDL rights.
+    pub migrate_at_start: bool,
 }
 
+/// `STRIPE_API_BASE`, `STRIPE_SECRET_KEY`, `STRIPE_TIMEOUT_MS`: the client both services share.
+pub use payments_stripe::StripeConfig;
+
+/// How bearer tokens are verified: a fixed key, an identity provider's JWKS, or both,
+/// and what a token must say.
 #[derive(Debug)]
-pub struct StripeConfig {
-    /// `STRIPE_API_BASE`, `https://api.stripe.com` unless pointed at a simulator.
-    pub api_base: String,
-    pub secret_key: SecretString,
-    /// Per-attempt timeout of a Stripe request (`STRIPE_TIMEOUT_MS`).
-    pub timeout: Duration,
+pub struct JwtConfig {
+    /// `PAYMENTS_JWT_SECRET` or `PAYMENTS_JWT_PUBLIC_KEY_FILE`.
+    pub key: Option<JwtKey>,
+    /// `PAYMENTS_JWT_JWKS_URL`: RS256 and ES256 keys by `kid`.
+    pub jwks: Option<JwksConfig>,
+    /// `PAYMENTS_JWT_ISSUER`: the `iss` a token must carry.
+    pub issuer: Option<String>,
+    /// `PAYMENTS_JWT_AUDIENCE`: a token's `aud` (a string or a list) must name one of these.
+    pub audience: Vec<String>,
+    /// `PAYMENTS_JWT_LEEWAY_SECS`: clock skew allowed on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// `PAYMENTS_JWT_ROLE_CLAIM`: the claim that carries roles: a string (space-separated,
+    /// like `scope`) or a list of strings; a dotted path reaches into objects
+    /// (`realm_access.roles`).
+    pub role_claim: String,
+    /// `PAYMENTS_JWT_SERVICE_ROLE`: the role (or scope) that makes a token a service's.
+    pub service_role: String,
 }
 
-/// The key that verifies bearer tokens: an HS256 shared secret or an RS256 public key.
+impl JwtConfig {
+    /// HS256 with `secret`, no issuer or audience: what tests and development use.
+    pub fn hs256(secret: &str) -> JwtConfig {
+        JwtConfig {
+            key: Some(JwtKey::Hs256(secret.into())),
+            jwks: None,
+            issuer: None,
+            audience: Vec::new(),
+            leeway: Duration::from_secs(30),
+            role_claim: "role".into(),
+            service_role: "service".into(),
+        }
+    }
+}
+
+/// A fixed key that verifies bearer tokens: an HS256 shared secret or an RS256 public key.
 #[derive(Debug)]
 pub enum JwtKey {
     Hs256(SecretString),
     /// The PEM file's contents (a public key is not secret).
     Rs256Pem(Vec<u8>),
+}
+
+/// The shortest HS256 secret accepted (RFC 7518 §3.2: at least the hash's size).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// An identity provider's key set.
+#[derive(Debug, Clone)]
+pub struct JwksConfig {
+    pub url: String,
+    /// `PAYMENTS_JWKS_MIN_REFRESH_SECS`: a token with an unknown `kid` refetches the set
+    /// at most this often, so unknown kids cannot hammer the provider.
+    pub min_refresh: Duration,
+    /// `PAYMENTS_JWKS_MAX_AGE_SECS`: the set is refetched when it is older than this,
+    /// so a key the provider withdrew stops verifying.
+    pub max_age: Duration,
 }
 
 /// The origins allowed by CORS.
@@ -78,6 +133,48 @@ pub struct WalletConfig {
     pub trial_credit: i64,
 }
 
+/// The caps that keep one caller from starving the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// `PAYMENTS_WATCH_MAX_PER_USER`: open WatchTransaction streams per user token.
+    pub watches_per_user: usize,
+    /// `PAYMENTS_WATCH_MAX_STREAMS`: open WatchTransaction streams on this instance.
+    pub watches_per_instance: usize,
+    /// `PAYMENTS_RATE_LIMIT_PER_SEC` / `PAYMENTS_RATE_LIMIT_BURST`: mutations per user;
+    /// `None` (a rate of 0) turns the limit off.
+    pub mutations: Option<RateLimit>,
+    /// `PAYMENTS_HTTP2_MAX_CONCURRENT_STREAMS`: concurrent calls per HTTP/2 connection.
+    pub max_concurrent_streams: u32,
+    /// `PAYMENTS_HTTP2_KEEPALIVE_SECS`: idle HTTP/2 connections are pinged this often.
+    pub keepalive_interval: Duration,
+    /// `PAYMENTS_HTTP2_KEEPALIVE_TIMEOUT_SECS`: a ping unanswered this long closes the
+    /// connection (and with it the streams of a client that vanished).
+    pub keepalive_timeout: Duration,
+}
+
+/// A token bucket: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: std::num::NonZeroU32,
+    pub burst: std::num::NonZeroU32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            watches_per_user: 16,
+            watches_per_instance: 20_000,
+            mutations: Some(RateLimit {
+                per_second: std::num::NonZeroU32::MIN.saturating_add(4),
+                burst: std::num::NonZeroU32::MIN.saturating_add(19),
+            }),
+            max_concurrent_streams: 256,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Every problem found in the environment, reported at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -97,7 +194,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
-pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com";
+pub const DEFAULT_STRIPE_API_BASE: &str = payments_stripe::DEFAULT_API_BASE;
 
 impl Config {
     /// Reads the process environment.
@@ -112,6 +209,10 @@ impl Config {
             problems: Vec::new(),
         };
         let addr = env.parsed("PAYMENTS_API_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)));
+        let admin_addr = env.parsed(
+            "PAYMENTS_ADMIN_ADDR",
+            SocketAddr::from(([0, 0, 0, 0], 50052)),
+        );
         let metrics_addr = env.parsed(
             "PAYMENTS_METRICS_ADDR",
             SocketAddr::from(([0, 0, 0, 0], 9090)),
@@ -120,13 +221,14 @@ impl Config {
             url: env.secret("DATABASE_URL"),
             max_connections: env.parsed("PAYMENTS_DB_MAX_CONNECTIONS", 10),
             acquire_timeout: Duration::from_secs(5),
+            migrate_at_start: env.parsed("PAYMENTS_MIGRATE_AT_START", true),
         };
         let stripe = StripeConfig {
             api_base: env.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
             secret_key: env.secret("STRIPE_SECRET_KEY"),
             timeout: Duration::from_millis(env.parsed("STRIPE_TIMEOUT_MS", 10_000)),
         };
-        let jwt = env.jwt_key();
+        let jwt = env.jwt();
         let cors = env.cors();
         let wallet = WalletConfig {
             currency: env.currency("PAYMENTS_WALLET_CURRENCY", "usd"),
@@ -135,6 +237,7 @@ impl Config {
             trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
         };
         let watch = env.watch();
+        let limits = env.limits();
         let drain_timeout = Duration::from_secs(env.parsed("PAYMENTS_DRAIN_TIMEOUT_SECS", 10));
         if !env.problems.is_empty() {
             return Err(ConfigError {
@@ -143,6 +246,7 @@ impl Config {
         }
         Ok(Config {
             addr,
+            admin_addr,
             metrics_addr,
             database,
             stripe,
@@ -150,6 +254,7 @@ impl Config {
             cors,
             wallet,
             watch,
+            limits,
             drain_timeout,
         })
     }
@@ -158,18 +263,20 @@ impl Config {
     pub fn for_tests(database_url: &str, stripe_api_base: &str, jwt_secret: &str) -> Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database: DatabaseConfig {
                 url: database_url.into(),
                 max_connections: 10,
                 acquire_timeout: Duration::from_secs(5),
+                migrate_at_start: true,
             },
             stripe: StripeConfig {
                 api_base: stripe_api_base.to_owned(),
                 secret_key: "sk_test_payments_api".into(),
                 timeout: Duration::from_secs(10),
             },
-            jwt: JwtKey::Hs256(jwt_secret.into()),
+            jwt: JwtConfig::hs256(jwt_secret),
             cors: CorsOrigins::Any,
             wallet: WalletConfig {
                 currency: Currency::USD,
@@ -178,6 +285,7 @@ impl Config {
                 trial_credit: 500,
             },
             watch: WatchConfig::default(),
+            limits: LimitsConfig::default(),
             drain_timeout: Duration::from_secs(2),
         }
     }
@@ -230,10 +338,75 @@ impl Reader<'_> {
             self.problems
                 .push(format!("{NAME} must be at most 1000 milliseconds"));
         }
+        let lifetime_secs = self.parsed(
+            "PAYMENTS_WATCH_MAX_LIFETIME_SECS",
+            default.max_lifetime.as_secs(),
+        );
+        if lifetime_secs == 0 {
+            self.problems
+                .push("PAYMENTS_WATCH_MAX_LIFETIME_SECS must be at least 1".into());
+        }
         WatchConfig {
             coalesce: Duration::from_millis(ms),
+            max_lifetime: Duration::from_secs(lifetime_secs),
             ..default
         }
+    }
+
+    fn limits(&mut self) -> LimitsConfig {
+        let default = LimitsConfig::default();
+        let watches_per_user =
+            self.at_least_one("PAYMENTS_WATCH_MAX_PER_USER", default.watches_per_user);
+        let watches_per_instance =
+            self.at_least_one("PAYMENTS_WATCH_MAX_STREAMS", default.watches_per_instance);
+        let rate = default.mutations.map_or(0, |r| r.per_second.get());
+        let burst = default.mutations.map_or(1, |r| r.burst.get());
+        let per_second = self.parsed("PAYMENTS_RATE_LIMIT_PER_SEC", rate);
+        let burst = self.parsed("PAYMENTS_RATE_LIMIT_BURST", burst);
+        let mutations = match (
+            std::num::NonZeroU32::new(per_second),
+            std::num::NonZeroU32::new(burst),
+        ) {
+            (None, _) => None,
+            (Some(per_second), Some(burst)) => Some(RateLimit { per_second, burst }),
+            (Some(_), None) => {
+                self.problems
+                    .push("PAYMENTS_RATE_LIMIT_BURST must be at least 1".into());
+                None
+            }
+        };
+        let keepalive_interval = self.at_least_one(
+            "PAYMENTS_HTTP2_KEEPALIVE_SECS",
+            default.keepalive_interval.as_secs(),
+        );
+        let keepalive_timeout = self.at_least_one(
+            "PAYMENTS_HTTP2_KEEPALIVE_TIMEOUT_SECS",
+            default.keepalive_timeout.as_secs(),
+        );
+        LimitsConfig {
+            watches_per_user,
+            watches_per_instance,
+            mutations,
+            max_concurrent_streams: self.at_least_one(
+                "PAYMENTS_HTTP2_MAX_CONCURRENT_STREAMS",
+                default.max_concurrent_streams,
+            ),
+            keepalive_interval: Duration::from_secs(keepalive_interval),
+            keepalive_timeout: Duration::from_secs(keepalive_timeout),
+        }
+    }
+
+    /// A count or a number of seconds that must not be zero.
+    fn at_least_one<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: std::str::FromStr + PartialOrd + From<u8>,
+        T::Err: fmt::Display,
+    {
+        let value = self.parsed(name, default);
+        if value < T::from(1) {
+            self.problems.push(format!("{name} must be at least 1"));
+        }
+        value
     }
 
     fn secret(&mut self, name: &str) -> SecretString {
@@ -264,42 +437,93 @@ impl Reader<'_> {
         })
     }
 
-    fn jwt_key(&mut self) -> JwtKey {
+    fn jwt(&mut self) -> JwtConfig {
+        let key = self.jwt_key();
+        let jwks = self.get("PAYMENTS_JWT_JWKS_URL").map(|_| JwksConfig {
+            url: self.url("PAYMENTS_JWT_JWKS_URL", ""),
+            min_refresh: Duration::from_secs(self.parsed("PAYMENTS_JWKS_MIN_REFRESH_SECS", 30)),
+            max_age: Duration::from_secs(self.parsed("PAYMENTS_JWKS_MAX_AGE_SECS", 3600)),
+        });
+        if key.is_none() && jwks.is_none() {
+            self.problems.push(
+                "one of PAYMENTS_JWT_SECRET (HS256), PAYMENTS_JWT_PUBLIC_KEY_FILE (RS256) \
+                 or PAYMENTS_JWT_JWKS_URL is required"
+                    .into(),
+            );
+        }
+        let issuer = self.get("PAYMENTS_JWT_ISSUER");
+        let audience: Vec<String> = self
+            .get("PAYMENTS_JWT_AUDIENCE")
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A provider's keys sign tokens for every application it serves: only its
+        // issuer and our audience make one ours.
+        if jwks.is_some() && (issuer.is_none() || audience.is_empty()) {
+            self.problems.push(
+                "PAYMENTS_JWT_JWKS_URL needs PAYMENTS_JWT_ISSUER and PAYMENTS_JWT_AUDIENCE".into(),
+            );
+        }
+        let defaults = JwtConfig::hs256("");
+        JwtConfig {
+            key,
+            jwks,
+            issuer,
+            audience,
+            leeway: Duration::from_secs(
+                self.parsed("PAYMENTS_JWT_LEEWAY_SECS", defaults.leeway.as_secs()),
+            ),
+            role_claim: self
+                .get("PAYMENTS_JWT_ROLE_CLAIM")
+                .unwrap_or(defaults.role_claim),
+            service_role: self
+                .get("PAYMENTS_JWT_SERVICE_ROLE")
+                .unwrap_or(defaults.service_role),
+        }
+    }
+
+    fn jwt_key(&mut self) -> Option<JwtKey> {
         let secret = self.get("PAYMENTS_JWT_SECRET");
         let key_file = self.get("PAYMENTS_JWT_PUBLIC_KEY_FILE");
         match (secret, key_file) {
-            (Some(secret), None) => JwtKey::Hs256(secret.into()),
-            (None, Some(path)) => match std::fs::read(PathBuf::from(&path)) {
-                Ok(pem) if jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok() => {
-                    JwtKey::Rs256Pem(pem)
-                }
-                Ok(_) => {
-                    self.problems.push(format!(
-                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} is not an RSA public key in PEM"
-                    ));
-                    JwtKey::Rs256Pem(Vec::new())
-                }
-                Err(e) => {
-                    self.problems.push(format!(
-                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} cannot be read: {e}"
-                    ));
-                    JwtKey::Rs256Pem(Vec::new())
-                }
-            },
             (Some(_), Some(_)) => {
                 self.problems.push(
                     "set only one of PAYMENTS_JWT_SECRET (HS256) and PAYMENTS_JWT_PUBLIC_KEY_FILE (RS256)"
                         .into(),
                 );
-                JwtKey::Rs256Pem(Vec::new())
+                None
             }
-            (None, None) => {
-                self.problems.push(
-                    "PAYMENTS_JWT_SECRET (HS256) or PAYMENTS_JWT_PUBLIC_KEY_FILE (RS256) is required"
-                        .into(),
-                );
-                JwtKey::Rs256Pem(Vec::new())
+            (Some(secret), None) if secret.len() < MIN_HS256_SECRET_BYTES => {
+                self.problems.push(format!(
+                    "PAYMENTS_JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes \
+                     (e.g. `openssl rand -base64 48`)"
+                ));
+                None
             }
+            (Some(secret), None) => Some(JwtKey::Hs256(secret.into())),
+            (None, Some(path)) => match std::fs::read(PathBuf::from(&path)) {
+                Ok(pem) if jsonwebtoken::DecodingKey::from_rsa_pem(&pem).is_ok() => {
+                    Some(JwtKey::Rs256Pem(pem))
+                }
+                Ok(_) => {
+                    self.problems.push(format!(
+                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} is not an RSA public key in PEM"
+                    ));
+                    None
+                }
+                Err(e) => {
+                    self.problems.push(format!(
+                        "PAYMENTS_JWT_PUBLIC_KEY_FILE={path:?} cannot be read: {e}"
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
         }
     }
 

@@ -13,7 +13,10 @@ use payments_core::store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::{stripe_client::StripeFailure, watch::WatchEnd};
+use crate::{
+    stripe_client::StripeFailure,
+    watch::{LimitHit, WatchEnd},
+};
 pub use payments_proto::errors::{DOMAIN, ErrorReason as Reason};
 
 type Source = Box<dyn StdError + Send + Sync + 'static>;
@@ -208,10 +211,6 @@ fn conflict(constraint: &str) -> ApiError {
             Reason::CouponAlreadyRedeemed,
             "this code was already redeemed by this user (an earlier redemption did not fail)",
         ),
-        "payment_methods_owner" => ApiError::refused(
-            Reason::PaymentMethodAttachedElsewhere,
-            "this payment method is recorded for another customer",
-        ),
         other => ApiError::internal("unexpected unique violation", format!("constraint {other}")),
     }
 }
@@ -221,9 +220,23 @@ impl From<WatchEnd> for ApiError {
     fn from(end: WatchEnd) -> Self {
         let reason = match end {
             WatchEnd::ShuttingDown => Reason::ShuttingDown,
+            WatchEnd::LifetimeReached => Reason::WatchLifetimeReached,
         };
         Refusal::new(reason, end.to_string())
             .retry_after(Duration::ZERO)
+            .into()
+    }
+}
+
+/// A cap on open streams: RESOURCE_EXHAUSTED, with the cap as `limit`.
+impl From<LimitHit> for ApiError {
+    fn from(hit: LimitHit) -> Self {
+        let (reason, limit) = match hit {
+            LimitHit::User(limit) => (Reason::UserWatchLimit, limit),
+            LimitHit::Instance(limit) => (Reason::InstanceWatchLimit, limit),
+        };
+        Refusal::new(reason, hit.to_string())
+            .with("limit", limit.to_string())
             .into()
     }
 }

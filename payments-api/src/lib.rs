@@ -14,12 +14,14 @@
 //! - [`stripe_client`]: the Stripe calls and the classification of their failures.
 //! - [`watch`]: the hub that streams transaction changes to watchers.
 //! - [`metrics`]: the Prometheus metrics served at `GET /metrics`.
+//! - [`rate_limit`]: the per-user rate limit on mutations (a tower layer).
 
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 pub mod service;
 pub mod startup;
 pub mod stripe_client;

@@ -1,11 +1,10 @@
 //! `payments-api`: serves the payments.v1 gRPC service; `payments-api migrate`
-//! applies the database migrations and exits.
+//! applies the database migrations and exits (it needs only `DATABASE_URL`).
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use payments_api::{App, Config};
-use payments_core::store::{self, DbConfig};
-use secrecy::ExposeSecret;
+use payments_core::store;
 use tokio_util::sync::CancellationToken;
 
 /// The payments.v1 gRPC (and grpc-web) service. Configuration comes from the
@@ -21,7 +20,7 @@ struct Cli {
 enum Command {
     /// Serve gRPC and grpc-web (the default)
     Serve,
-    /// Apply the database migrations and exit
+    /// Apply the database migrations and exit (reads only DATABASE_URL)
     Migrate,
 }
 
@@ -30,19 +29,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let otel = payments_telemetry::OtelConfig::from_env("payments-api")?;
     let telemetry = payments_telemetry::build(&otel)?.install()?;
-    let config = match Config::from_env() {
+    let result = match cli.command {
+        None | Some(Command::Serve) => serve(config()).await,
+        Some(Command::Migrate) => migrate().await,
+    };
+    telemetry.shutdown();
+    result
+}
+
+fn config() -> Config {
+    match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
-    };
-    let result = match cli.command {
-        None | Some(Command::Serve) => serve(config).await,
-        Some(Command::Migrate) => migrate(&config).await,
-    };
-    telemetry.shutdown();
-    result
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
@@ -53,15 +55,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown).await
 }
 
-async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let pool = store::connect(&DbConfig {
-        url: config.database.url.expose_secret().to_owned(),
-        max_connections: 1,
-        acquire_timeout: config.database.acquire_timeout,
-    })
-    .await
-    .context("connecting to the database")?;
-    store::migrate(&pool).await.context("applying migrations")?;
+/// Needs only `DATABASE_URL` (the schema owner's), none of the service's settings.
+async fn migrate() -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    store::migrate_url(&url)
+        .await
+        .context("applying migrations")?;
     tracing::info!("migrations applied");
     Ok(())
 }

@@ -20,36 +20,42 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Server, server::TcpIncoming};
+use tower::Layer as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     admin::AdminApi,
-    auth::Authenticator,
-    config::{Config, CorsOrigins},
+    auth::{Authenticate, Authenticator},
+    config::{Config, CorsOrigins, LimitsConfig},
     metrics::{Metrics, WatchCollector},
-    service::{AppState, PaymentsApi},
+    rate_limit::MutationLimit,
+    service::{AppState, FirstCalls, PaymentsApi},
     stripe_client::Stripe,
-    watch::WatchHub,
+    watch::{WatchHub, WatchLimits},
 };
 
 /// The built service: connected, migrated, listening, not yet serving.
 pub struct App {
     listener: TcpListener,
     local_addr: SocketAddr,
+    admin_listener: TcpListener,
+    admin_addr: SocketAddr,
     metrics_listener: TcpListener,
     state: Arc<AppState>,
     auth: Authenticator,
     cors: CorsLayer,
     registry: Arc<MetricsRegistry>,
     rpc_metrics: RpcMetrics,
+    limits: LimitsConfig,
+    mutation_limit: MutationLimit,
     /// Ends the watch hub (and so every open WatchTransaction stream).
     hub_shutdown: CancellationToken,
     drain_timeout: Duration,
 }
 
 impl App {
-    /// Connects to the database, applies migrations, starts the watch hub and binds
-    /// the listener.
+    /// Connects to the database, applies migrations (or checks none is pending), starts
+    /// the watch hub and binds the listeners.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let pool = store::connect(&DbConfig {
             url: config.database.url.expose_secret().to_owned(),
@@ -58,15 +64,16 @@ impl App {
         })
         .await
         .context("connecting to the database")?;
-        store::migrate(&pool)
+        store::prepare_schema(&pool, config.database.migrate_at_start)
             .await
-            .context("applying database migrations")?;
+            .context("preparing the database schema")?;
         let mut registry = MetricsRegistry::default();
         let metrics = Arc::new(Metrics::register(registry.registry()));
         let rpc_metrics = RpcMetrics::register(registry.registry());
         let stripe =
             Stripe::new(&config.stripe, metrics.clone()).context("building the Stripe client")?;
         let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
+        auth.warm_up().await;
         let hub_shutdown = CancellationToken::new();
         let hub = WatchHub::start(pool.clone(), config.watch.clone(), hub_shutdown.clone())
             .await
@@ -75,6 +82,12 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.addr))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("binding {}", config.admin_addr))?;
+        let admin_addr = admin_listener
+            .local_addr()
+            .context("reading the bound admin address")?;
         let metrics_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("binding {}", config.metrics_addr))?;
@@ -89,16 +102,25 @@ impl App {
             stripe,
             wallet: config.wallet,
             hub,
+            watch_limits: WatchLimits::new(
+                config.limits.watches_per_user,
+                config.limits.watches_per_instance,
+            ),
+            first_calls: FirstCalls::default(),
         });
         Ok(App {
             listener,
             local_addr,
+            admin_listener,
+            admin_addr,
             metrics_listener,
             state,
             auth,
             cors: cors_layer(&config.cors),
             registry: Arc::new(registry),
             rpc_metrics,
+            limits: config.limits,
+            mutation_limit: MutationLimit::new(config.limits.mutations),
             hub_shutdown,
             drain_timeout: config.drain_timeout,
         })
@@ -106,6 +128,11 @@ impl App {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `PaymentsAdmin` and reflection answer.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
     }
 
     /// Where `GET /metrics` answers.
@@ -130,14 +157,17 @@ impl App {
         let reflection_v1alpha = reflection_builder()
             .build_v1alpha()
             .context("building the reflection service (v1alpha)")?;
-        let api = PaymentsServiceServer::with_interceptor(
+        // Authentication runs first and records the verified caller, which the rate
+        // limit between it and the service keys on.
+        let authenticate = Authenticate::new(self.auth.clone());
+        let api = authenticate.layer(self.mutation_limit.layer(PaymentsServiceServer::new(
             PaymentsApi::new(self.state.clone()),
-            self.auth.clone(),
-        );
-        let admin = PaymentsAdminServer::with_interceptor(
-            AdminApi::new(self.state.clone()),
-            self.auth.clone(),
-        );
+        )));
+        tokio::spawn(forget_idle_buckets(
+            self.mutation_limit.clone(),
+            shutdown.clone(),
+        ));
+        let admin = authenticate.layer(PaymentsAdminServer::new(AdminApi::new(self.state.clone())));
         let signal = {
             let (shutdown, hub) = (shutdown.clone(), self.hub_shutdown.clone());
             async move {
@@ -148,13 +178,28 @@ impl App {
                 hub.cancel();
             }
         };
-        let routes = tonic::service::Routes::new(health_service)
+        // The public port: PaymentsService (gRPC and grpc-web) and health, nothing else.
+        let routes = tonic::service::Routes::new(health_service.clone()).add_service(api);
+        // The operators' port: PaymentsAdmin, reflection, and health for probes.
+        let admin_routes = tonic::service::Routes::new(health_service)
             .add_service(reflection)
             .add_service(reflection_v1alpha)
-            .add_service(api)
             .add_service(admin);
+        let admin_serving = Server::builder()
+            .http2_keepalive_interval(Some(self.limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.limits.keepalive_timeout))
+            .layer(RpcLayer::new(self.rpc_metrics.clone()))
+            .add_routes(admin_routes)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.admin_listener).with_nodelay(Some(true)),
+                shutdown.clone().cancelled_owned(),
+            );
+        let limits = self.limits;
         let serving = Server::builder()
             .accept_http1(true)
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .http2_keepalive_interval(Some(limits.keepalive_interval))
+            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
             .layer(self.cors)
             .layer(tonic_web::GrpcWebLayer::new())
             .layer(RpcLayer::new(self.rpc_metrics))
@@ -178,13 +223,31 @@ impl App {
             shutdown.cancelled().await;
             tokio::time::sleep(self.drain_timeout).await;
         };
+        let both = async {
+            tokio::try_join!(async { serving.await.context("serving gRPC") }, async {
+                admin_serving.await.context("serving the admin port")
+            },)
+        };
         tokio::select! {
-            served = serving => served.context("serving gRPC")?,
+            served = both => {
+                served?;
+            }
             () = drain_deadline => {
                 tracing::warn!("calls still open after the drain deadline; stopping anyway");
             }
         }
         Ok(())
+    }
+}
+
+/// Drops the rate-limit buckets of idle users once a minute.
+async fn forget_idle_buckets(limit: MutationLimit, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => limit.forget_idle(),
+        }
     }
 }
 

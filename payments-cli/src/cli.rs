@@ -37,14 +37,15 @@ pub struct Global {
         value_name = "URL"
     )]
     pub api: String,
-    /// PaymentsAdmin's address, where it is served apart [default: --api]
+    /// PaymentsAdmin's address: payments-api's admin port (PAYMENTS_ADMIN_ADDR)
     #[arg(
         long,
         global = true,
         env = "PAYMENTS_ADMIN_API_URL",
+        default_value = "http://127.0.0.1:50052",
         value_name = "URL"
     )]
-    pub admin_api: Option<String>,
+    pub admin_api: String,
     /// CA certificate(s) in PEM that an https:// endpoint must be signed by
     #[arg(long, global = true, env = "PAYMENTS_CA_FILE", value_name = "PEM")]
     pub ca_file: Option<PathBuf>,

@@ -93,7 +93,7 @@ fn connect(global: &Global, url: &str, user: Option<&str>) -> anyhow::Result<Con
 }
 
 fn admin_url(global: &Global) -> &str {
-    global.admin_api.as_deref().unwrap_or(&global.api)
+    &global.admin_api
 }
 
 fn payments(global: &Global, user: Option<&str>) -> anyhow::Result<PaymentsClient> {

@@ -146,10 +146,11 @@ async fn a_3ds_top_up_from_attach_to_the_ledger_check_prints_json_that_parses() 
     let cards = json(&cli(&api, &["--json", "cards", "--user", "alice"]).await);
     assert_eq!(cards["payment_methods"], Value::Array(Vec::new()));
 
-    // Operator calls, with a minted service token.
-    let reconciled = json(&cli(&api, &["--json", "reconcile", id]).await);
+    // Operator calls, with a minted service token, on the admin port.
+    let admin = system.admin_url();
+    let reconciled = json(&cli(&api, &["--admin-api", &admin, "--json", "reconcile", id]).await);
     assert_eq!(reconciled["status"], "TRANSACTION_STATUS_SUCCEEDED");
-    let ledger = json(&cli(&api, &["--json", "ledger-check"]).await);
+    let ledger = json(&cli(&api, &["--admin-api", &admin, "--json", "ledger-check"]).await);
     assert_eq!(
         (
             ledger["wallets_checked"].as_i64(),
@@ -157,7 +158,7 @@ async fn a_3ds_top_up_from_attach_to_the_ledger_check_prints_json_that_parses() 
         ),
         (Some(1), Value::Array(Vec::new()))
     );
-    let dead = json(&cli(&api, &["--json", "dead-events"]).await);
+    let dead = json(&cli(&api, &["--admin-api", &admin, "--json", "dead-events"]).await);
     assert_eq!(dead["events"], Value::Array(Vec::new()));
     system.stop().await;
 }

@@ -1,9 +1,11 @@
-//! Identifiers that cannot hold invalid values.
+//! Identifiers that cannot hold invalid values: each is built by its `parse`, also
+//! when deserialized or read from a row (see [`crate::text`]).
 
 use std::{fmt, str::FromStr};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::text::{serde_via_parse, stored_as_text};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -16,8 +18,10 @@ pub enum IdError {
 }
 
 /// Our transaction id: a UUID, also written into every Stripe object's `metadata[transaction_id]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransactionId(Uuid);
+
+serde_via_parse!(TransactionId);
 
 impl TransactionId {
     pub fn new() -> Self {
@@ -59,8 +63,11 @@ impl FromStr for TransactionId {
 }
 
 /// The user id of the identity provider (the JWT `sub`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
+
+serde_via_parse!(UserId);
+stored_as_text!(UserId);
 
 impl UserId {
     pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -97,8 +104,11 @@ fn valid_stripe_id(s: &str, prefix: &'static str) -> Result<(), IdError> {
 macro_rules! stripe_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub struct $name(String);
+
+        serde_via_parse!($name);
+        stored_as_text!($name);
 
         impl $name {
             pub const PREFIX: &'static str = $prefix;
@@ -147,6 +157,23 @@ mod tests {
         assert!(UserId::parse(&"x".repeat(129)).is_err());
         assert!(UserId::parse("a\nb").is_err());
         assert!(UserId::parse(" padded").is_err());
+    }
+
+    #[test]
+    fn ids_deserialize_only_through_their_parse() {
+        let user: Result<UserId, _> = serde_json::from_str("\" padded\"");
+        assert!(user.is_err());
+        let user: Result<UserId, _> = serde_json::from_str("\"user-1\"");
+        assert_eq!(user.ok(), UserId::parse("user-1").ok());
+        let event: Result<StripeEventId, _> = serde_json::from_str("\"pi_123\"");
+        assert!(event.is_err());
+        let pm: Result<PaymentMethodId, _> = serde_json::from_str("\"pm_card_visa\"");
+        assert!(pm.is_ok());
+        let id = TransactionId::new();
+        let json = serde_json::to_string(&id).expect("serializes");
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<TransactionId>(&json).ok(), Some(id));
+        assert!(serde_json::from_str::<TransactionId>("\"not-a-uuid\"").is_err());
     }
 
     #[test]

@@ -3,16 +3,20 @@
 //!
 //! - [`money`] and [`ids`]: values that cannot be invalid (`Money`, `Currency`,
 //!   `TransactionId`, `UserId`, Stripe ids).
-//! - [`transaction`]: the transaction record, its kind and status.
+//! - [`text`]: the one mechanism for values stored as text (enums, ids, currency).
+//! - [`transaction`]: the transaction record, its kind and status, and the sets of
+//!   statuses the queries filter on.
 //! - [`state_machine`]: the pure transition function every writer goes through.
+//! - [`stripe_object`]: reading a Stripe object, whoever got it (an event, a read-back,
+//!   the answer to our own request): ids, amounts, the charge, a failure, its signal.
 //! - [`stripe_event`]: the Stripe event envelope and what each event type means.
 //! - [`store`]: the SQL, each query taking a connection so callers compose them
 //!   into one database transaction.
 //! - [`settle`]: applying a signal to a locked transaction — status, audit trail,
 //!   ledger, outbox — in the caller's database transaction.
 //! - [`inbox`]: storing a verified event and applying it in one database transaction.
-//! - [`stripe_object`] and [`reconcile`]: what a PaymentIntent or Invoice read back
-//!   from Stripe says, applied through the same path as an event.
+//! - [`reconcile`]: the one reconciliation sequence (read the object back from Stripe
+//!   through a [`StripeReader`](reconcile::StripeReader), apply it through `settle`).
 //! - [`retry`]: the backoff and budget of stored events and outbox calls.
 //! - [`testing`] (feature `testing`): a fresh database per test, dropped afterwards.
 
@@ -26,6 +30,7 @@ pub mod state_machine;
 pub mod store;
 pub mod stripe_event;
 pub mod stripe_object;
+pub mod text;
 pub mod transaction;
 
 #[cfg(feature = "testing")]
@@ -35,7 +40,8 @@ pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use retry::RetryPolicy;
 pub use state_machine::{Current, Decision, Effect, Signal, Transition, decide};
-pub use stripe_event::{CardDetails, EventError, Meaning, StripeEvent, Target};
+pub use stripe_event::{EventError, Meaning, StripeEvent};
+pub use stripe_object::{CardDetails, StripeObject, Target};
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 
 /// The channel the `transactions` trigger notifies with `"{id}:{version}"`.

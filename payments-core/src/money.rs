@@ -4,10 +4,14 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::text::{serde_via_parse, stored_as_text};
+
 /// A lower-case ISO 4217 code as Stripe writes it (`usd`, `eur`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);
+
+serde_via_parse!(Currency);
+stored_as_text!(Currency);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
@@ -51,21 +55,10 @@ impl FromStr for Currency {
     }
 }
 
-impl TryFrom<String> for Currency {
-    type Error = MoneyError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        Currency::parse(&s)
-    }
-}
-
-impl From<Currency> for String {
-    fn from(c: Currency) -> String {
-        c.as_str().to_owned()
-    }
-}
-
-/// A strictly positive amount in minor units of a currency.
+/// A strictly positive amount in minor units of a currency. Deserialized through
+/// [`Money::new`], so a document cannot hold a zero or negative amount either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedMoney")]
 pub struct Money {
     minor: i64,
     currency: Currency,
@@ -88,6 +81,20 @@ impl Money {
     }
 }
 
+/// Money's fields as a document holds them, before [`Money::new`] checks them.
+#[derive(Deserialize)]
+struct UncheckedMoney {
+    minor: i64,
+    currency: Currency,
+}
+
+impl TryFrom<UncheckedMoney> for Money {
+    type Error = MoneyError;
+    fn try_from(m: UncheckedMoney) -> Result<Self, Self::Error> {
+        Money::new(m.minor, m.currency)
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.minor, self.currency)
@@ -106,6 +113,19 @@ mod tests {
         );
         for bad in ["USD", "us", "usdd", "", "u1d", "é"] {
             assert!(Currency::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn money_deserializes_only_through_its_checks() {
+        let money: Result<Money, _> = serde_json::from_str(r#"{"minor": 500, "currency": "usd"}"#);
+        assert_eq!(money.ok(), Money::new(500, Currency::USD).ok());
+        for bad in [
+            r#"{"minor": 0, "currency": "usd"}"#,
+            r#"{"minor": -5, "currency": "usd"}"#,
+            r#"{"minor": 5, "currency": "USD"}"#,
+        ] {
+            assert!(serde_json::from_str::<Money>(bad).is_err(), "{bad}");
         }
     }
 

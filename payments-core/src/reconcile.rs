@@ -1,18 +1,45 @@
 //! Reconciliation: instead of being told by an event, we read a transaction's
 //! PaymentIntent or Invoice back from Stripe and apply the state it is in through the
-//! same [`settle::apply`] as an event, with [`Cause::Reconciliation`]. The ingestor's
-//! sweeper and the operator's `ReconcileTransaction` both end here; each fetches the
-//! object with its own Stripe client.
+//! same [`settle::apply`] as an event, with [`Cause::Reconciliation`].
+//!
+//! [`reconcile`] is the one sequence, for the ingestor's sweeper and the operator's
+//! `ReconcileTransaction` alike: read the transaction, find its object at Stripe
+//! (fetch it by the id we recorded, or search for it by our metadata when the answer
+//! that carried the id was lost), then lock the row, adopt what a search found, apply
+//! and commit. Stripe is asked with no row lock and no connection held, so a slow
+//! Stripe ties up neither the pool nor the webhooks of that transaction; the state
+//! machine orders what it is told, so an answer overtaken by a webhook is only stale.
+//! Stripe is reached through [`StripeReader`], which `payments-stripe` implements.
+
+use std::future::Future;
 
 use serde_json::Value;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use crate::{
-    Transaction, TransactionKind, TransactionStatus,
+    Transaction, TransactionId, TransactionKind, TransactionStatus,
     settle::{self, Cause, Context, Outcome},
     store::{self, StoreError, StripeRefs},
-    stripe_object,
+    stripe_object::{StripeObject, TRANSACTION_METADATA_KEY},
 };
+
+/// Reads a transaction's object back from Stripe, as JSON of the pinned API version.
+pub trait StripeReader: Sync {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The object as Stripe holds it now.
+    fn retrieve(
+        &self,
+        object: ObjectRef<'_>,
+    ) -> impl Future<Output = Result<Value, Self::Error>> + Send;
+
+    /// The objects of `kind` matching a Stripe search `query`, newest first.
+    fn search(
+        &self,
+        kind: ObjectKind,
+        query: &str,
+    ) -> impl Future<Output = Result<Vec<Value>, Self::Error>> + Send;
+}
 
 /// The Stripe object that holds a transaction's truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,28 +79,17 @@ impl ObjectKind {
 /// recorded (our request reached Stripe but its answer was lost, and so was every
 /// webhook): everything we create carries `metadata[transaction_id]`.
 pub fn search_query(tx: &Transaction) -> String {
-    format!("metadata['transaction_id']:'{}'", tx.id)
+    format!("metadata['{TRANSACTION_METADATA_KEY}']:'{}'", tx.id)
 }
 
-/// Records the id of an object found by [`search_query`] on `tx` (locked by the
-/// caller) and returns the row as it now is, ready for [`apply_object`]. Ids already
-/// recorded are kept.
-pub async fn adopt(
-    conn: &mut PgConnection,
-    tx: &Transaction,
-    kind: ObjectKind,
-    object: &Value,
-) -> Result<Transaction, StoreError> {
-    let id = object.get("id").and_then(Value::as_str);
-    let refs = StripeRefs {
-        payment_intent_id: id.filter(|_| kind == ObjectKind::PaymentIntent),
-        invoice_id: id.filter(|_| kind == ObjectKind::Invoice),
-        client_secret: object.get("client_secret").and_then(Value::as_str),
-    };
-    store::set_stripe_refs(conn, tx.id, &refs).await?;
-    store::get_transaction(conn, tx.id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))
+/// Which transactions a reconciliation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The sweeper's: only a transaction still unsettled, and only if no other writer
+    /// holds its row (`SKIP LOCKED`): it comes round again on the next sweep.
+    Unsettled,
+    /// The operator's: whatever its status; waits for the row.
+    Any,
 }
 
 /// What reconciling one transaction did.
@@ -90,6 +106,11 @@ pub enum Reconciled {
     Deferred(String),
     /// Applying it would break a rule (another currency, say): left for an operator.
     Flagged(String),
+    /// Stripe holds no object for the transaction: our request never reached it.
+    NotAtStripe,
+    /// Out of scope by the time its row was taken (settled meanwhile, or held by
+    /// another writer): nothing was applied.
+    Skipped,
 }
 
 impl Reconciled {
@@ -100,8 +121,144 @@ impl Reconciled {
             Reconciled::Unchanged => "unchanged",
             Reconciled::Deferred(_) => "deferred",
             Reconciled::Flagged(_) => "flagged",
+            Reconciled::NotAtStripe => "not_at_stripe",
+            Reconciled::Skipped => "skipped",
         }
     }
+}
+
+/// What [`reconcile`] did, and the transaction as it now is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reconciliation {
+    pub outcome: Reconciled,
+    pub transaction: Transaction,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError<E: std::error::Error + 'static> {
+    #[error("transaction {0} not found")]
+    NotFound(TransactionId),
+    /// Stripe could not be asked, or refused: nothing was written.
+    #[error("reading the transaction's object from Stripe")]
+    Stripe(#[source] E),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads transaction `id`'s object back from Stripe and applies the state it is in.
+pub async fn reconcile<R: StripeReader>(
+    pool: &PgPool,
+    id: TransactionId,
+    reader: &R,
+    scope: Scope,
+) -> Result<Reconciliation, ReconcileError<R::Error>> {
+    let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+    let tx = store::get_transaction(&mut conn, id)
+        .await?
+        .ok_or(ReconcileError::NotFound(id))?;
+    drop(conn);
+    let done = |outcome, transaction| {
+        Ok(Reconciliation {
+            outcome,
+            transaction,
+        })
+    };
+    if scope == Scope::Unsettled && tx.status.is_settled() {
+        return done(Reconciled::Skipped, tx);
+    }
+    let Some(found) = find_object(reader, &tx)
+        .await
+        .map_err(ReconcileError::Stripe)?
+    else {
+        return done(Reconciled::NotAtStripe, tx);
+    };
+
+    let mut db = store::begin(pool, "reconcile").await?;
+    let locked = match scope {
+        Scope::Unsettled => store::claim_unsettled(&mut db, id).await?,
+        Scope::Any => store::lock_transaction(&mut db, id).await?,
+    };
+    let Some(locked) = locked else {
+        db.rollback().await?;
+        return match scope {
+            Scope::Unsettled => done(Reconciled::Skipped, tx),
+            Scope::Any => Err(ReconcileError::NotFound(id)),
+        };
+    };
+    let locked = match found.searched {
+        true => adopt(&mut db, &locked, ObjectKind::of(&locked), &found.object).await?,
+        false => locked,
+    };
+    let outcome = apply_object(&mut db, &locked, &found.object).await?;
+    let transaction = current(&mut db, id).await?;
+    db.commit().await?;
+    done(outcome, transaction)
+}
+
+/// The object behind a transaction, and whether it was found by a search.
+struct Found {
+    object: Value,
+    searched: bool,
+}
+
+/// Fetches the recorded object, or searches for one by our metadata; None when
+/// Stripe holds none.
+async fn find_object<R: StripeReader>(
+    reader: &R,
+    tx: &Transaction,
+) -> Result<Option<Found>, R::Error> {
+    if let Some(recorded) = object_ref(tx) {
+        let object = reader.retrieve(recorded).await?;
+        return Ok(Some(Found {
+            object,
+            searched: false,
+        }));
+    }
+    let found = reader.search(ObjectKind::of(tx), &search_query(tx)).await?;
+    if found.len() > 1 {
+        // Our idempotency keys make one object per transaction; more is a bug to see.
+        tracing::warn!(
+            transaction_id = %tx.id, found = found.len(),
+            "several Stripe objects carry this transaction id; the newest is used"
+        );
+    }
+    Ok(found.into_iter().next().map(|object| {
+        tracing::info!(
+            transaction_id = %tx.id,
+            stripe_object = StripeObject::new(&object).id(),
+            "found the Stripe object whose creation answer was lost"
+        );
+        Found {
+            object,
+            searched: true,
+        }
+    }))
+}
+
+async fn current(conn: &mut PgConnection, id: TransactionId) -> Result<Transaction, StoreError> {
+    store::get_transaction(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction {id} vanished")))
+}
+
+/// Records the id of an object found by [`search_query`] on `tx` (locked by the
+/// caller) and returns the row as it now is, ready for [`apply_object`]. Ids already
+/// recorded are kept.
+pub async fn adopt(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    kind: ObjectKind,
+    object: &Value,
+) -> Result<Transaction, StoreError> {
+    let object = StripeObject::new(object);
+    let id = object.id();
+    let refs = StripeRefs {
+        payment_intent_id: id.filter(|_| kind == ObjectKind::PaymentIntent),
+        invoice_id: id.filter(|_| kind == ObjectKind::Invoice),
+        client_secret: object.client_secret(),
+    };
+    store::set_stripe_refs(conn, tx.id, &refs).await?;
+    current(conn, tx.id).await
 }
 
 /// Applies what `object` (the transaction's PaymentIntent or Invoice as Stripe returns
@@ -112,12 +269,13 @@ pub async fn apply_object(
     tx: &Transaction,
     object: &Value,
 ) -> Result<Reconciled, StoreError> {
-    let Some(signal) = stripe_object::signal(object) else {
+    let object = StripeObject::new(object);
+    let Some(signal) = object.signal() else {
         return Ok(Reconciled::Unchanged);
     };
     let context = Context {
-        currency: stripe_object::currency(object),
-        charge: stripe_object::charge(object),
+        currency: object.currency(),
+        charge: object.charge(),
     };
     let outcome = settle::apply(conn, tx, &signal, Cause::Reconciliation, context).await?;
     Ok(match outcome {

@@ -8,7 +8,8 @@
 use sqlx::PgConnection;
 
 use crate::{
-    Current, Decision, Effect, Signal, Transaction, TransactionKind, TransactionStatus, decide,
+    Current, Decision, Effect, Money, Signal, Transaction, TransactionKind, TransactionStatus,
+    Transition, decide,
     store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError},
 };
 
@@ -70,29 +71,46 @@ pub async fn apply(
     cause: Cause<'_>,
     context: Context<'_>,
 ) -> Result<Outcome, StoreError> {
-    if let Some(currency) = context.currency
-        && !currency.eq_ignore_ascii_case(tx.currency.as_str())
-    {
-        let why = format!(
-            "currency mismatch: Stripe says {currency}, transaction is {}",
-            tx.currency
-        );
+    if let Some(why) = currency_mismatch(tx, context) {
         store::flag_transaction(conn, tx.id, &why).await?;
         return Ok(Outcome::Flagged(why));
     }
     let current = Current {
         kind: tx.kind,
         status: tx.status,
-        amount: tx.amount,
+        amount: tx.amount.minor(),
         amount_refunded: tx.amount_refunded,
     };
-    let transition = match decide(current, signal) {
-        Decision::Apply(t) => t,
-        Decision::Stale => return Ok(Outcome::Stale),
-        Decision::Defer(why) => return Ok(Outcome::Deferred(why)),
-        Decision::Invalid(why) => return Ok(Outcome::Flagged(why.to_owned())),
-    };
+    match decide(current, signal) {
+        Decision::Apply(transition) => write(conn, tx, &transition, cause, context).await,
+        Decision::Stale => Ok(Outcome::Stale),
+        Decision::Defer(why) => Ok(Outcome::Deferred(why)),
+        Decision::Invalid(why) => Ok(Outcome::Flagged(why.to_owned())),
+    }
+}
 
+/// Why the object's money cannot be taken at face value, if it names another currency.
+fn currency_mismatch(tx: &Transaction, context: Context<'_>) -> Option<String> {
+    let currency = context.currency?;
+    let theirs = !currency.eq_ignore_ascii_case(tx.currency().as_str());
+    theirs.then(|| {
+        format!(
+            "currency mismatch: Stripe says {currency}, transaction is {}",
+            tx.currency()
+        )
+    })
+}
+
+/// Writes a decided transition: the status with its audit entry, then each effect.
+/// An effect that cannot be done as the rules want flags the transaction; the rest
+/// still commits.
+async fn write(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    transition: &Transition,
+    cause: Cause<'_>,
+    context: Context<'_>,
+) -> Result<Outcome, StoreError> {
     let event_id = cause.event_id();
     let change = StatusChange {
         to: transition.to,
@@ -123,6 +141,31 @@ pub async fn apply(
     Ok(Outcome::Applied(updated))
 }
 
+/// A ledger movement of `tx`, caused by `event_id` if an event.
+fn movement<'a>(
+    tx: &'a Transaction,
+    kind: MovementKind,
+    key: &'a str,
+    money: Money,
+    event_id: Option<&'a str>,
+) -> Movement<'a> {
+    Movement {
+        user_id: &tx.user_id,
+        transaction_id: tx.id,
+        kind,
+        key,
+        money,
+        stripe_event_id: event_id,
+    }
+}
+
+/// `minor` units of the transaction's currency, for an amount the state machine has
+/// already checked to be positive.
+fn money_of(tx: &Transaction, minor: i64) -> Result<Money, StoreError> {
+    Money::new(minor, tx.currency())
+        .map_err(|e| StoreError::Corrupt(format!("transaction {}: {e}", tx.id)))
+}
+
 /// Runs one effect; returns a reason to flag the transaction if it could not be done
 /// as the rules want (the rest of the transition still commits).
 async fn run_effect(
@@ -131,30 +174,8 @@ async fn run_effect(
     effect: &Effect,
     event_id: Option<&str>,
 ) -> Result<Option<String>, StoreError> {
-    let movement = |kind, key, amount| Movement {
-        user_id: &tx.user_id,
-        transaction_id: tx.id,
-        kind,
-        key,
-        amount,
-        currency: tx.currency,
-        stripe_event_id: event_id,
-    };
     match effect {
-        Effect::CreditWallet => {
-            let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency).await?;
-            if wallet.currency != tx.currency {
-                return Ok(Some(format!(
-                    "not credited: wallet is in {}, payment in {}",
-                    wallet.currency, tx.currency
-                )));
-            }
-            let kind = match tx.kind {
-                TransactionKind::Coupon => MovementKind::CouponCredit,
-                _ => MovementKind::PaymentCredit,
-            };
-            store::record_movement(conn, &movement(kind, "", tx.amount)).await?;
-        }
+        Effect::CreditWallet => return credit_wallet(conn, tx, event_id).await,
         Effect::EndTrial => {
             store::end_trial(conn, &tx.user_id).await?;
         }
@@ -179,26 +200,49 @@ async fn run_effect(
             amount_refunded,
         } => {
             let key = amount_refunded.to_string();
-            record_in_wallet_currency(conn, tx, &movement(MovementKind::RefundDebit, &key, -delta))
-                .await?;
+            let debit = money_of(tx, *delta)?;
+            let m = movement(tx, MovementKind::RefundDebit, &key, debit, event_id);
+            record_in_wallet_currency(conn, tx, &m).await?;
         }
         Effect::DebitDispute { dispute_id, amount } => {
-            record_in_wallet_currency(
-                conn,
-                tx,
-                &movement(MovementKind::DisputeDebit, dispute_id, -amount),
-            )
-            .await?;
+            let debit = money_of(tx, *amount)?;
+            let m = movement(tx, MovementKind::DisputeDebit, dispute_id, debit, event_id);
+            record_in_wallet_currency(conn, tx, &m).await?;
         }
         Effect::ReverseDispute { dispute_id, amount } => {
-            record_in_wallet_currency(
-                conn,
+            let credit = money_of(tx, *amount)?;
+            let m = movement(
                 tx,
-                &movement(MovementKind::DisputeReversal, dispute_id, *amount),
-            )
-            .await?;
+                MovementKind::DisputeReversal,
+                dispute_id,
+                credit,
+                event_id,
+            );
+            record_in_wallet_currency(conn, tx, &m).await?;
         }
     }
+    Ok(None)
+}
+
+/// Credits the transaction's amount, unless the wallet is in another currency.
+async fn credit_wallet(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    event_id: Option<&str>,
+) -> Result<Option<String>, StoreError> {
+    let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
+    if wallet.currency != tx.currency() {
+        return Ok(Some(format!(
+            "not credited: wallet is in {}, payment in {}",
+            wallet.currency,
+            tx.currency()
+        )));
+    }
+    let kind = match tx.kind {
+        TransactionKind::Coupon => MovementKind::CouponCredit,
+        _ => MovementKind::PaymentCredit,
+    };
+    store::record_movement(conn, &movement(tx, kind, "", tx.amount, event_id)).await?;
     Ok(None)
 }
 
@@ -207,7 +251,7 @@ async fn record_in_wallet_currency(
     tx: &Transaction,
     m: &Movement<'_>,
 ) -> Result<(), StoreError> {
-    store::ensure_wallet(conn, &tx.user_id, tx.currency).await?;
+    store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
     store::record_movement(conn, m).await?;
     Ok(())
 }
@@ -225,8 +269,8 @@ async fn grant_trial(
     let Some(fingerprint) = tx.card_fingerprint.as_deref().filter(|f| !f.is_empty()) else {
         return Ok(Some("trial not granted: card fingerprint unknown".into()));
     };
-    let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency).await?;
-    if wallet.currency != tx.currency {
+    let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
+    if wallet.currency != credit.currency() {
         return Ok(Some(format!(
             "trial not granted: wallet is in {}",
             wallet.currency
@@ -240,21 +284,13 @@ async fn grant_trial(
             "trial not granted: this card already started a trial".into(),
         ));
     }
-    if !store::start_trial(&mut savepoint, &tx.user_id, credit).await? {
+    if !store::start_trial(&mut savepoint, &tx.user_id, credit.minor()).await? {
         savepoint.rollback().await?;
         return Ok(Some(
             "trial not granted: the wallet already had a trial".into(),
         ));
     }
-    let grant = Movement {
-        user_id: &tx.user_id,
-        transaction_id: tx.id,
-        kind: MovementKind::TrialGrant,
-        key: "",
-        amount: credit,
-        currency: tx.currency,
-        stripe_event_id: event_id,
-    };
+    let grant = movement(tx, MovementKind::TrialGrant, "", credit, event_id);
     store::record_movement(&mut savepoint, &grant).await?;
     savepoint.commit().await?;
     Ok(None)

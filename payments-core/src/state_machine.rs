@@ -90,54 +90,18 @@ pub enum Decision {
 
 pub fn decide(current: Current, signal: &Signal) -> Decision {
     use Status::*;
-    let open = matches!(current.status, Created | Pending | RequiresAction);
-    let to = |status: Status, effects: Vec<Effect>| {
-        Decision::Apply(Transition {
-            to: status,
-            amount_refunded: current.amount_refunded,
-            failure: None,
-            effects,
-        })
-    };
-
     match signal {
         Signal::Processing => match current.status {
-            Created | RequiresAction => to(Pending, vec![]),
+            Created | RequiresAction => current.to(Pending, vec![]),
             _ => Decision::Stale,
         },
         Signal::RequiresAction => match current.status {
-            Created | Pending => to(RequiresAction, vec![]),
+            Created | Pending => current.to(RequiresAction, vec![]),
             _ => Decision::Stale,
         },
-        Signal::Succeeded | Signal::Authorized => {
-            if !(open || current.status == Failed) {
-                return Decision::Stale;
-            }
-            match (current.kind, signal) {
-                (Kind::Payment, Signal::Succeeded) => {
-                    to(Succeeded, vec![Effect::CreditWallet, Effect::EndTrial])
-                }
-                // Automatic capture: a hold on a top-up is only a step towards success.
-                (Kind::Payment, _) => Decision::Stale,
-                (Kind::Coupon, Signal::Succeeded) => to(Succeeded, vec![Effect::CreditWallet]),
-                (Kind::Coupon, _) => Decision::Invalid("a coupon invoice has no authorization"),
-                (Kind::CardValidation, Signal::Authorized) => to(
-                    Succeeded,
-                    vec![
-                        Effect::MarkCardValidated,
-                        Effect::GrantTrialIfRequested,
-                        Effect::ReleaseHold,
-                    ],
-                ),
-                // Captured rather than held: the card is proven; there is no hold to release.
-                (Kind::CardValidation, _) => to(
-                    Succeeded,
-                    vec![Effect::MarkCardValidated, Effect::GrantTrialIfRequested],
-                ),
-            }
-        }
+        Signal::Succeeded | Signal::Authorized => success(current, signal),
         Signal::Failed { code, message } => {
-            if !open {
+            if current.status.is_settled() {
                 return Decision::Stale;
             }
             Decision::Apply(Transition {
@@ -147,10 +111,8 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
                 effects: vec![],
             })
         }
-        Signal::Canceled => match current.status {
-            Created | Pending | RequiresAction | Failed => to(Canceled, vec![]),
-            _ => Decision::Stale,
-        },
+        Signal::Canceled if current.may_still_succeed() => current.to(Canceled, vec![]),
+        Signal::Canceled => Decision::Stale,
         Signal::Refunded { amount_refunded } => refund(current, *amount_refunded),
         Signal::DisputeOpened { dispute_id, amount } => dispute(current, dispute_id, *amount, None),
         Signal::DisputeClosed {
@@ -158,6 +120,51 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
             amount,
             won,
         } => dispute(current, dispute_id, *amount, Some(*won)),
+    }
+}
+
+impl Current {
+    /// Unsettled, or FAILED (the customer may retry the same PaymentIntent).
+    fn may_still_succeed(self) -> bool {
+        !self.status.is_settled() || self.status == Status::Failed
+    }
+
+    /// A move to `status` with `effects`, keeping the refunded amount.
+    fn to(self, status: Status, effects: Vec<Effect>) -> Decision {
+        Decision::Apply(Transition {
+            to: status,
+            amount_refunded: self.amount_refunded,
+            failure: None,
+            effects,
+        })
+    }
+}
+
+/// Money moved (`Succeeded`) or a hold was placed (`Authorized`): what that means
+/// depends on what the transaction is for.
+fn success(current: Current, signal: &Signal) -> Decision {
+    if !current.may_still_succeed() {
+        return Decision::Stale;
+    }
+    let succeeded = |effects| current.to(Status::Succeeded, effects);
+    match (current.kind, signal) {
+        (Kind::Payment, Signal::Succeeded) => {
+            succeeded(vec![Effect::CreditWallet, Effect::EndTrial])
+        }
+        // Automatic capture: a hold on a top-up is only a step towards success.
+        (Kind::Payment, _) => Decision::Stale,
+        (Kind::Coupon, Signal::Succeeded) => succeeded(vec![Effect::CreditWallet]),
+        (Kind::Coupon, _) => Decision::Invalid("a coupon invoice has no authorization"),
+        (Kind::CardValidation, Signal::Authorized) => succeeded(vec![
+            Effect::MarkCardValidated,
+            Effect::GrantTrialIfRequested,
+            Effect::ReleaseHold,
+        ]),
+        // Captured rather than held: the card is proven; there is no hold to release.
+        (Kind::CardValidation, _) => succeeded(vec![
+            Effect::MarkCardValidated,
+            Effect::GrantTrialIfRequested,
+        ]),
     }
 }
 

@@ -3,12 +3,14 @@
 //!
 //! Parsing is deliberately loose about the object's shape — real payloads from API
 //! versions 2018 to today must all be accepted and stored — and strict only about the
-//! envelope (`id`, `type`, `created`) and the few fields a rule needs.
+//! envelope (`id`, `type`, `created`) and the few fields a rule needs. The object's
+//! fields are read by [`crate::stripe_object`], as for an object read back from Stripe.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::{Signal, StripeEventId, TransactionId};
+pub use crate::stripe_object::{CardDetails, Target};
+use crate::{Signal, StripeEventId, stripe_object::StripeObject};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
@@ -32,25 +34,6 @@ pub struct StripeEvent {
     pub livemode: bool,
     pub api_version: Option<String>,
     pub payload: Value,
-}
-
-/// How to find the transaction an event is about: our id first, then Stripe's ids.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Target {
-    pub transaction_id: Option<TransactionId>,
-    pub payment_intent: Option<String>,
-    pub invoice: Option<String>,
-    pub charge: Option<String>,
-}
-
-/// A card as Stripe describes a payment method.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CardDetails {
-    pub payment_method_id: String,
-    pub customer: Option<String>,
-    pub brand: String,
-    pub last4: String,
-    pub fingerprint: String,
 }
 
 /// The event types [`StripeEvent::meaning`] acts on: what a webhook endpoint subscribes
@@ -156,8 +139,10 @@ impl StripeEvent {
         self.payload.pointer("/data/object").unwrap_or(&Value::Null)
     }
 
+    /// What the event asks of us. The type decides which rule applies; every field
+    /// of the object is read by [`StripeObject`].
     pub fn meaning(&self) -> Result<Meaning, EventError> {
-        let o = self.object();
+        let o = StripeObject::new(self.object());
         let missing = |field| EventError::MissingField {
             event_type: self.event_type.clone(),
             field,
@@ -170,126 +155,65 @@ impl StripeEvent {
             "payment_intent.processing" => Signal::Processing,
             "payment_intent.requires_action" => Signal::RequiresAction,
             "payment_intent.canceled" | "invoice.voided" => Signal::Canceled,
-            "payment_intent.payment_failed" => failure(o.get("last_payment_error")),
-            "invoice.payment_failed" => failure(o.get("last_finalization_error")),
+            "payment_intent.payment_failed" => o.failure("last_payment_error"),
+            "invoice.payment_failed" => o.failure("last_finalization_error"),
             "charge.refunded" => Signal::Refunded {
                 amount_refunded: o
-                    .get("amount_refunded")
-                    .and_then(Value::as_i64)
+                    .amount("amount_refunded")
                     .ok_or_else(|| missing("amount_refunded"))?,
             },
             "charge.dispute.created" | "charge.dispute.closed" => {
-                let dispute_id = str_field(o, "id").ok_or_else(|| missing("id"))?;
-                let amount = o
-                    .get("amount")
-                    .and_then(Value::as_i64)
-                    .ok_or_else(|| missing("amount"))?;
-                if self.event_type == "charge.dispute.created" {
-                    Signal::DisputeOpened { dispute_id, amount }
-                } else {
-                    match o.get("status").and_then(Value::as_str) {
-                        Some("won") => Signal::DisputeClosed {
-                            dispute_id,
-                            amount,
-                            won: true,
-                        },
-                        Some("lost") => Signal::DisputeClosed {
-                            dispute_id,
-                            amount,
-                            won: false,
-                        },
-                        // warning_closed (an inquiry): no money moved.
-                        _ => return Ok(Meaning::Nothing),
-                    }
+                match self.dispute(o).map_err(missing)? {
+                    Some(signal) => signal,
+                    // warning_closed (an inquiry): no money moved.
+                    None => return Ok(Meaning::Nothing),
                 }
             }
             "payment_method.attached" => {
                 return Ok(Meaning::PaymentMethodAttached(
-                    card(o).ok_or_else(|| missing("id"))?,
+                    o.card().ok_or_else(|| missing("id"))?,
                 ));
             }
             "payment_method.detached" => {
-                let payment_method_id = str_field(o, "id").ok_or_else(|| missing("id"))?;
+                let payment_method_id = o.id().ok_or_else(|| missing("id"))?.to_owned();
                 return Ok(Meaning::PaymentMethodDetached { payment_method_id });
             }
             _ => return Ok(Meaning::Nothing),
         };
+        let owned = |s: Option<&str>| s.map(str::to_owned);
         Ok(Meaning::Transaction {
-            target: self.target(),
+            target: o.target(),
             signal,
-            currency: str_field(o, "currency"),
-            payment_method: id_or_expanded(o.get("payment_method")),
-            // Older API versions give the charge only in `charges.data`.
-            charge: id_or_expanded(o.get("latest_charge"))
-                .or_else(|| str_field(o.pointer("/charges/data/0")?, "id")),
+            currency: owned(o.currency()),
+            payment_method: owned(o.payment_method()),
+            charge: owned(o.charge()),
         })
+    }
+
+    /// A dispute's signal; None for a closed inquiry, which moved no money. The error
+    /// names the missing field.
+    fn dispute(&self, o: StripeObject<'_>) -> Result<Option<Signal>, &'static str> {
+        let dispute_id = o.id().ok_or("id")?.to_owned();
+        let amount = o.amount("amount").ok_or("amount")?;
+        if self.event_type == "charge.dispute.created" {
+            return Ok(Some(Signal::DisputeOpened { dispute_id, amount }));
+        }
+        let won = match o.status() {
+            Some("won") => true,
+            Some("lost") => false,
+            _ => return Ok(None),
+        };
+        Ok(Some(Signal::DisputeClosed {
+            dispute_id,
+            amount,
+            won,
+        }))
     }
 
     /// Where to look for our transaction.
     pub fn target(&self) -> Target {
-        let o = self.object();
-        let own_id = str_field(o, "id");
-        let kind = o.get("object").and_then(Value::as_str).unwrap_or_default();
-        let transaction_id = o
-            .pointer("/metadata/transaction_id")
-            .and_then(Value::as_str)
-            .and_then(|s| TransactionId::parse(s).ok());
-        let payment_intent = match kind {
-            "payment_intent" => own_id.clone(),
-            _ => id_or_expanded(o.get("payment_intent")),
-        };
-        let invoice = match kind {
-            "invoice" => own_id.clone(),
-            _ => id_or_expanded(o.get("invoice")),
-        };
-        let charge = match kind {
-            "charge" => own_id,
-            "dispute" => id_or_expanded(o.get("charge")),
-            _ => None,
-        };
-        Target {
-            transaction_id,
-            payment_intent,
-            invoice,
-            charge,
-        }
+        StripeObject::new(self.object()).target()
     }
-}
-
-fn str_field(o: &Value, key: &str) -> Option<String> {
-    o.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
-/// A reference that is either an id or an expanded object with an `id`.
-fn id_or_expanded(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Object(_) => v.and_then(|o| str_field(o, "id")),
-        _ => None,
-    }
-}
-
-fn failure(error: Option<&Value>) -> Signal {
-    let error = error.unwrap_or(&Value::Null);
-    let code = str_field(error, "decline_code")
-        .or_else(|| str_field(error, "code"))
-        .unwrap_or_else(|| "payment_failed".to_owned());
-    let message = str_field(error, "message").unwrap_or_else(|| "The payment failed.".to_owned());
-    Signal::Failed { code, message }
-}
-
-fn card(o: &Value) -> Option<CardDetails> {
-    let card = o.get("card").unwrap_or(&Value::Null);
-    Some(CardDetails {
-        payment_method_id: str_field(o, "id")?,
-        customer: id_or_expanded(o.get("customer")),
-        brand: str_field(card, "brand").unwrap_or_default(),
-        last4: str_field(card, "last4").unwrap_or_default(),
-        fingerprint: str_field(card, "fingerprint").unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::TransactionId;
 
 fn event(event_type: &str, object: Value) -> StripeEvent {
     let payload = serde_json::json!({

@@ -1,43 +1,13 @@
 //! The transaction record: its kind, its status and the row both services read.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{Currency, TransactionId, UserId};
-
-macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The value stored in the database.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use crate::{Currency, Money, TransactionId, UserId, text::text_enum};
 
 text_enum!(
     /// What a transaction does to the wallet.
-    TransactionKind {
+    TransactionKind as "transaction kind" {
         Payment = "payment",
         Coupon = "coupon",
         CardValidation = "card_validation",
@@ -46,7 +16,7 @@ text_enum!(
 
 text_enum!(
     /// Where a transaction is in its life.
-    TransactionStatus {
+    TransactionStatus as "transaction status" {
         Created = "created",
         Pending = "pending",
         RequiresAction = "requires_action",
@@ -58,17 +28,26 @@ text_enum!(
 );
 
 impl TransactionStatus {
+    /// Waiting on Stripe or the customer: what reconciliation sweeps, and the only
+    /// statuses a failure or a success may still leave behind. The sweep's queries and
+    /// the `transactions_unsettled` index are written from this list (a test compares
+    /// the index with it).
+    pub const UNSETTLED: &'static [TransactionStatus] = &[
+        TransactionStatus::Created,
+        TransactionStatus::Pending,
+        TransactionStatus::RequiresAction,
+    ];
+
+    /// Ended without moving money: a new attempt may follow (the next derived key, a
+    /// coupon redeemed again). The `transactions_coupon_once` index leaves these out.
+    pub const UNSUCCESSFUL: &'static [TransactionStatus] =
+        &[TransactionStatus::Failed, TransactionStatus::Canceled];
+
     /// Settled: a watcher has its answer. FAILED may still become SUCCEEDED if the
     /// customer retries the same PaymentIntent, and SUCCEEDED may become REFUNDED, but
     /// neither is waiting on anything.
     pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            TransactionStatus::Succeeded
-                | TransactionStatus::Failed
-                | TransactionStatus::Canceled
-                | TransactionStatus::Refunded
-        )
+        !Self::UNSETTLED.contains(&self)
     }
 }
 
@@ -79,8 +58,9 @@ pub struct Transaction {
     pub user_id: UserId,
     pub kind: TransactionKind,
     pub status: TransactionStatus,
-    pub amount: i64,
-    pub currency: Currency,
+    /// What the transaction moves (a coupon: the credit it grants).
+    pub amount: Money,
+    /// How much of `amount` has been refunded, in its currency.
     pub amount_refunded: i64,
     pub failure_code: Option<String>,
     pub failure_message: Option<String>,
@@ -88,7 +68,7 @@ pub struct Transaction {
     pub coupon_code: Option<String>,
     pub card_fingerprint: Option<String>,
     /// Set on a card validation started by StartTrial: the credit its success grants.
-    pub trial_credit: Option<i64>,
+    pub trial_credit: Option<Money>,
     pub flagged: Option<String>,
     pub stripe_payment_intent_id: Option<String>,
     pub stripe_invoice_id: Option<String>,
@@ -103,6 +83,11 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// The currency of everything the transaction moves.
+    pub fn currency(&self) -> Currency {
+        self.amount.currency()
+    }
+
     /// The client secret is only worth handing out while the customer must act.
     pub fn client_secret_if_action_required(&self) -> Option<&str> {
         match self.status {

@@ -1,69 +1,17 @@
-//! The store and the settle path against a real PostgreSQL, a fresh database per test.
+//! The store against a real PostgreSQL, a fresh database per test: idempotent
+//! inserts, the doorbell, the coupon and wallet uniqueness, the pool's health checks.
+
+mod support;
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Signal, TransactionId, TransactionKind, TransactionStatus, UserId,
-    settle::{self, Cause, Context, Outcome},
-    store::{self, Inserted, Movement, MovementKind, NewTransaction, StoreError},
+    Currency, Signal, TransactionKind,
+    settle::Context,
+    store::{self, Inserted, NewTransaction, Upserted},
     testing::TestDb,
 };
 use sqlx::postgres::PgListener;
-
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user id")
-}
-
-fn payment(user_id: &str, key: &str, amount: i64) -> NewTransaction {
-    NewTransaction {
-        user_id: user(user_id),
-        kind: TransactionKind::Payment,
-        amount,
-        currency: Currency::USD,
-        payment_method_id: Some("pm_card".into()),
-        coupon_code: None,
-        card_fingerprint: None,
-        trial_credit: None,
-        idempotency_key: key.into(),
-        request_fingerprint: format!("amount={amount}"),
-    }
-}
-
-async fn insert(db: &TestDb, new: &NewTransaction) -> TransactionId {
-    let mut conn = db.pool.acquire().await.expect("connection");
-    match store::insert_transaction(&mut conn, new)
-        .await
-        .expect("insert")
-    {
-        Inserted::New(tx) | Inserted::Existing(tx) => tx.id,
-    }
-}
-
-async fn apply(db: &TestDb, id: TransactionId, signal: &Signal, context: Context<'_>) -> Outcome {
-    let mut tx = db.pool.begin().await.expect("begin");
-    let current = store::lock_transaction(&mut tx, id)
-        .await
-        .expect("lock")
-        .expect("exists");
-    let outcome = settle::apply(
-        &mut tx,
-        &current,
-        signal,
-        Cause::StripeEvent("evt_test"),
-        context,
-    )
-    .await
-    .expect("apply");
-    tx.commit().await.expect("commit");
-    outcome
-}
-
-async fn balance(db: &TestDb, user_id: &str) -> i64 {
-    let mut conn = db.pool.acquire().await.expect("connection");
-    store::get_wallet(&mut conn, &user(user_id))
-        .await
-        .expect("wallet")
-        .map_or(0, |w| w.balance)
-}
+use support::{apply, insert, payment, user};
 
 #[tokio::test]
 async fn migrations_apply_concurrently_from_several_instances() {
@@ -94,232 +42,6 @@ async fn concurrent_inserts_under_one_idempotency_key_make_one_transaction() {
         })
         .collect();
     assert_eq!((fresh, ids.len()), (1, 1));
-}
-
-#[tokio::test]
-async fn a_success_applied_concurrently_credits_exactly_once() {
-    let db = TestDb::new().await;
-    let id = insert(&db, &payment("bob", "k", 1_200)).await;
-    let applies = (0..5).map(|_| apply(&db, id, &Signal::Succeeded, Context::default()));
-    let outcomes = join_all(applies).await;
-    let applied = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Applied(_)))
-        .count();
-    assert_eq!(applied, 1);
-    assert_eq!(balance(&db, "bob").await, 1_200);
-    let mut conn = db.pool.acquire().await.expect("connection");
-    assert!(
-        store::check_ledger(&mut conn)
-            .await
-            .expect("check")
-            .mismatches
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn the_unique_key_refuses_a_second_credit_whatever_the_code_does() {
-    let db = TestDb::new().await;
-    let id = insert(&db, &payment("carol", "k", 300)).await;
-    let mut conn = db.pool.acquire().await.expect("connection");
-    store::ensure_wallet(&mut conn, &user("carol"), Currency::USD)
-        .await
-        .expect("wallet");
-    let carol = user("carol");
-    let credit = Movement {
-        user_id: &carol,
-        transaction_id: id,
-        kind: MovementKind::PaymentCredit,
-        key: "",
-        amount: 300,
-        currency: Currency::USD,
-        stripe_event_id: None,
-    };
-    assert!(
-        store::record_movement(&mut conn, &credit)
-            .await
-            .expect("first")
-    );
-    assert!(
-        !store::record_movement(&mut conn, &credit)
-            .await
-            .expect("second is a no-op")
-    );
-    let raw = sqlx::query(
-        "INSERT INTO ledger_entries (user_id, transaction_id, kind, amount, currency) VALUES ('carol', $1, 'payment_credit', 300, 'usd')",
-    )
-    .bind(id.as_uuid())
-    .execute(&mut *conn)
-    .await;
-    assert!(matches!(
-        raw.map_err(StoreError::from),
-        Err(StoreError::Conflict(_))
-    ));
-    let tamper = sqlx::query("UPDATE ledger_entries SET amount = 1")
-        .execute(&mut *conn)
-        .await;
-    assert!(tamper.is_err(), "the ledger is append-only");
-    assert_eq!(balance(&db, "carol").await, 300);
-}
-
-#[tokio::test]
-async fn a_ledger_entry_in_another_currency_than_the_wallet_is_refused() {
-    let db = TestDb::new().await;
-    let id = insert(&db, &payment("dave", "k", 300)).await;
-    let mut conn = db.pool.acquire().await.expect("connection");
-    store::ensure_wallet(&mut conn, &user("dave"), Currency::USD)
-        .await
-        .expect("wallet");
-    let raw = sqlx::query(
-        "INSERT INTO ledger_entries (user_id, transaction_id, kind, amount, currency) VALUES ('dave', $1, 'payment_credit', 300, 'eur')",
-    )
-    .bind(id.as_uuid())
-    .execute(&mut *conn)
-    .await;
-    assert!(raw.is_err());
-}
-
-#[tokio::test]
-async fn a_payment_in_another_currency_is_flagged_and_never_credited() {
-    let db = TestDb::new().await;
-    let id = insert(&db, &payment("erin", "k", 900)).await;
-    let context = Context {
-        currency: Some("eur"),
-        charge: None,
-    };
-    let outcome = apply(&db, id, &Signal::Succeeded, context).await;
-    assert!(
-        matches!(outcome, Outcome::Flagged(ref why) if why.contains("currency")),
-        "{outcome:?}"
-    );
-    assert_eq!(balance(&db, "erin").await, 0);
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let tx = store::get_transaction(&mut conn, id)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(tx.status, TransactionStatus::Created);
-    assert!(tx.flagged.is_some());
-}
-
-#[tokio::test]
-async fn refunds_and_disputes_move_the_ledger_once_each() {
-    let db = TestDb::new().await;
-    let id = insert(&db, &payment("fred", "k", 1_000)).await;
-    apply(&db, id, &Signal::Succeeded, Context::default()).await;
-    for cumulative in [400, 400, 1_000] {
-        apply(
-            &db,
-            id,
-            &Signal::Refunded {
-                amount_refunded: cumulative,
-            },
-            Context::default(),
-        )
-        .await;
-    }
-    assert_eq!(balance(&db, "fred").await, 0);
-    let opened = Signal::DisputeOpened {
-        dispute_id: "dp_1".into(),
-        amount: 1_000,
-    };
-    let won = Signal::DisputeClosed {
-        dispute_id: "dp_1".into(),
-        amount: 1_000,
-        won: true,
-    };
-    apply(&db, id, &opened, Context::default()).await;
-    apply(&db, id, &opened, Context::default()).await;
-    assert_eq!(balance(&db, "fred").await, -1_000);
-    apply(&db, id, &won, Context::default()).await;
-    assert_eq!(balance(&db, "fred").await, 0);
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let tx = store::get_transaction(&mut conn, id)
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(
-        (tx.status, tx.amount_refunded),
-        (TransactionStatus::Refunded, 1_000)
-    );
-}
-
-fn validation(user_id: &str, fingerprint: &str) -> NewTransaction {
-    NewTransaction {
-        kind: TransactionKind::CardValidation,
-        payment_method_id: Some(format!("pm_{user_id}")),
-        card_fingerprint: Some(fingerprint.into()),
-        trial_credit: Some(2_500),
-        ..payment(user_id, &format!("trial-{fingerprint}"), 100)
-    }
-}
-
-#[tokio::test]
-async fn a_card_grants_one_trial_whoever_validates_it() {
-    let db = TestDb::new().await;
-    let first = insert(&db, &validation("gina", "fp_same")).await;
-    let second = insert(&db, &validation("hank", "fp_same")).await;
-    let (a, b) = tokio::join!(
-        apply(&db, first, &Signal::Authorized, Context::default()),
-        apply(&db, second, &Signal::Authorized, Context::default()),
-    );
-    assert!(matches!(a, Outcome::Applied(_)) && matches!(b, Outcome::Applied(_)));
-    let total = balance(&db, "gina").await + balance(&db, "hank").await;
-    assert_eq!(total, 2_500, "exactly one trial credit for one card");
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("count");
-    assert_eq!(
-        outbox, 0,
-        "no PaymentIntent recorded, so nothing to release"
-    );
-    let validated: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM payment_methods WHERE validated_at IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await
-            .expect("count");
-    assert_eq!(validated, 2);
-}
-
-#[tokio::test]
-async fn a_top_up_ends_the_trial() {
-    let db = TestDb::new().await;
-    let v = insert(&db, &validation("ivy", "fp_ivy")).await;
-    apply(&db, v, &Signal::Authorized, Context::default()).await;
-    let p = insert(&db, &payment("ivy", "top-up", 1_000)).await;
-    apply(&db, p, &Signal::Succeeded, Context::default()).await;
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let wallet = store::get_wallet(&mut conn, &user("ivy"))
-        .await
-        .expect("get")
-        .expect("exists");
-    assert_eq!(wallet.balance, 3_500);
-    assert_eq!(wallet.trial_state, store::TrialState::Ended);
-}
-
-#[tokio::test]
-async fn the_ledger_check_reports_a_wallet_edited_by_hand() {
-    let db = TestDb::new().await;
-    let id = insert(&db, &payment("jack", "k", 700)).await;
-    apply(&db, id, &Signal::Succeeded, Context::default()).await;
-    let mut conn = db.pool.acquire().await.expect("connection");
-    sqlx::query("UPDATE wallets SET balance = 9999 WHERE user_id = 'jack'")
-        .execute(&mut *conn)
-        .await
-        .expect("edit");
-    let report = store::check_ledger(&mut conn).await.expect("check");
-    assert_eq!(report.wallets_checked, 1);
-    assert_eq!(report.mismatches.len(), 1);
-    assert_eq!(
-        (
-            report.mismatches[0].balance,
-            report.mismatches[0].ledger_sum
-        ),
-        (9999, 700)
-    );
 }
 
 #[tokio::test]
@@ -441,4 +163,78 @@ async fn a_pooled_connection_the_server_dropped_while_idle_is_replaced_before_us
         .expect("a fresh connection, no error");
     assert_ne!(first, second);
     pool.close().await;
+}
+
+/// The store said "conflict on payment_methods_owner", a constraint that does not
+/// exist, for callers to match by name; it now says what happened.
+#[tokio::test]
+async fn a_card_recorded_for_one_user_is_not_taken_over_by_another() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let card = payments_core::CardDetails {
+        payment_method_id: "pm_shared".into(),
+        customer: Some("cus_1".into()),
+        brand: "visa".into(),
+        last4: "4242".into(),
+        fingerprint: "fp_shared".into(),
+    };
+    let first = store::upsert_payment_method(&mut conn, &user("gina"), &card)
+        .await
+        .expect("recorded");
+    assert!(matches!(first, Upserted::Recorded(ref row) if row.user_id == user("gina")));
+    let second = store::upsert_payment_method(&mut conn, &user("hank"), &card)
+        .await
+        .expect("answered");
+    assert_eq!(second, Upserted::OwnedByAnotherUser);
+    let kept = store::get_payment_method(&mut conn, &user("gina"), "pm_shared")
+        .await
+        .expect("read");
+    assert!(kept.is_some());
+}
+
+#[tokio::test]
+async fn an_outbox_row_is_leased_not_locked_and_a_late_worker_cannot_undo_its_completion() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("alice", "outbox", 1_000)).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::enqueue(
+        &mut conn,
+        store::OutboxKind::CancelPaymentIntent,
+        id,
+        "pi_1",
+        "cancel-pi_1",
+    )
+    .await
+    .expect("enqueue");
+    let lease = std::time::Duration::from_millis(200);
+    let claimed = store::claim_outbox(&mut conn, 5, lease)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store::claim_outbox(&mut conn, 5, lease)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let again = store::claim_outbox(&mut conn, 5, lease)
+        .await
+        .expect("claim");
+    assert_eq!(again.len(), 1, "a lease that ran out is claimed again");
+    store::complete_outbox(&mut conn, again[0].id)
+        .await
+        .expect("complete");
+    // The first worker's late failure changes nothing.
+    store::fail_outbox(&mut conn, claimed[0].id, "late", None)
+        .await
+        .expect("fail");
+    assert_eq!(store::outbox_depth(&mut conn).await.expect("depth"), 0);
+    let state: String = sqlx::query_scalar("SELECT state FROM outbox WHERE id = $1")
+        .bind(claimed[0].id)
+        .fetch_one(&db.pool)
+        .await
+        .expect("state");
+    assert_eq!(state, "done");
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub use crate::tls::{ServerCertificate, TestCa, TlsFront};
 
 /// The HS256 secret payments-api verifies tokens with.
-pub const JWT_SECRET: &str = "test-jwt-secret";
+pub const JWT_SECRET: &str = "test-jwt-secret-of-at-least-32-bytes";
 /// The secret stripe-sim signs webhooks with and the ingestor verifies.
 pub const WEBHOOK_SECRET: &str = "whsec_test";
 /// How long a server may take to stop cleanly.
@@ -49,6 +49,8 @@ impl Server {
 pub struct System {
     /// payments-api's gRPC (and grpc-web) address; it keeps it across [`System::restart_api`].
     pub addr: SocketAddr,
+    /// payments-api's admin address (PaymentsAdmin, reflection); also kept across restarts.
+    pub admin_addr: SocketAddr,
     /// payments-api's `GET /metrics` address (a new one after a restart).
     pub metrics_addr: SocketAddr,
     pub sim: StripeSim,
@@ -88,6 +90,7 @@ impl System {
         let ingestor = Server::spawn(|stop| tokio::spawn(ingestor.run_until_stopped(stop)));
         let mut system = System {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             sim,
             servers: vec![ingestor],
@@ -105,11 +108,13 @@ impl System {
         (self.tweak)(&mut config);
         if self.addr.port() != 0 {
             config.addr = self.addr;
+            config.admin_addr = self.admin_addr;
         }
         let api = payments_api::App::build(config)
             .await
             .expect("payments-api starts");
         self.addr = api.local_addr();
+        self.admin_addr = api.admin_addr();
         self.metrics_addr = api.metrics_addr();
         self.servers.push(Server::spawn(|stop| {
             tokio::spawn(api.run_until_stopped(stop))
@@ -119,6 +124,11 @@ impl System {
     /// `http://` and payments-api's address.
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `http://` and payments-api's admin address.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
     }
 
     /// The test database, for setting up states no RPC can reach.

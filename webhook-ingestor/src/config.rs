@@ -11,6 +11,9 @@ use crate::retry::RetryPolicy;
 pub struct Config {
     pub addr: SocketAddr,
     pub database_url: String,
+    /// `INGESTOR_MIGRATE_AT_START`: apply migrations at start (the default), or only
+    /// check none is pending, so the service can run as a role without DDL rights.
+    pub migrate_at_start: bool,
     pub db_max_connections: u32,
     /// How long a request waits for a database connection before answering 503.
     pub db_acquire_timeout: Duration,
@@ -83,6 +86,7 @@ impl Config {
         let config = Config {
             addr: env.parse("INGESTOR_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             database_url: env.required("DATABASE_URL").unwrap_or_default(),
+            migrate_at_start: env.parse("INGESTOR_MIGRATE_AT_START", true),
             db_max_connections: env.positive("INGESTOR_DB_MAX_CONNECTIONS", 10),
             db_acquire_timeout: env.millis("INGESTOR_DB_ACQUIRE_TIMEOUT_MS", 5_000),
             stripe_api_base: env.url("STRIPE_API_BASE", "https://api.stripe.com"),
@@ -124,6 +128,7 @@ impl Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.to_owned(),
+            migrate_at_start: true,
             db_max_connections: 10,
             db_acquire_timeout: Duration::from_secs(5),
             stripe_api_base: stripe_api_base.to_owned(),

@@ -123,3 +123,19 @@ fn debug_output_hides_secrets_and_the_database_password() -> Result<(), ConfigEr
     assert!(shown.contains("postgres://u:***@db/payments"), "{shown}");
     Ok(())
 }
+
+#[test]
+fn migrating_at_start_is_on_unless_turned_off() -> Result<(), ConfigError> {
+    assert!(load(MINIMAL)?.migrate_at_start);
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("INGESTOR_MIGRATE_AT_START", "false"));
+    assert!(!load(&vars)?.migrate_at_start);
+    vars.pop();
+    vars.push(("INGESTOR_MIGRATE_AT_START", "sometimes"));
+    let err = load(&vars).expect_err("not a boolean");
+    assert!(
+        err.to_string().contains("INGESTOR_MIGRATE_AT_START"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -21,7 +21,31 @@ use tokio::{
 
 use crate::{config::GroupCommitConfig, metrics::Metrics};
 
-type Reply = oneshot::Sender<Result<Received, StoreError>>;
+type Reply = oneshot::Sender<Result<Received, GroupCommitError>>;
+
+/// Why group commit did not store an event.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GroupCommitError {
+    /// No committer took the event, or the one that did stopped before answering (the
+    /// service is going away): it was not committed.
+    #[error("the group committer stopped before committing the event")]
+    Stopped,
+    /// The group's database transaction failed: none of its events is stored. Every
+    /// event of the group gets the one cause.
+    #[error("the group's database transaction failed")]
+    Failed(#[source] Arc<StoreError>),
+}
+
+impl GroupCommitError {
+    /// Whether asking again later may store the event (the database was away, or the
+    /// service is shutting down and another instance will take it).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            GroupCommitError::Stopped => true,
+            GroupCommitError::Failed(e) => e.is_unavailable(),
+        }
+    }
+}
 
 struct Job {
     event: StripeEvent,
@@ -61,15 +85,13 @@ impl GroupCommit {
     }
 
     /// Stores and applies `event` in the next group's commit.
-    pub async fn receive(&self, event: StripeEvent) -> Result<Received, StoreError> {
+    pub async fn receive(&self, event: StripeEvent) -> Result<Received, GroupCommitError> {
         let (reply, answer) = oneshot::channel();
         if self.jobs.send(Job { event, reply }).await.is_err() {
-            return Err(StoreError::Unavailable(sqlx::Error::PoolClosed));
+            return Err(GroupCommitError::Stopped);
         }
         // A committer that went away without answering has not committed it.
-        answer
-            .await
-            .unwrap_or(Err(StoreError::Unavailable(sqlx::Error::PoolClosed)))
+        answer.await.unwrap_or(Err(GroupCommitError::Stopped))
     }
 }
 
@@ -117,13 +139,9 @@ impl Committer {
             }
             Err(e) => {
                 tracing::warn!(error = %crate::error_chain(&e), events = batch.len(), "a group commit failed; none of its events is stored");
-                let unavailable = e.is_unavailable();
+                let cause = Arc::new(e);
                 for job in batch {
-                    let error = match unavailable {
-                        true => StoreError::Unavailable(sqlx::Error::PoolTimedOut),
-                        false => StoreError::Corrupt(e.to_string()),
-                    };
-                    let _ = job.reply.send(Err(error));
+                    let _ = job.reply.send(Err(GroupCommitError::Failed(cause.clone())));
                 }
             }
         }

@@ -11,7 +11,8 @@
 //!   with the error-to-status mapping in one place.
 //! - [`workers`]: retrying unmatched and deferred events, sending the outbox,
 //!   reconciling stale transactions, catching up on missed events.
-//! - [`stripe_api`]: the calls we make to Stripe and how their failures are retried.
+//! - [`stripe_api`]: the calls we make to Stripe, through payments-stripe's shared
+//!   client (one pinned API version, one classification of failures).
 //! - [`metrics`]: this service's metrics, in the shared registry of `payments-telemetry`.
 //! - [`startup`]: [`App`], which binds in `build` and serves in `run_until_stopped`.
 

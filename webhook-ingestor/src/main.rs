@@ -10,16 +10,35 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::from_env()?;
     let otel = payments_telemetry::OtelConfig::from_env("webhook-ingestor")?;
     let telemetry = payments_telemetry::build(&otel)
         .context("building telemetry")?
         .install()
         .context("installing telemetry")?;
-    let result = serve(config).await;
+    let result = match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => match Config::from_env() {
+            Ok(config) => serve(config).await,
+            Err(e) => Err(e.into()),
+        },
+        Some("migrate") => migrate().await,
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command {other:?}; expected `serve` or `migrate`"
+        )),
+    };
     // Spans still buffered are exported before the process exits.
     telemetry.shutdown();
     result
+}
+
+/// `webhook-ingestor migrate`: applies the migrations and exits; needs only
+/// `DATABASE_URL` (the schema owner's).
+async fn migrate() -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL").context("DATABASE_URL is required")?;
+    payments_core::store::migrate_url(&url)
+        .await
+        .context("applying migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::Router;
 use payments_core::store::{self, ConnectionCache, DbConfig};
+use payments_stripe::StripeConfig;
 use payments_telemetry::metrics::{MetricsRegistry, PoolCollector};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, task::JoinSet};
@@ -64,14 +65,14 @@ impl App {
         let pool = store::connect(&db)
             .await
             .context("connecting to the database")?;
-        store::migrate(&pool)
+        store::prepare_schema(&pool, config.migrate_at_start)
             .await
-            .context("applying database migrations")?;
-        let stripe = StripeApi::new(
-            &config.stripe_api_base,
-            &config.stripe_secret_key,
-            config.stripe_timeout,
-        )
+            .context("preparing the database schema")?;
+        let stripe = StripeApi::new(&StripeConfig {
+            api_base: config.stripe_api_base.clone(),
+            secret_key: config.stripe_secret_key.clone(),
+            timeout: config.stripe_timeout,
+        })
         .context("building the Stripe client")?;
         let listener = TcpListener::bind(config.addr)
             .await
@@ -254,6 +255,7 @@ impl Workers {
                 stripe: stripe.clone(),
                 metrics: metrics.clone(),
                 retry: config.retry,
+                lease: workers::call_lease(config.stripe_timeout),
             },
             outbox_interval: config.outbox_interval,
             reconcile: config.reconcile_interval.map(|interval| {

@@ -45,7 +45,6 @@ pub async fn drive(state: &AppState, tx: Transaction) -> ApiResult<Transaction> 
         .create_payment_intent(&IntentRequest {
             transaction_id: tx.id,
             amount: tx.amount,
-            currency: tx.currency,
             customer: &customer,
             payment_method: &payment_method,
             manual_capture: tx.kind == TransactionKind::CardValidation,

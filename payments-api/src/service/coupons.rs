@@ -3,7 +3,7 @@
 //! the credit arrives with the invoice's `paid` event through the ingestor.
 
 use payments_core::{
-    Signal, Transaction, TransactionKind, TransactionStatus,
+    Currency, Signal, Transaction, TransactionKind, TransactionStatus,
     store::{self, NewTransaction, StoreError, StripeRefs},
 };
 use payments_proto::payments::v1 as pb;
@@ -30,34 +30,41 @@ pub async fn apply_coupon(
     let key = input::idempotency_key(&req.idempotency_key)?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let currency = state.wallet_currency(&mut conn, &user).await?;
-    let mut new = NewTransaction {
-        user_id: user.clone(),
-        kind: TransactionKind::Coupon,
-        amount: 0,
-        currency,
-        payment_method_id: None,
-        coupon_code: Some(code.clone()),
-        card_fingerprint: None,
-        trial_credit: None,
-        idempotency_key: key,
-        request_fingerprint: idempotency::fingerprint(&[
-            ("kind", "coupon"),
-            ("code", &code.to_lowercase()),
-        ]),
+    let fingerprint =
+        idempotency::fingerprint(&[("kind", "coupon"), ("code", &code.to_lowercase())]);
+    let request = idempotency::Request {
+        user_id: &user,
+        idempotency_key: &key,
+        fingerprint: &fingerprint,
     };
-    let (tx, redeemable) = match idempotency::replay(&mut conn, &new).await? {
-        Some(tx) => (tx, None),
+    let (tx, redeemable) = match idempotency::replay(&mut conn, request).await? {
+        Some(tx) => {
+            drop(conn);
+            (tx, None)
+        }
         None => {
             // Checked before asking Stripe; the unique index still decides races.
             if store::coupon_redeemed(&mut conn, &user, &code).await? {
                 return Err(StoreError::Conflict(COUPON_ONCE.into()).into());
             }
-            let redeemable = redeemable(state, &code, currency.as_str()).await?;
-            new.amount = redeemable.amount_off;
+            // No connection is held while Stripe looks the code up.
+            drop(conn);
+            let redeemable = redeemable(state, &code, currency).await?;
+            let new = NewTransaction {
+                user_id: user.clone(),
+                kind: TransactionKind::Coupon,
+                amount: redeemable.amount_off,
+                payment_method_id: None,
+                coupon_code: Some(code.clone()),
+                card_fingerprint: None,
+                trial_credit: None,
+                idempotency_key: key.clone(),
+                request_fingerprint: fingerprint.clone(),
+            };
+            let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
             (idempotency::claim(&mut conn, &new).await?, Some(redeemable))
         }
     };
-    drop(conn);
     let tx = drive(state, tx, redeemable).await?;
     Ok(pb::ApplyCouponResponse {
         transaction: Some(convert::transaction(&tx)),
@@ -65,23 +72,26 @@ pub async fn apply_coupon(
 }
 
 /// Looks the code up at Stripe and checks it can be credited to this wallet.
-async fn redeemable(state: &AppState, code: &str, currency: &str) -> ApiResult<Redeemable> {
+async fn redeemable(state: &AppState, code: &str, currency: Currency) -> ApiResult<Redeemable> {
     let now = chrono::Utc::now().timestamp();
     let redeemable = state
         .stripe
         .find_redeemable(code, now)
         .await?
         .map_err(|problem| refusal(problem, code))?;
-    if redeemable.currency != currency {
+    if redeemable.amount_off.currency() != currency {
         return Err(Refusal::new(
             Reason::CouponCurrencyMismatch,
             format!(
-                "{code} is worth {} {}, but the wallet is in {currency}",
-                redeemable.amount_off, redeemable.currency
+                "{code} is worth {}, but the wallet is in {currency}",
+                redeemable.amount_off
             ),
         )
-        .with("coupon_currency", redeemable.currency.clone())
-        .with("wallet_currency", currency)
+        .with(
+            "coupon_currency",
+            redeemable.amount_off.currency().to_string(),
+        )
+        .with("wallet_currency", currency.to_string())
         .into());
     }
     Ok(redeemable)
@@ -175,7 +185,7 @@ async fn create_invoice(
     // A retry finds the code again: the first attempt's answer was not kept.
     let redeemable = match redeemable {
         Some(r) => r,
-        None => match redeemable_again(state, &code, tx.currency.as_str()).await {
+        None => match redeemable_again(state, &code, tx.currency()).await {
             Ok(r) => r,
             Err(e) => return Err(e),
         },
@@ -185,7 +195,6 @@ async fn create_invoice(
         customer,
         discount: &redeemable.discount,
         amount: tx.amount,
-        currency: tx.currency,
     };
     match state.stripe.create_coupon_invoice(&request).await {
         Ok(id) => Ok(id),
@@ -200,7 +209,7 @@ async fn create_invoice(
 async fn redeemable_again(
     state: &AppState,
     code: &str,
-    currency: &str,
+    currency: Currency,
 ) -> Result<Redeemable, Failed> {
     match redeemable(state, code, currency).await {
         Ok(r) => Ok(r),

@@ -20,13 +20,36 @@ pub fn fingerprint(fields: &[(&str, &str)]) -> String {
         .join(";")
 }
 
+/// What identifies a request under its idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub user_id: &'a UserId,
+    pub idempotency_key: &'a str,
+    /// [`fingerprint`] of what it asks for.
+    pub fingerprint: &'a str,
+}
+
+impl<'a> From<&'a NewTransaction> for Request<'a> {
+    fn from(new: &'a NewTransaction) -> Self {
+        Request {
+            user_id: &new.user_id,
+            idempotency_key: &new.idempotency_key,
+            fingerprint: &new.request_fingerprint,
+        }
+    }
+}
+
 /// Refuses a stored transaction whose request differs from this one.
-pub fn check_same_request(existing: &Transaction, new: &NewTransaction) -> ApiResult<()> {
-    if existing.request_fingerprint == new.request_fingerprint {
+pub fn check_same_request<'a>(
+    existing: &Transaction,
+    request: impl Into<Request<'a>>,
+) -> ApiResult<()> {
+    let request = request.into();
+    if existing.request_fingerprint == request.fingerprint {
         return Ok(());
     }
     let before = pairs(&existing.request_fingerprint);
-    let now = pairs(&new.request_fingerprint);
+    let now = pairs(request.fingerprint);
     let mut names: Vec<&str> = Vec::new();
     for (name, _) in before.iter().chain(&now) {
         if !names.contains(name) {
@@ -50,11 +73,11 @@ pub fn check_same_request(existing: &Transaction, new: &NewTransaction) -> ApiRe
         Reason::IdempotencyKeyReused,
         format!(
             "idempotency key {:?} was already used for a different request ({})",
-            new.idempotency_key,
+            request.idempotency_key,
             differences.join(", ")
         ),
     )
-    .with("idempotency_key", new.idempotency_key.clone())
+    .with("idempotency_key", request.idempotency_key.to_owned())
     .with("changed", changed.join(","))
     .into())
 }
@@ -87,15 +110,17 @@ pub async fn claim(conn: &mut PgConnection, new: &NewTransaction) -> ApiResult<T
 
 /// The stored transaction for this key if there is one (checked to be for the
 /// same request).
-pub async fn replay(
+pub async fn replay<'a>(
     conn: &mut PgConnection,
-    new: &NewTransaction,
+    request: impl Into<Request<'a>>,
 ) -> ApiResult<Option<Transaction>> {
-    let Some(tx) = store::find_by_idempotency_key(conn, &new.user_id, &new.idempotency_key).await?
-    else {
+    let request = request.into();
+    let found =
+        store::find_by_idempotency_key(conn, request.user_id, request.idempotency_key).await?;
+    let Some(tx) = found else {
         return Ok(None);
     };
-    check_same_request(&tx, new)?;
+    check_same_request(&tx, request)?;
     Ok(Some(tx))
 }
 
@@ -115,7 +140,7 @@ pub async fn derived_key(
 
 #[cfg(test)]
 mod tests {
-    use payments_core::{Currency, TransactionKind};
+    use payments_core::{Currency, Money, TransactionKind};
 
     use super::*;
 
@@ -123,8 +148,7 @@ mod tests {
         NewTransaction {
             user_id: UserId::parse("alice").expect("id"),
             kind: TransactionKind::Payment,
-            amount: 1000,
-            currency: Currency::USD,
+            amount: Money::new(1000, Currency::USD).expect("positive"),
             payment_method_id: None,
             coupon_code: None,
             card_fingerprint: None,
@@ -141,8 +165,7 @@ mod tests {
             user_id: UserId::parse("alice").expect("id"),
             kind: TransactionKind::Payment,
             status: payments_core::TransactionStatus::Created,
-            amount: 1000,
-            currency: Currency::USD,
+            amount: Money::new(1000, Currency::USD).expect("positive"),
             amount_refunded: 0,
             failure_code: None,
             failure_message: None,

@@ -13,6 +13,7 @@ pub use convert::{timestamp, transaction};
 pub use input::transaction_id;
 mod coupons;
 mod customers;
+pub use customers::FirstCalls;
 mod idempotency;
 mod input;
 mod payment_methods;
@@ -35,7 +36,7 @@ use crate::{
     config::WalletConfig,
     error::ApiResult,
     stripe_client::Stripe,
-    watch::WatchHub,
+    watch::{WatchHub, WatchLimits},
 };
 
 /// What every handler shares.
@@ -44,6 +45,10 @@ pub struct AppState {
     pub stripe: Stripe,
     pub wallet: WalletConfig,
     pub hub: WatchHub,
+    /// The caps on open WatchTransaction streams.
+    pub watch_limits: WatchLimits,
+    /// Users whose Stripe customer is being created on this instance.
+    pub first_calls: FirstCalls,
 }
 
 impl AppState {

@@ -1,6 +1,6 @@
 //! AttachPaymentMethod, ListPaymentMethods, DetachPaymentMethod.
 
-use payments_core::store::{self, StoreError};
+use payments_core::store::{self, StoreError, Upserted};
 use payments_proto::payments::v1 as pb;
 
 use super::{AppState, convert, customers::ensure_customer, input, payments::owned_payment_method};
@@ -33,8 +33,13 @@ pub async fn attach(
             other => other.into(),
         })?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
-    let row = store::upsert_payment_method(&mut conn, &user, &card).await?;
-    Ok(convert::payment_method(&row))
+    match store::upsert_payment_method(&mut conn, &user, &card).await? {
+        Upserted::Recorded(row) => Ok(convert::payment_method(&row)),
+        Upserted::OwnedByAnotherUser => Err(ApiError::refused(
+            Reason::PaymentMethodAttachedElsewhere,
+            "this payment method is recorded for another customer",
+        )),
+    }
 }
 
 pub async fn list(
@@ -62,10 +67,13 @@ pub async fn detach(
     let payment_method = input::payment_method_id(&req.payment_method_id)?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     owned_payment_method(&mut conn, &user, &payment_method).await?;
+    // No connection is held while Stripe answers.
+    drop(conn);
     state
         .stripe
         .detach_payment_method(payment_method.as_str())
         .await?;
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let row = store::mark_detached(&mut conn, payment_method.as_str())
         .await?
         .ok_or_else(|| {

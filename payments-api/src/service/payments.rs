@@ -1,7 +1,7 @@
 //! CreatePayment: a wallet top-up by card.
 
 use payments_core::{
-    Currency, PaymentMethodId, TransactionKind, UserId,
+    Currency, Money, PaymentMethodId, TransactionKind, UserId,
     store::{self, NewTransaction, PaymentMethodRow, StoreError},
 };
 use payments_proto::payments::v1 as pb;
@@ -24,13 +24,12 @@ pub async fn create_payment(
     let payment_method = input::payment_method_id(&req.payment_method_id)?;
     let currency = input::currency(&req.currency)?;
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
-    check_amount(state, &mut conn, &user, req.amount, currency).await?;
+    let money = check_amount(state, &mut conn, &user, req.amount, currency).await?;
     let amount = req.amount.to_string();
     let new = NewTransaction {
         user_id: user.clone(),
         kind: TransactionKind::Payment,
-        amount: req.amount,
-        currency,
+        amount: money,
         payment_method_id: Some(payment_method.to_string()),
         coupon_code: None,
         card_fingerprint: None,
@@ -67,7 +66,7 @@ async fn check_amount(
     user: &UserId,
     amount: i64,
     currency: Currency,
-) -> ApiResult<()> {
+) -> ApiResult<Money> {
     let wallet_currency = state.wallet_currency(conn, user).await?;
     if currency != wallet_currency {
         return Err(ApiError::invalid(
@@ -84,7 +83,7 @@ async fn check_amount(
             ),
         ));
     }
-    Ok(())
+    Money::new(amount, currency).map_err(|e| ApiError::invalid("amount", e.to_string()))
 }
 
 /// The user's attached (not detached) payment method; another user's looks the

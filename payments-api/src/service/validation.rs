@@ -4,7 +4,7 @@
 //! card and the purpose (see [`idempotency::derived_key`]).
 
 use payments_core::{
-    Transaction, TransactionKind, UserId,
+    Money, Transaction, TransactionKind, UserId,
     store::{self, NewTransaction, PaymentMethodRow, StoreError, TrialState},
 };
 use payments_proto::payments::v1 as pb;
@@ -33,7 +33,7 @@ pub async fn validate_payment_method(
     }
     let currency = state.wallet_currency(&mut conn, &user).await?;
     let key = idempotency::derived_key(&mut conn, &user, "validate", &card.id).await?;
-    let new = validation(state, &user, &card, currency, key, None);
+    let new = validation(state, &user, &card, currency, key, None)?;
     let tx = idempotency::claim(&mut conn, &new).await?;
     drop(conn);
     let tx = charge::drive(state, tx).await?;
@@ -55,18 +55,21 @@ fn validation(
     currency: payments_core::Currency,
     key: String,
     trial_credit: Option<i64>,
-) -> NewTransaction {
+) -> ApiResult<NewTransaction> {
     let amount = state.wallet.validation_amount.to_string();
     let trial = trial_credit.map(|c| c.to_string()).unwrap_or_default();
-    NewTransaction {
+    // The configuration only holds positive amounts.
+    let money = |minor| {
+        Money::new(minor, currency).map_err(|e| ApiError::internal("a configured amount", e))
+    };
+    Ok(NewTransaction {
         user_id: user.clone(),
         kind: TransactionKind::CardValidation,
-        amount: state.wallet.validation_amount,
-        currency,
+        amount: money(state.wallet.validation_amount)?,
         payment_method_id: Some(card.id.clone()),
         coupon_code: None,
         card_fingerprint: Some(card.fingerprint.clone()).filter(|f| !f.is_empty()),
-        trial_credit,
+        trial_credit: trial_credit.map(money).transpose()?,
         idempotency_key: key,
         request_fingerprint: idempotency::fingerprint(&[
             ("kind", "card_validation"),
@@ -75,7 +78,7 @@ fn validation(
             ("currency", currency.as_str()),
             ("trial_credit", &trial),
         ]),
-    }
+    })
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %req.user_id, payment_method_id = %req.payment_method_id))]
@@ -124,7 +127,7 @@ pub async fn start_trial(
         wallet.currency,
         key,
         Some(state.wallet.trial_credit),
-    );
+    )?;
     let tx = idempotency::claim(&mut conn, &new).await?;
     drop(conn);
     let tx = charge::drive(state, tx).await?;

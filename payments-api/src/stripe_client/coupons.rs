@@ -1,4 +1,7 @@
-use payments_core::{Currency, TransactionId};
+//! Coupons: finding a promotion code (or coupon) that can be redeemed now, and the
+//! zero-total invoice whose discount carries its credit.
+
+use payments_core::{Currency, Money, TransactionId};
 use stripe::StripeRequest;
 use stripe_billing::{
     invoice::{
@@ -12,7 +15,9 @@ use stripe_product::{
 };
 use stripe_types::Expandable;
 
-use super::{Observed, Stripe, StripeFailure, idempotent, transaction_metadata};
+use payments_stripe::idempotent;
+
+use super::{Stripe, StripeFailure, stripe_currency, transaction_metadata};
 
 /// What the invoice's discount names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,9 +30,8 @@ pub enum Discount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemable {
     pub discount: Discount,
-    pub amount_off: i64,
-    /// As Stripe wrote it (lower case); may not be one we accept.
-    pub currency: String,
+    /// The credit, in the coupon's currency (which may not be the wallet's).
+    pub amount_off: Money,
 }
 
 /// Why a code cannot be redeemed.
@@ -39,7 +43,7 @@ pub enum CouponProblem {
     Expired,
     Exhausted,
     PercentOff,
-    /// A coupon with neither an amount nor a currency.
+    /// A coupon without a positive amount in a currency we can read.
     NoAmount,
 }
 
@@ -49,8 +53,7 @@ pub struct CouponInvoice<'a> {
     pub transaction_id: TransactionId,
     pub customer: &'a str,
     pub discount: &'a Discount,
-    pub amount: i64,
-    pub currency: Currency,
+    pub amount: Money,
 }
 
 impl Stripe {
@@ -61,14 +64,12 @@ impl Stripe {
         code: &str,
         now: i64,
     ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
-        let promos = ListPromotionCode::new()
+        let request = ListPromotionCode::new()
             .code(code)
             .active(true)
             .limit(1)
-            .customize()
-            .send(&self.client)
-            .observed(&self.metrics, "find_redeemable")
-            .await?;
+            .customize();
+        let promos = self.client.send("find_redeemable", request).await?;
         if let Some(promo) = promos
             .data
             .into_iter()
@@ -119,11 +120,9 @@ impl Stripe {
     }
 
     async fn coupon(&self, id: &str) -> Result<Coupon, StripeFailure> {
-        Ok(RetrieveCoupon::new(id)
-            .customize()
-            .send(&self.client)
-            .observed(&self.metrics, "coupon")
-            .await?)
+        self.client
+            .send("coupon", RetrieveCoupon::new(id).customize())
+            .await
     }
 
     /// Creates the draft invoice with the discount, then its one item, and returns the
@@ -133,11 +132,7 @@ impl Stripe {
         &self,
         req: &CouponInvoice<'_>,
     ) -> Result<String, StripeFailure> {
-        let currency: stripe_types::Currency = req
-            .currency
-            .as_str()
-            .parse()
-            .unwrap_or_else(|never| match never {});
+        let currency = stripe_currency(req.amount);
         let discount = match req.discount {
             Discount::PromotionCode(id) => CreateInvoiceDiscounts {
                 promotion_code: Some(id.clone()),
@@ -148,8 +143,8 @@ impl Stripe {
                 ..CreateInvoiceDiscounts::new()
             },
         };
-        let metadata = transaction_metadata(&req.transaction_id.to_string());
-        let invoice = CreateInvoice::new()
+        let metadata = transaction_metadata(req.transaction_id);
+        let request = CreateInvoice::new()
             .customer(req.customer)
             .currency(currency.clone())
             .auto_advance(false)
@@ -157,25 +152,21 @@ impl Stripe {
             .discounts(vec![discount])
             .metadata(metadata.clone())
             .customize()
-            .request_strategy(idempotent(&format!("in-create-{}", req.transaction_id))?)
-            .send(&self.client)
-            .observed(&self.metrics, "create_coupon_invoice")
-            .await?;
+            .request_strategy(idempotent(&format!("in-create-{}", req.transaction_id))?);
+        let invoice = self.client.send("create_coupon_invoice", request).await?;
         let invoice_id = invoice
             .id
             .map(|id| id.to_string())
             .ok_or_else(|| StripeFailure::Unexpected("invoice without an id".into()))?;
-        CreateInvoiceItem::new()
+        let request = CreateInvoiceItem::new()
             .customer(req.customer)
             .invoice(invoice_id.as_str())
-            .amount(req.amount)
+            .amount(req.amount.minor())
             .currency(currency)
             .metadata(metadata)
             .customize()
-            .request_strategy(idempotent(&format!("ii-create-{}", req.transaction_id))?)
-            .send(&self.client)
-            .observed(&self.metrics, "create_coupon_invoice")
-            .await?;
+            .request_strategy(idempotent(&format!("ii-create-{}", req.transaction_id))?);
+        self.client.send("create_coupon_invoice", request).await?;
         Ok(invoice_id)
     }
 
@@ -185,13 +176,11 @@ impl Stripe {
         invoice_id: &str,
         transaction_id: TransactionId,
     ) -> Result<(), StripeFailure> {
-        FinalizeInvoiceInvoice::new(invoice_id)
+        let request = FinalizeInvoiceInvoice::new(invoice_id)
             .auto_advance(false)
             .customize()
-            .request_strategy(idempotent(&format!("in-finalize-{transaction_id}"))?)
-            .send(&self.client)
-            .observed(&self.metrics, "finalize_invoice")
-            .await?;
+            .request_strategy(idempotent(&format!("in-finalize-{transaction_id}"))?);
+        self.client.send("finalize_invoice", request).await?;
         Ok(())
     }
 }
@@ -216,12 +205,17 @@ fn redeemable_coupon(
     if coupon.percent_off.is_some() {
         return Err(CouponProblem::PercentOff);
     }
-    match (coupon.amount_off, &coupon.currency) {
-        (Some(amount_off), Some(currency)) if amount_off > 0 => Ok(Redeemable {
-            discount,
-            amount_off,
-            currency: currency.to_string(),
-        }),
+    let currency = coupon
+        .currency
+        .as_ref()
+        .map(|c| Currency::parse(&c.to_string()));
+    match (coupon.amount_off, currency) {
+        (Some(amount_off), Some(Ok(currency))) => Money::new(amount_off, currency)
+            .map(|amount_off| Redeemable {
+                discount,
+                amount_off,
+            })
+            .map_err(|_| CouponProblem::NoAmount),
         _ => Err(CouponProblem::NoAmount),
     }
 }

@@ -1,7 +1,10 @@
+//! The Stripe customer of a user.
+
+use payments_stripe::idempotent;
 use stripe::StripeRequest;
 use stripe_core::customer::CreateCustomer;
 
-use super::{Observed, Stripe, StripeFailure, idempotent};
+use super::{Stripe, StripeFailure};
 
 impl Stripe {
     /// Creates the Stripe customer of a user. The idempotency key is derived from the
@@ -9,13 +12,11 @@ impl Stripe {
     pub async fn create_customer(&self, user_id: &str) -> Result<String, StripeFailure> {
         let metadata: std::collections::HashMap<String, String> =
             [("user_id".to_owned(), user_id.to_owned())].into();
-        let customer = CreateCustomer::new()
+        let request = CreateCustomer::new()
             .metadata(metadata)
             .customize()
-            .request_strategy(idempotent(&format!("customer-{user_id}"))?)
-            .send(&self.client)
-            .observed(&self.metrics, "create_customer")
-            .await?;
+            .request_strategy(idempotent(&format!("customer-{user_id}"))?);
+        let customer = self.client.send("create_customer", request).await?;
         Ok(customer.id.to_string())
     }
 }

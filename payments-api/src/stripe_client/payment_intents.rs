@@ -1,18 +1,18 @@
-use payments_core::{Currency, Signal, TransactionId};
-use stripe::StripeRequest;
-use stripe_core::{
-    PaymentIntent, PaymentIntentCaptureMethod, PaymentIntentStatus,
-    payment_intent::CreatePaymentIntent,
-};
+//! Creating and confirming a card transaction's PaymentIntent, and what Stripe's
+//! synchronous answer says about it (read by payments-core, as a webhook's object is).
 
-use super::{Observed, Stripe, StripeFailure, idempotent, transaction_metadata};
+use payments_core::{Money, Signal, StripeObject, TransactionId};
+use payments_stripe::idempotent;
+use stripe::StripeRequest;
+use stripe_core::{PaymentIntentCaptureMethod, payment_intent::CreatePaymentIntent};
+
+use super::{Stripe, StripeFailure, stripe_currency, transaction_metadata};
 
 /// A PaymentIntent to create and confirm for a transaction.
 #[derive(Debug, Clone)]
 pub struct IntentRequest<'a> {
     pub transaction_id: TransactionId,
-    pub amount: i64,
-    pub currency: Currency,
+    pub amount: Money,
     pub customer: &'a str,
     pub payment_method: &'a str,
     /// A card validation holds the amount (`capture_method=manual`) and releases it.
@@ -35,16 +35,11 @@ impl Stripe {
         &self,
         req: &IntentRequest<'_>,
     ) -> Result<IntentOutcome, StripeFailure> {
-        let currency: stripe_types::Currency = req
-            .currency
-            .as_str()
-            .parse()
-            .unwrap_or_else(|never| match never {});
-        let mut create = CreatePaymentIntent::new(req.amount, currency)
+        let mut create = CreatePaymentIntent::new(req.amount.minor(), stripe_currency(req.amount))
             .customer(req.customer)
             .payment_method(req.payment_method)
             .confirm(true)
-            .metadata(transaction_metadata(&req.transaction_id.to_string()));
+            .metadata(transaction_metadata(req.transaction_id));
         if req.manual_capture {
             create = create.capture_method(PaymentIntentCaptureMethod::Manual);
         }
@@ -52,40 +47,24 @@ impl Stripe {
         let mut request = create.build();
         let body = request.body.take().unwrap_or_default();
         request.body = Some(format!("{body}&payment_method_types%5B0%5D=card"));
-        let intent: PaymentIntent = request
+        let request = request
             .customize()
-            .request_strategy(idempotent(&format!("pi-create-{}", req.transaction_id))?)
-            .send(&self.client)
-            .observed(&self.metrics, "create_payment_intent")
+            .request_strategy(idempotent(&format!("pi-create-{}", req.transaction_id))?);
+        let intent = self
+            .client
+            .send_json("create_payment_intent", request)
             .await?;
-        Ok(outcome(&intent))
+        outcome(StripeObject::new(&intent))
     }
 }
 
-/// Reads the answer. Only the ingestor settles money, so even a synchronous
-/// `succeeded` (or a validation's `requires_capture`) only says "processing".
-fn outcome(intent: &PaymentIntent) -> IntentOutcome {
-    let signal = match &intent.status {
-        PaymentIntentStatus::RequiresAction => Some(Signal::RequiresAction),
-        PaymentIntentStatus::Processing
-        | PaymentIntentStatus::Succeeded
-        | PaymentIntentStatus::RequiresCapture => Some(Signal::Processing),
-        PaymentIntentStatus::Canceled => Some(Signal::Canceled),
-        PaymentIntentStatus::RequiresPaymentMethod => {
-            intent.last_payment_error.as_ref().map(|e| Signal::Failed {
-                code: e
-                    .decline_code
-                    .clone()
-                    .or_else(|| e.code.as_ref().map(|c| c.as_str().to_owned()))
-                    .unwrap_or_else(|| "payment_failed".into()),
-                message: e.message.clone().unwrap_or_default(),
-            })
-        }
-        _ => None,
-    };
-    IntentOutcome {
-        payment_intent_id: intent.id.to_string(),
-        client_secret: intent.client_secret.clone(),
-        signal,
-    }
+fn outcome(intent: StripeObject<'_>) -> Result<IntentOutcome, StripeFailure> {
+    let payment_intent_id = intent
+        .id()
+        .ok_or_else(|| StripeFailure::Unexpected("a PaymentIntent without an id".into()))?;
+    Ok(IntentOutcome {
+        payment_intent_id: payment_intent_id.to_owned(),
+        client_secret: intent.client_secret().map(str::to_owned),
+        signal: intent.answer(),
+    })
 }

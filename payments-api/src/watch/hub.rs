@@ -16,7 +16,11 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{listener, reader, stream::Watch, sweep};
+use super::{
+    listener, reader,
+    stream::{Watch, finished},
+    sweep,
+};
 
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
@@ -29,6 +33,10 @@ pub struct WatchConfig {
     pub coalesce: Duration,
     /// How many ids one query covers at most (a re-read, or a version check).
     pub reread_batch: usize,
+    /// How long a stream stays open at most; it then ends with a status the client
+    /// retries on. Each stream ends up to a tenth earlier (spread by transaction id), so
+    /// streams opened together do not all come back at once.
+    pub max_lifetime: Duration,
 }
 
 impl Default for WatchConfig {
@@ -37,6 +45,7 @@ impl Default for WatchConfig {
             safety_reread: Duration::from_secs(5),
             coalesce: Duration::from_millis(10),
             reread_batch: 1_000,
+            max_lifetime: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -65,6 +74,12 @@ pub(super) struct Inner {
 #[derive(Clone)]
 pub struct WatchHub {
     pub(super) inner: Arc<Inner>,
+}
+
+/// `max` less up to a tenth, spread by the transaction id.
+fn lifetime(max: Duration, id: Uuid) -> Duration {
+    let spread = u32::try_from(id.as_u128() % 1_000).unwrap_or(0);
+    max.saturating_sub(max / 10_000 * spread)
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,32 +115,54 @@ impl WatchHub {
         Ok(WatchHub { inner })
     }
 
-    /// Subscribes to the transaction, then reads its snapshot. `None` if it does not exist.
+    /// Reads the transaction as it is now; `None` if it does not exist. One query on
+    /// a pooled connection, returned at once.
+    pub async fn read(&self, id: TransactionId) -> Result<Option<Transaction>, StoreError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        store::get_transaction(&mut conn, id).await
+    }
+
+    /// Reads the transaction, then watches it from that snapshot. `None` if it does
+    /// not exist.
     pub async fn watch(
         &self,
         id: TransactionId,
         await_status: Option<TransactionStatus>,
     ) -> Result<Option<Watch>, StoreError> {
+        let snapshot = self.read(id).await?;
+        Ok(snapshot.map(|snapshot| self.watch_from(snapshot, await_status)))
+    }
+
+    /// Watches a transaction from a snapshot the caller has read (and checked the caller
+    /// may see), so a watch that is refused never holds a slot. A change committed
+    /// after the snapshot was read may have rung its doorbell before the slot existed,
+    /// so the id is queued for the next batched re-read, which publishes it if it moved.
+    pub fn watch_from(
+        &self,
+        snapshot: Transaction,
+        await_status: Option<TransactionStatus>,
+    ) -> Watch {
+        let id = snapshot.id.as_uuid();
         let subscription = Subscription {
-            rx: self.inner.subscribe(id.as_uuid()),
+            rx: self.inner.subscribe(id),
             _guard: SlotGuard {
                 inner: self.inner.clone(),
-                id: id.as_uuid(),
+                id,
             },
         };
-        let mut conn = self.inner.pool.acquire().await?;
-        let Some(snapshot) = store::get_transaction(&mut conn, id).await? else {
-            return Ok(None);
-        };
-        drop(conn);
         let snapshot = Arc::new(snapshot);
         self.inner.publish(snapshot.clone());
-        Ok(Some(Watch::new(
+        if !finished(&snapshot, await_status) {
+            self.inner.ring([(id, snapshot.version.saturating_add(1))]);
+        }
+        let deadline = tokio::time::Instant::now() + lifetime(self.inner.config.max_lifetime, id);
+        Watch::new(
             snapshot,
             subscription,
             await_status,
             self.inner.shutdown.clone(),
-        )))
+            deadline,
+        )
     }
 
     /// Streams currently open on this instance.

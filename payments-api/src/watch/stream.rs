@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures::Stream;
 use payments_core::{Transaction, TransactionStatus};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::Subscription;
@@ -14,6 +15,9 @@ pub enum WatchEnd {
     /// The instance is shutting down.
     #[error("this instance is shutting down; watch again")]
     ShuttingDown,
+    /// The stream reached `WatchConfig::max_lifetime`.
+    #[error("the stream reached its maximum lifetime; watch again")]
+    LifetimeReached,
 }
 
 /// A subscribed watcher. Dropping it (or its stream) frees everything it held.
@@ -22,6 +26,7 @@ pub struct Watch {
     subscription: Subscription,
     await_status: Option<TransactionStatus>,
     shutdown: CancellationToken,
+    deadline: Instant,
 }
 
 struct State {
@@ -30,6 +35,7 @@ struct State {
     done: bool,
     await_status: Option<TransactionStatus>,
     shutdown: CancellationToken,
+    deadline: Instant,
     first: Option<Arc<Transaction>>,
 }
 
@@ -39,12 +45,14 @@ impl Watch {
         subscription: Subscription,
         await_status: Option<TransactionStatus>,
         shutdown: CancellationToken,
+        deadline: Instant,
     ) -> Self {
         Watch {
             snapshot,
             subscription,
             await_status,
             shutdown,
+            deadline,
         }
     }
 
@@ -55,8 +63,8 @@ impl Watch {
 
     /// The snapshot first, then each newer committed version (intermediate versions
     /// may be coalesced; the latest always arrives). Ends after a settled status or
-    /// `await_status`. At shutdown it ends with [`WatchEnd::ShuttingDown`], which the
-    /// transport maps to a status the client retries on.
+    /// `await_status`. At shutdown, or at its deadline, it ends with a [`WatchEnd`],
+    /// which the transport maps to a status the client retries on.
     pub fn into_stream(self) -> impl Stream<Item = Result<Transaction, WatchEnd>> + Send + 'static {
         let state = State {
             last_version: 0,
@@ -65,12 +73,13 @@ impl Watch {
             done: false,
             await_status: self.await_status,
             shutdown: self.shutdown,
+            deadline: self.deadline,
         };
         futures::stream::unfold(state, next)
     }
 }
 
-fn finished(tx: &Transaction, await_status: Option<TransactionStatus>) -> bool {
+pub(super) fn finished(tx: &Transaction, await_status: Option<TransactionStatus>) -> bool {
     tx.status.is_settled() || Some(tx.status) == await_status
 }
 
@@ -102,6 +111,10 @@ async fn next(mut s: State) -> Option<(Result<Transaction, WatchEnd>, State)> {
             () = s.shutdown.cancelled() => {
                 s.done = true;
                 return Some((Err(WatchEnd::ShuttingDown), s));
+            }
+            () = tokio::time::sleep_until(s.deadline) => {
+                s.done = true;
+                return Some((Err(WatchEnd::LifetimeReached), s));
             }
         }
     }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream::FuturesUnordered};
 use payments_core::{
-    Currency, Signal, Transaction, TransactionId, TransactionKind, TransactionStatus, UserId,
+    Currency, Money, Signal, Transaction, TransactionId, TransactionKind, TransactionStatus,
+    UserId,
     settle::{self, Cause, Context},
     store::{self, Inserted, NewTransaction},
     testing::TestDb,
@@ -19,8 +20,7 @@ pub(super) async fn new_transaction(db: &TestDb) -> TransactionId {
     let new = NewTransaction {
         user_id: UserId::parse("watcher").expect("valid user"),
         kind: TransactionKind::Payment,
-        amount: 1_000,
-        currency: Currency::USD,
+        amount: Money::new(1_000, Currency::USD).expect("positive"),
         payment_method_id: Some("pm_1".into()),
         coupon_code: None,
         card_fingerprint: None,
@@ -195,6 +195,8 @@ async fn a_thousand_watchers_of_one_transaction_all_get_the_final_state() {
     }
     assert_eq!(hub.open_streams(), 1_000);
     assert_eq!(hub.watched_transactions(), 1);
+    // Opening queued one catch-up re-read (shared by all); let it finish first.
+    reader_idle(&hub).await;
     let reads_before = hub.reads();
     signal(&db, id, Signal::Succeeded).await;
     let mut finished = 0;
@@ -297,4 +299,66 @@ async fn shutdown_ends_open_streams_with_a_retryable_error() {
         .expect("ends");
     assert!(matches!(end, Some(Err(WatchEnd::ShuttingDown))));
     assert!(stream.next().await.is_none());
+}
+
+/// Waits until every queued re-read is done.
+pub(super) async fn reader_idle(hub: &WatchHub) {
+    tokio::time::timeout(WAIT, async {
+        while !hub.inner.is_idle() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("reader idle in time");
+}
+
+#[tokio::test]
+async fn a_change_between_the_snapshot_and_the_subscription_is_still_delivered() {
+    let db = TestDb::new().await;
+    let (hub, _stop) = hub(&db, NEVER).await;
+    let id = new_transaction(&db).await;
+    let snapshot = hub.read(id).await.expect("read").expect("exists");
+    // Committed (and its doorbell rung) while nobody is subscribed yet.
+    signal(&db, id, Signal::Succeeded).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let items = tokio::time::timeout(
+        WAIT,
+        hub.watch_from(snapshot, None)
+            .into_stream()
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the stream ends with the change");
+    let items: Vec<_> = items.into_iter().map(|r| r.expect("ok")).collect();
+    assert_eq!(
+        statuses(&items),
+        vec![TransactionStatus::Created, TransactionStatus::Succeeded]
+    );
+}
+
+#[tokio::test]
+async fn a_stream_ends_at_its_maximum_lifetime_with_a_retryable_end() {
+    let db = TestDb::new().await;
+    let config = WatchConfig {
+        safety_reread: NEVER,
+        max_lifetime: Duration::from_millis(300),
+        ..WatchConfig::default()
+    };
+    let (hub, _stop) = hub_with(&db, config).await;
+    let id = new_transaction(&db).await;
+    let watch = hub.watch(id, None).await.expect("watch").expect("exists");
+    let started = tokio::time::Instant::now();
+    let items = tokio::time::timeout(WAIT, watch.into_stream().collect::<Vec<_>>())
+        .await
+        .expect("ends");
+    assert!(
+        started.elapsed() >= Duration::from_millis(270),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(items.as_slice(), [Ok(_), Err(WatchEnd::LifetimeReached)]),
+        "{items:?}"
+    );
+    assert_eq!(hub.open_streams(), 0, "the slot is freed");
 }

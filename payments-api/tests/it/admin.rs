@@ -20,7 +20,7 @@ async fn operator_rpcs_need_a_service_token_and_report_the_ledger() {
         .await;
     app.wait_for_balance("alice", TOPUP).await;
 
-    let mut admin = PaymentsAdminClient::connect(format!("http://{}", app.addr))
+    let mut admin = PaymentsAdminClient::connect(format!("http://{}", app.admin_addr))
         .await
         .expect("connect");
     assert_refused(
@@ -66,7 +66,7 @@ fn admin_request<T>(message: T) -> tonic::Request<T> {
 }
 
 async fn admin(app: &TestApp) -> PaymentsAdminClient<tonic::transport::Channel> {
-    PaymentsAdminClient::connect(format!("http://{}", app.addr))
+    PaymentsAdminClient::connect(format!("http://{}", app.admin_addr))
         .await
         .expect("connect")
 }

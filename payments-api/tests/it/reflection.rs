@@ -1,6 +1,7 @@
 //! gRPC reflection in both versions clients speak: v1 (grpcurl) and v1alpha (Postman,
-//! Evans, older grpcurl). Each lists every service on the port and serves the file
-//! that defines `PaymentsService`, which is what those tools need to build a call.
+//! Evans, older grpcurl), on the admin port. Each lists every service of the contract
+//! and serves the file that defines `PaymentsService`, which is what those tools need
+//! to build a call. The public port serves neither reflection nor `PaymentsAdmin`.
 
 use prost::Message as _;
 use tonic::transport::Channel;
@@ -41,7 +42,7 @@ macro_rules! lists_and_describes {
                 server_reflection_response::MessageResponse,
             };
             let app = TestApp::start().await;
-            let channel = Channel::from_shared(format!("http://{}", app.addr))
+            let channel = Channel::from_shared(format!("http://{}", app.admin_addr))
                 .expect("an address")
                 .connect()
                 .await
@@ -92,3 +93,71 @@ lists_and_describes!(
     reflection_v1alpha_lists_the_services_and_describes_them,
     v1alpha
 );
+
+#[tokio::test]
+async fn the_public_port_serves_only_payments_service_and_the_admin_port_the_rest() {
+    use payments_proto::payments::v1::{
+        self as pb, payments_admin_client::PaymentsAdminClient,
+        payments_service_client::PaymentsServiceClient,
+    };
+    use tonic::Code;
+    use v1::{
+        server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
+    };
+
+    use crate::helpers::{as_user, service_token, with_token};
+
+    let app = TestApp::start().await;
+    let public = format!("http://{}", app.addr);
+    let admin = format!("http://{}", app.admin_addr);
+    let mut on_public = PaymentsAdminClient::connect(public.clone())
+        .await
+        .expect("connect");
+    let refused = on_public
+        .check_ledger(with_token(&service_token(), pb::CheckLedgerRequest {}))
+        .await
+        .expect_err("no admin on the public port");
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    let channel = Channel::from_shared(public.clone())
+        .expect("an address")
+        .connect()
+        .await
+        .expect("connect");
+    let mut reflection = ServerReflectionClient::new(channel);
+    let list = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let refused = match reflection
+        .server_reflection_info(tokio_stream::iter([list]))
+        .await
+    {
+        Err(status) => status,
+        Ok(answers) => answers
+            .into_inner()
+            .message()
+            .await
+            .expect_err("no reflection on the public port"),
+    };
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+
+    let mut on_admin = PaymentsAdminClient::connect(admin.clone())
+        .await
+        .expect("connect");
+    on_admin
+        .check_ledger(with_token(&service_token(), pb::CheckLedgerRequest {}))
+        .await
+        .expect("admin on the admin port");
+    let mut users_on_admin = PaymentsServiceClient::connect(admin)
+        .await
+        .expect("connect");
+    let wallet = pb::GetWalletRequest {
+        user_id: "alice".into(),
+    };
+    let refused = users_on_admin
+        .get_wallet(as_user("alice", wallet))
+        .await
+        .expect_err("PaymentsService is on the public port only");
+    assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
+    app.stop().await;
+}

@@ -39,7 +39,7 @@ async fn a_tls_endpoint_is_verified_against_the_ca_file() {
 async fn a_token_minted_with_the_rsa_private_key_is_accepted() {
     let public = include_bytes!("../../../testdata/jwt/rs256-public.pem").to_vec();
     let system = System::start_with(move |config| {
-        config.jwt = payments_api::config::JwtKey::Rs256Pem(public.clone());
+        config.jwt.key = Some(payments_api::config::JwtKey::Rs256Pem(public.clone()));
     })
     .await;
     let private = include_bytes!("../../../testdata/jwt/rs256-private.pem");
@@ -67,7 +67,8 @@ async fn a_token_minted_with_the_rsa_private_key_is_accepted() {
 #[tokio::test]
 async fn admin_calls_need_a_service_token() {
     let system = System::start().await;
-    let endpoint = Endpoint::new(system.api_url());
+    // PaymentsAdmin is served on payments-api's admin port.
+    let endpoint = Endpoint::new(system.admin_url());
     let operator = Connection::connect(&endpoint, signing_key().service("backoffice"))
         .await
         .expect("connect");

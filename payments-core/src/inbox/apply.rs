@@ -8,7 +8,7 @@ use crate::{
     CardDetails, Meaning, Signal, StripeEvent, Target, Transaction, TransactionId,
     TransactionStatus,
     settle::{self, Cause, Context, Outcome},
-    store::{self, EventState, StoreError, StripeRefs},
+    store::{self, EventState, StoreError, StripeRefs, Upserted},
 };
 
 /// What one processing attempt found, before it is recorded on the event.
@@ -160,12 +160,11 @@ async fn attach(conn: &mut PgConnection, card: &CardDetails) -> Result<Handled, 
             "no user for the payment method's customer yet",
         ));
     };
-    match store::upsert_payment_method(conn, &user, card).await {
-        Ok(_) => Ok(Handled::new(EventState::Applied)),
-        Err(e) if e.is_conflict_on("payment_methods_owner") => Ok(Handled::because(
+    match store::upsert_payment_method(conn, &user, card).await? {
+        Upserted::Recorded(_) => Ok(Handled::new(EventState::Applied)),
+        Upserted::OwnedByAnotherUser => Ok(Handled::because(
             EventState::Flagged,
             "the payment method is recorded for another user",
         )),
-        Err(e) => Err(e),
     }
 }

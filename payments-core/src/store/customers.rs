@@ -1,39 +1,30 @@
+//! The `customers` table: each user's Stripe customer, created once (the row lock
+//! serializes concurrent first calls) and looked up both ways.
+
 use sqlx::PgConnection;
 
 use super::StoreError;
 use crate::UserId;
 
-/// Locks the user's customer row (creating it empty on first use) and returns the
-/// Stripe customer id if one is recorded. Holding the lock while creating the Stripe
-/// customer makes concurrent first calls create exactly one.
-pub async fn lock_customer(
-    conn: &mut PgConnection,
-    user: &UserId,
-) -> Result<Option<String>, StoreError> {
-    sqlx::query("INSERT INTO customers (user_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(user.as_str())
-        .execute(&mut *conn)
-        .await?;
-    let id: Option<String> = sqlx::query_scalar(
-        "SELECT stripe_customer_id FROM customers WHERE user_id = $1 FOR UPDATE",
-    )
-    .bind(user.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(id)
-}
-
-pub async fn set_stripe_customer(
+/// Records the user's Stripe customer unless one is recorded already, and returns
+/// the one that is: the first writer wins, so two instances that both created the
+/// customer (with the same idempotency key, so the same customer) agree. Nothing is
+/// locked while Stripe is asked: this runs once Stripe has answered.
+pub async fn record_stripe_customer(
     conn: &mut PgConnection,
     user: &UserId,
     customer: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE customers SET stripe_customer_id = $2 WHERE user_id = $1")
-        .bind(user.as_str())
-        .bind(customer)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+) -> Result<String, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO customers (user_id, stripe_customer_id) VALUES ($1, $2) \
+         ON CONFLICT (user_id) DO UPDATE \
+         SET stripe_customer_id = COALESCE(customers.stripe_customer_id, EXCLUDED.stripe_customer_id) \
+         RETURNING stripe_customer_id",
+    )
+    .bind(user.as_str())
+    .bind(customer)
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 pub async fn stripe_customer(

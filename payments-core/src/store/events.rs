@@ -1,69 +1,68 @@
+//! The `stripe_events` inbox: every verified event, with the state its processing
+//! reached ([`EventState`]), its attempts and the next one. The retry queue is the
+//! [`EventState::RETRYABLE`] states, written into its query from that one list.
+
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::StoreError;
-use crate::{StripeEvent, TransactionId};
+use crate::{StripeEvent, StripeEventId, TransactionId, text::text_enum};
 
-/// Where a stored event is in its processing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventState {
-    /// Stored, not yet applied.
-    Received,
-    Applied,
-    /// Valid but late or duplicate: changed nothing.
-    Stale,
-    /// A type we store but do not act on.
-    Ignored,
-    /// No transaction found yet: retried by the worker.
-    Unmatched,
-    /// Presupposes a state not reached yet: retried by the worker.
-    Deferred,
-    /// Recorded but needs an operator (invalid for its transaction, currency mismatch).
-    Flagged,
-    /// Retry budget exhausted.
-    Dead,
-}
+text_enum!(
+    /// Where a stored event is in its processing.
+    EventState as "event state" {
+        /// Stored, not yet applied.
+        Received = "received",
+        Applied = "applied",
+        /// Valid but late or duplicate: changed nothing.
+        Stale = "stale",
+        /// A type we store but do not act on.
+        Ignored = "ignored",
+        /// No transaction found yet: retried by the worker.
+        Unmatched = "unmatched",
+        /// Presupposes a state not reached yet: retried by the worker.
+        Deferred = "deferred",
+        /// Recorded but needs an operator (invalid for its transaction, currency mismatch).
+        Flagged = "flagged",
+        /// Retry budget exhausted.
+        Dead = "dead",
+    }
+);
 
 impl EventState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventState::Received => "received",
-            EventState::Applied => "applied",
-            EventState::Stale => "stale",
-            EventState::Ignored => "ignored",
-            EventState::Unmatched => "unmatched",
-            EventState::Deferred => "deferred",
-            EventState::Flagged => "flagged",
-            EventState::Dead => "dead",
-        }
-    }
+    /// Not applied yet, and retried by the worker: the retry queue's query and the
+    /// `stripe_events_retry` index are written from this list (a test compares the
+    /// index with it).
+    pub const RETRYABLE: &'static [EventState] = &[
+        EventState::Received,
+        EventState::Unmatched,
+        EventState::Deferred,
+    ];
+
+    /// Not done, or needing an operator: what the health signals count, and what
+    /// the `stripe_events_attention` index holds (a test compares them).
+    pub const ATTENTION: &'static [EventState] = &[
+        EventState::Received,
+        EventState::Unmatched,
+        EventState::Deferred,
+        EventState::Flagged,
+        EventState::Dead,
+    ];
 
     pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            EventState::Received | EventState::Unmatched | EventState::Deferred
-        )
+        Self::RETRYABLE.contains(&self)
     }
 }
 
-/// How an event reached the inbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventSource {
-    Webhook,
-    CatchUp,
-    Replay,
-}
-
-impl EventSource {
-    fn as_str(self) -> &'static str {
-        match self {
-            EventSource::Webhook => "webhook",
-            EventSource::CatchUp => "catch_up",
-            EventSource::Replay => "replay",
-        }
+text_enum!(
+    /// How an event reached the inbox.
+    EventSource as "event source" {
+        Webhook = "webhook",
+        CatchUp = "catch_up",
+        Replay = "replay",
     }
-}
+);
 
 /// Stores a verified event. Returns false when its id is already stored (a redelivery).
 pub async fn insert_event(
@@ -81,7 +80,7 @@ pub async fn insert_event(
     .bind(event.created)
     .bind(event.livemode)
     .bind(&event.payload)
-    .bind(source.as_str())
+    .bind(source)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -89,10 +88,10 @@ pub async fn insert_event(
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredEvent {
-    pub id: String,
+    pub id: StripeEventId,
     #[sqlx(rename = "type")]
     pub event_type: String,
-    pub state: String,
+    pub state: EventState,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub received_at: DateTime<Utc>,
@@ -114,15 +113,25 @@ pub async fn lock_event(
         .await?)
 }
 
+/// The events waiting in the retry queue, as the queries (and the
+/// `stripe_events_retry` index) write it.
+pub fn retryable_predicate() -> String {
+    format!(
+        "state IN ({})",
+        crate::text::sql_list(EventState::RETRYABLE)
+    )
+}
+
 /// Claims retryable events whose time has come; rows other workers hold are skipped.
 pub async fn claim_due_events(
     conn: &mut PgConnection,
     limit: i64,
 ) -> Result<Vec<StoredEvent>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM stripe_events WHERE state IN ('received', 'unmatched', 'deferred') \
+        "SELECT {COLUMNS} FROM stripe_events WHERE {} \
          AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
-         ORDER BY created LIMIT $1 FOR UPDATE SKIP LOCKED"
+         ORDER BY created LIMIT $1 FOR UPDATE SKIP LOCKED",
+        retryable_predicate()
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(limit)
@@ -150,15 +159,15 @@ pub async fn record_event_outcome(
     sqlx::query(
         "UPDATE stripe_events SET state = $2, transaction_id = COALESCE($3, transaction_id), \
          last_error = $4, next_attempt_at = $5, attempts = attempts + $6::int, \
-         processed_at = CASE WHEN $2 IN ('received', 'unmatched', 'deferred') THEN processed_at ELSE now() END \
-         WHERE id = $1",
+         processed_at = CASE WHEN $7 THEN processed_at ELSE now() END WHERE id = $1",
     )
     .bind(id)
-    .bind(o.state.as_str())
+    .bind(o.state)
     .bind(o.transaction_id.map(|t| t.as_uuid()))
     .bind(o.error)
     .bind(o.next_attempt_at)
     .bind(i32::from(o.count_attempt))
+    .bind(o.state.is_retryable())
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,29 +1,29 @@
+//! The append-only `ledger_entries` and the check that every wallet's balance is the
+//! sum of its ledger. A movement happens at most once per (transaction, kind, key),
+//! decided by the unique key; a trigger moves the balance in the same statement.
+
 use sqlx::PgConnection;
 
 use super::StoreError;
-use crate::{Currency, TransactionId, UserId};
+use crate::{Money, TransactionId, UserId, text::text_enum};
 
-/// The kinds of wallet movement; each happens at most once per (transaction, key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MovementKind {
-    PaymentCredit,
-    CouponCredit,
-    TrialGrant,
-    RefundDebit,
-    DisputeDebit,
-    DisputeReversal,
-}
+text_enum!(
+    /// The kinds of wallet movement; each happens at most once per (transaction, key).
+    MovementKind as "movement kind" {
+        PaymentCredit = "payment_credit",
+        CouponCredit = "coupon_credit",
+        TrialGrant = "trial_grant",
+        RefundDebit = "refund_debit",
+        DisputeDebit = "dispute_debit",
+        DisputeReversal = "dispute_reversal",
+    }
+);
 
 impl MovementKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MovementKind::PaymentCredit => "payment_credit",
-            MovementKind::CouponCredit => "coupon_credit",
-            MovementKind::TrialGrant => "trial_grant",
-            MovementKind::RefundDebit => "refund_debit",
-            MovementKind::DisputeDebit => "dispute_debit",
-            MovementKind::DisputeReversal => "dispute_reversal",
-        }
+    /// Whether the movement takes money out of the wallet: its ledger amount is
+    /// negative.
+    pub fn is_debit(self) -> bool {
+        matches!(self, MovementKind::RefundDebit | MovementKind::DisputeDebit)
     }
 }
 
@@ -34,10 +34,19 @@ pub struct Movement<'a> {
     pub kind: MovementKind,
     /// Distinguishes several movements of one kind on one transaction ("" if only one).
     pub key: &'a str,
-    /// Signed minor units: credits positive, debits negative.
-    pub amount: i64,
-    pub currency: Currency,
+    /// How much moves; the kind says which way.
+    pub money: Money,
     pub stripe_event_id: Option<&'a str>,
+}
+
+impl Movement<'_> {
+    /// The ledger's signed minor units: credits positive, debits negative.
+    pub fn signed_minor(&self) -> i64 {
+        match self.kind.is_debit() {
+            true => -self.money.minor(),
+            false => self.money.minor(),
+        }
+    }
 }
 
 /// Appends a movement unless it already happened. The unique key on
@@ -53,10 +62,10 @@ pub async fn record_movement(
     )
     .bind(m.user_id.as_str())
     .bind(m.transaction_id.as_uuid())
-    .bind(m.kind.as_str())
+    .bind(m.kind)
     .bind(m.key)
-    .bind(m.amount)
-    .bind(m.currency.as_str())
+    .bind(m.signed_minor())
+    .bind(m.money.currency())
     .bind(m.stripe_event_id)
     .execute(&mut *conn)
     .await?;
@@ -101,4 +110,37 @@ pub async fn check_ledger(conn: &mut PgConnection) -> Result<LedgerReport, Store
         wallets_checked,
         mismatches,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Currency;
+
+    #[test]
+    fn a_movement_is_signed_by_its_kind() {
+        let user = UserId::parse("u").expect("user");
+        let money = Money::new(250, Currency::USD).expect("positive");
+        let signed = |kind| {
+            Movement {
+                user_id: &user,
+                transaction_id: TransactionId::new(),
+                kind,
+                key: "",
+                money,
+                stripe_event_id: None,
+            }
+            .signed_minor()
+        };
+        for kind in MovementKind::ALL {
+            let expected = match kind {
+                MovementKind::RefundDebit | MovementKind::DisputeDebit => -250,
+                MovementKind::PaymentCredit
+                | MovementKind::CouponCredit
+                | MovementKind::TrialGrant
+                | MovementKind::DisputeReversal => 250,
+            };
+            assert_eq!(signed(*kind), expected, "{kind}");
+        }
+    }
 }

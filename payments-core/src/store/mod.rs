@@ -1,6 +1,18 @@
 //! The Postgres store: the queries both services use. Every function takes a
 //! `&mut PgConnection`, which a pool connection and an open database transaction
 //! both give (`&mut *tx`), so callers compose several queries into one commit.
+//!
+//! - `transactions`: the transaction row; creating, reading, locking, writing a
+//!   status change, the reconciliation sweep, the request path's lookups.
+//! - `events`: the inbox of Stripe events and its retry queue.
+//! - `ledger`, `wallets`: money movements, balances, trials.
+//! - `customers`, `payment_methods`: Stripe customers and cards.
+//! - `outbox`: Stripe calls that follow a commit.
+//! - `signals`: what an on-call engineer watches (events needing attention, unsettled
+//!   transactions, the outbox's oldest call), read from partial indexes.
+//! - [`DbTransaction`] ([`begin`], [`begin_on`]): BEGIN … COMMIT in a tracing span.
+//! - [`ConnectionCache`]: connections the webhook path keeps between events.
+//! - [`StoreError`]: the store's errors, which each transport maps in one place.
 
 mod connection_cache;
 mod customers;
@@ -14,15 +26,35 @@ mod transactions;
 mod wallets;
 
 pub use connection_cache::{CachedConnection, ConnectionCache};
-pub use customers::*;
+pub use customers::{record_stripe_customer, stripe_customer, user_for_customer};
 pub use db_transaction::{DbTransaction, begin, begin_on};
-pub use events::*;
-pub use ledger::*;
-pub use outbox::*;
-pub use payment_methods::*;
-pub use signals::*;
-pub use transactions::*;
-pub use wallets::*;
+pub use events::{
+    EventOutcome, EventSource, EventState, StoredEvent, claim_due_events, insert_event,
+    latest_event_created, list_dead_events, lock_event, record_event_outcome, requeue_event,
+    retryable_predicate,
+};
+pub use ledger::{
+    LedgerMismatch, LedgerReport, Movement, MovementKind, check_ledger, record_movement,
+};
+pub use outbox::{
+    OutboxKind, OutboxRow, claim_outbox, complete_outbox, enqueue, fail_outbox, outbox_depth,
+};
+pub use payment_methods::{
+    PaymentMethodRow, Upserted, get_payment_method, list_payment_methods, mark_detached,
+    mark_validated, upsert_payment_method,
+};
+pub use signals::{HealthSignals, StateCount, health_signals};
+pub use transactions::{
+    Inserted, ListCursor, NewTransaction, StatusChange, StripeRefs, SweepCursor, change_status,
+    claim_unsettled, coupon_redeemed, failed_attempts, find_by_idempotency_key, flag_transaction,
+    get_transaction, get_transactions, insert_transaction, list_transactions, lock_by_target,
+    lock_transaction, set_stripe_refs, unsettled_page, unsettled_predicate, unsuccessful_predicate,
+    validating_transaction,
+};
+pub use wallets::{
+    TrialState, Wallet, card_had_trial, claim_trial_for_card, end_trial, ensure_wallet, get_wallet,
+    start_trial,
+};
 
 use sqlx::{
     PgPool,
@@ -48,6 +80,10 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
+            // A stored value the domain type refuses (see `crate::text`).
+            sqlx::Error::ColumnDecode { index, source } => {
+                StoreError::Corrupt(format!("column {index}: {source}"))
+            }
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.constraint().unwrap_or("unique").to_owned())
             }
@@ -117,6 +153,8 @@ pub async fn connect(config: &DbConfig) -> Result<PgPool, StoreError> {
         .map_err(StoreError::from)
 }
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
 /// `url`'s connection options, TLS read as libpq reads it: `sslmode` (`disable`, `prefer`
 /// (the default), `require`, `verify-ca`, `verify-full`), `sslrootcert` (the CA file;
 /// also `PGSSLROOTCERT`), `sslcert` and `sslkey`. As in libpq, `require` with a root
@@ -152,7 +190,72 @@ fn url_parameter(url: &str, names: &[&str]) -> Option<String> {
 /// Applies pending migrations. sqlx's migrator takes an advisory lock, so several
 /// instances starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    sqlx::migrate!("../migrations").run(pool).await
+    MIGRATOR.run(pool).await
+}
+
+/// `payments-api migrate` / `webhook-ingestor migrate`: connects with the URL alone
+/// (the role that owns the schema) and applies pending migrations.
+pub async fn migrate_url(url: &str) -> Result<(), sqlx::migrate::MigrateError> {
+    let options = connect_options(url).map_err(|e| match e {
+        StoreError::Unavailable(e) | StoreError::Other(e) => {
+            sqlx::migrate::MigrateError::Execute(e)
+        }
+        other => sqlx::migrate::MigrateError::Execute(sqlx::Error::Configuration(other.into())),
+    })?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(sqlx::migrate::MigrateError::Execute)?;
+    let migrated = migrate(&pool).await;
+    pool.close().await;
+    migrated
+}
+
+/// The migrations this build knows that the database has not applied (all of them
+/// when it was never migrated). A service that does not migrate at start refuses to
+/// run against a schema older than its code.
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
+    let applied: Vec<i64> =
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(applied) => applied,
+            // 42P01: no such table, never migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+        .map(|m| m.version)
+        .collect())
+}
+
+/// At start-up: apply the migrations, or (`migrate` false, for a role without DDL
+/// rights) only check that none is pending.
+pub async fn prepare_schema(pool: &PgPool, migrate_now: bool) -> Result<(), SchemaError> {
+    if migrate_now {
+        return migrate(pool).await.map_err(SchemaError::Migrate);
+    }
+    let pending = pending_migrations(pool).await.map_err(SchemaError::Store)?;
+    match pending.is_empty() {
+        true => Ok(()),
+        false => Err(SchemaError::Pending(pending)),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("applying the migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("reading the applied migrations")]
+    Store(#[source] StoreError),
+    #[error(
+        "the database lacks migrations {0:?} and migrating at start is off: run `migrate` with the schema owner's DATABASE_URL first"
+    )]
+    Pending(Vec<i64>),
 }
 
 #[cfg(test)]

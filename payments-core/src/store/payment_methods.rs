@@ -1,3 +1,6 @@
+//! The `payment_methods` table: each user's cards as Stripe described them, when
+//! they were validated and detached. A card belongs to one user.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -8,7 +11,7 @@ use crate::{CardDetails, UserId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct PaymentMethodRow {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub brand: String,
     pub last4: String,
     pub fingerprint: String,
@@ -24,13 +27,22 @@ impl PaymentMethodRow {
 
 const COLUMNS: &str = "id, user_id, brand, last4, fingerprint, validated_at, detached_at";
 
+/// What [`upsert_payment_method`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upserted {
+    /// The card is recorded for the user, as it now is.
+    Recorded(PaymentMethodRow),
+    /// The payment method is already recorded for another user: nothing changed.
+    OwnedByAnotherUser,
+}
+
 /// Records (or refreshes) a card attached to the user. Details only fill in what is
 /// unknown, so an attach event arriving after a validation never clears anything.
 pub async fn upsert_payment_method(
     conn: &mut PgConnection,
     user: &UserId,
     card: &CardDetails,
-) -> Result<PaymentMethodRow, StoreError> {
+) -> Result<Upserted, StoreError> {
     let sql = format!(
         "INSERT INTO payment_methods (id, user_id, brand, last4, fingerprint) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE SET \
@@ -50,7 +62,8 @@ pub async fn upsert_payment_method(
         .bind(&card.fingerprint)
         .fetch_optional(&mut *conn)
         .await?;
-    row.ok_or_else(|| StoreError::Conflict("payment_methods_owner".into()))
+    // The update's WHERE refuses another user's row, so no row comes back.
+    Ok(row.map_or(Upserted::OwnedByAnotherUser, Upserted::Recorded))
 }
 
 /// Marks a card validated, creating its row if the attach has not been recorded yet.

@@ -6,13 +6,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::StoreError;
-
-/// Event states that mean "not done yet" or "needs an operator".
-pub const ATTENTION_EVENT_STATES: [&str; 5] =
-    ["received", "unmatched", "deferred", "flagged", "dead"];
-/// Transaction statuses that are not settled (see `TransactionStatus::is_settled`).
-pub const UNSETTLED_STATUSES: [&str; 3] = ["created", "pending", "requires_action"];
+use super::{EventState, StoreError};
+use crate::TransactionStatus;
 
 /// Counts stop here: beyond it, the exact number does not change what to do.
 pub const COUNT_CAP: i64 = 100_000;
@@ -27,9 +22,9 @@ pub struct StateCount {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSignals {
-    /// One entry per [`ATTENTION_EVENT_STATES`], oldest by `received_at`.
+    /// One entry per [`EventState::ATTENTION`], oldest by `received_at`.
     pub events: Vec<StateCount>,
-    /// One entry per [`UNSETTLED_STATUSES`], oldest by `created_at`.
+    /// One entry per [`TransactionStatus::UNSETTLED`], oldest by `created_at`.
     pub unsettled: Vec<StateCount>,
     /// Pending outbox calls; oldest by `created_at`.
     pub outbox: StateCount,
@@ -60,17 +55,22 @@ fn part(table: &str, column: &str, value: &str, time: &str) -> String {
 }
 
 pub async fn health_signals(conn: &mut PgConnection) -> Result<HealthSignals, StoreError> {
-    let parts: Vec<String> = ATTENTION_EVENT_STATES
+    let attention: Vec<&'static str> = EventState::ATTENTION.iter().map(|s| s.as_str()).collect();
+    let unsettled: Vec<&'static str> = TransactionStatus::UNSETTLED
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let parts: Vec<String> = attention
         .iter()
         .map(|s| part("stripe_events", "state", s, "received_at"))
         .chain(
-            UNSETTLED_STATUSES
+            unsettled
                 .iter()
                 .map(|s| part("transactions", "status", s, "created_at")),
         )
         .chain([part("outbox", "state", "pending", "created_at")])
         .collect();
-    // Every value in the statement is one of the constants above.
+    // Every value in the statement is a stored name of one of the sets above.
     let sql = parts.join(" UNION ALL ");
     let rows: Vec<(String, i64, Option<DateTime<Utc>>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
@@ -88,16 +88,19 @@ pub async fn health_signals(conn: &mut PgConnection) -> Result<HealthSignals, St
             oldest: *oldest,
         })
     };
-    let events = ATTENTION_EVENT_STATES.len();
-    let unsettled = UNSETTLED_STATUSES.len();
+    let events = attention.len();
     Ok(HealthSignals {
-        events: (0..events)
-            .map(|i| count(ATTENTION_EVENT_STATES[i], i))
+        events: attention
+            .iter()
+            .enumerate()
+            .map(|(i, state)| count(state, i))
             .collect::<Result<_, _>>()?,
-        unsettled: (0..unsettled)
-            .map(|i| count(UNSETTLED_STATUSES[i], events + i))
+        unsettled: unsettled
+            .iter()
+            .enumerate()
+            .map(|(i, status)| count(status, events + i))
             .collect::<Result<_, _>>()?,
-        outbox: count("pending", events + unsettled)?,
+        outbox: count("pending", events + unsettled.len())?,
         now,
     })
 }

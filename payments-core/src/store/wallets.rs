@@ -1,17 +1,21 @@
+//! The `wallets` table: a user's balance (moved only by the ledger's trigger), its
+//! currency, and its one trial; and `trial_grants`, one trial per card fingerprint.
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, Row, postgres::PgRow};
 
 use super::StoreError;
-use crate::{Currency, UserId};
+use crate::{Currency, UserId, text::text_enum};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrialState {
-    None,
-    Active,
-    Ended,
-}
+text_enum!(
+    /// Where a wallet's one trial is.
+    TrialState as "trial state" {
+        None = "none",
+        Active = "active",
+        Ended = "ended",
+    }
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Wallet {
@@ -28,23 +32,11 @@ const COLUMNS: &str =
     "user_id, balance, currency, trial_state, trial_credit, trial_started_at, trial_ended_at";
 
 fn from_row(row: &PgRow) -> Result<Wallet, StoreError> {
-    let user: String = row.try_get("user_id")?;
-    let currency: String = row.try_get("currency")?;
-    let trial: String = row.try_get("trial_state")?;
     Ok(Wallet {
-        user_id: UserId::parse(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        user_id: row.try_get("user_id")?,
         balance: row.try_get("balance")?,
-        currency: Currency::parse(&currency).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        trial_state: match trial.as_str() {
-            "none" => TrialState::None,
-            "active" => TrialState::Active,
-            "ended" => TrialState::Ended,
-            other => {
-                return Err(StoreError::Corrupt(format!(
-                    "wallets.trial_state = {other:?}"
-                )));
-            }
-        },
+        currency: row.try_get("currency")?,
+        trial_state: row.try_get("trial_state")?,
         trial_credit: row.try_get("trial_credit")?,
         trial_started_at: row.try_get("trial_started_at")?,
         trial_ended_at: row.try_get("trial_ended_at")?,
@@ -69,8 +61,8 @@ pub async fn ensure_wallet(
          UNION ALL SELECT {COLUMNS} FROM wallets WHERE user_id = $1 LIMIT 1"
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
-        .bind(currency.as_str())
+        .bind(user)
+        .bind(currency)
         .fetch_optional(&mut *conn)
         .await?;
     match row {
@@ -90,7 +82,7 @@ pub async fn get_wallet(
 ) -> Result<Option<Wallet>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM wallets WHERE user_id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(user.as_str())
+        .bind(user)
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
@@ -106,7 +98,7 @@ pub async fn start_trial(
         "UPDATE wallets SET trial_state = 'active', trial_credit = $2, trial_started_at = now(), \
          updated_at = now() WHERE user_id = $1 AND trial_state = 'none'",
     )
-    .bind(user.as_str())
+    .bind(user)
     .bind(credit)
     .execute(&mut *conn)
     .await?;
@@ -118,7 +110,7 @@ pub async fn end_trial(conn: &mut PgConnection, user: &UserId) -> Result<bool, S
         "UPDATE wallets SET trial_state = 'ended', trial_ended_at = now(), updated_at = now() \
          WHERE user_id = $1 AND trial_state = 'active'",
     )
-    .bind(user.as_str())
+    .bind(user)
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -136,7 +128,7 @@ pub async fn claim_trial_for_card(
          ON CONFLICT DO NOTHING",
     )
     .bind(fingerprint)
-    .bind(user.as_str())
+    .bind(user)
     .bind(transaction.as_uuid())
     .execute(&mut *conn)
     .await?;

@@ -92,5 +92,5 @@ async fn bury_unreadable(
         next_attempt_at: None,
         count_attempt: true,
     };
-    store::record_event_outcome(conn, &stored.id, &outcome).await
+    store::record_event_outcome(conn, stored.id.as_str(), &outcome).await
 }

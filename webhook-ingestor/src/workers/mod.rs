@@ -18,6 +18,14 @@ use std::{future::Future, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument as _, Level, Span};
 
+/// How long the outbox worker keeps a row whose call it is sending before another
+/// instance may take it: well past the longest a call
+/// can take, so a slow answer is not sent twice, short enough that a dead instance's
+/// rows come back soon.
+pub fn call_lease(stripe_timeout: Duration) -> Duration {
+    stripe_timeout * 2 + Duration::from_secs(10)
+}
+
 /// Runs `pass` every `interval` until `shutdown`, each pass in a `worker.pass` span at
 /// `level`. A failed pass is logged with its cause (in its span) and retried at the
 /// next tick; the loop never exits on an error.

@@ -1,10 +1,11 @@
 //! Sends the calls to Stripe that transitions queued in the `outbox` table (today:
-//! cancelling a card-validation PaymentIntent to release its hold). A row is claimed
-//! with `SKIP LOCKED`, called with its own idempotency key, then completed or
-//! rescheduled with backoff; past the retry budget it is dead and logged. Each call is
+//! cancelling a card-validation PaymentIntent to release its hold). A row is leased
+//! (claimed with `SKIP LOCKED` and pushed past the lease in one short statement, so no
+//! lock is held during the call), called with its own idempotency key, then completed
+//! or rescheduled with backoff; past the retry budget it is dead and logged. Each call is
 //! an `outbox.call` span.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -18,8 +19,7 @@ use crate::{
     stripe_api::{CallResult, StripeApi},
 };
 
-/// Rows per database transaction: the calls run while their rows are locked, so keep
-/// the transaction short.
+/// Rows claimed at once.
 const BATCH: i64 = 5;
 
 #[derive(Clone)]
@@ -28,6 +28,8 @@ pub struct OutboxWorker {
     pub stripe: StripeApi,
     pub metrics: Arc<Metrics>,
     pub retry: RetryPolicy,
+    /// How long a claimed row is left to this worker: longer than a Stripe call can take.
+    pub lease: Duration,
 }
 
 impl OutboxWorker {
@@ -43,10 +45,13 @@ impl OutboxWorker {
         Ok(())
     }
 
-    /// Sends one batch of due rows; returns how many were claimed.
+    /// Sends one batch of due rows; returns how many were claimed. The rows are leased,
+    /// not locked: no connection is held while Stripe answers, and each outcome is
+    /// recorded on a connection taken for that statement alone.
     async fn send_batch(&self) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let rows = store::claim_outbox(&mut tx, BATCH).await?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = store::claim_outbox(&mut conn, BATCH, self.lease).await?;
+        drop(conn);
         let mut results = Vec::with_capacity(rows.len());
         for row in &rows {
             let span = tracing::info_span!(
@@ -60,12 +65,12 @@ impl OutboxWorker {
             let call = async {
                 let result = self.call(row).await;
                 Span::current().record("result", label(&result));
-                settle_row(&mut tx, row, &result, &self.retry).await?;
+                let mut conn = self.pool.acquire().await?;
+                settle_row(&mut conn, row, &result, &self.retry).await?;
                 Ok::<_, StoreError>(result)
             };
             results.push(call.instrument(span).await?);
         }
-        tx.commit().await?;
         for result in &results {
             self.metrics.outbox_call(label(result));
         }
@@ -73,13 +78,12 @@ impl OutboxWorker {
     }
 
     async fn call(&self, row: &OutboxRow) -> CallResult {
-        match OutboxKind::parse(&row.kind) {
-            Some(OutboxKind::CancelPaymentIntent) => {
+        match row.kind {
+            OutboxKind::CancelPaymentIntent => {
                 self.stripe
                     .cancel_payment_intent(&row.target, &row.idempotency_key)
                     .await
             }
-            None => CallResult::Permanent(format!("unknown outbox kind {:?}", row.kind)),
         }
     }
 }

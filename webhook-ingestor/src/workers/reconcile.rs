@@ -1,16 +1,17 @@
 //! The reconciliation sweeper: a transaction still unsettled after `after` may have
-//! missed its webhook, so its PaymentIntent or Invoice is read back from Stripe and
-//! the state it is in is applied through the same `settle::apply` as an event, with
-//! `Cause::Reconciliation`. Each transaction is locked (`SKIP LOCKED`) in its own
-//! database transaction while Stripe is asked, so instances never both apply it.
+//! missed its webhook, so it goes through payments-core's one reconciliation sequence
+//! (`payments_core::reconcile`): its PaymentIntent or Invoice is read back from Stripe
+//! and the state it is in applied through `settle::apply`, with
+//! `Cause::Reconciliation`. The sweep pages by `(updated_at, id)`; a transaction
+//! settled meanwhile, or whose row another writer holds (`SKIP LOCKED`), is skipped.
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use chrono::Utc;
 use payments_core::{
-    Transaction, TransactionId,
-    reconcile::{self, ObjectKind, ObjectRef, Reconciled},
+    TransactionId,
+    reconcile::{self, ReconcileError, Reconciled, Scope},
     store::{self, StoreError, SweepCursor},
 };
 use sqlx::PgPool;
@@ -62,88 +63,34 @@ impl Reconciler {
         Ok(())
     }
 
-    /// Reads one transaction's object back and applies what it says; returns a label
-    /// for the metric.
+    /// Reconciles one transaction; returns a label for the metric.
     #[tracing::instrument(name = "reconcile", skip_all, fields(transaction_id = %id, outcome = tracing::field::Empty))]
     async fn reconcile(&self, id: TransactionId) -> Result<&'static str, StoreError> {
-        let outcome = self.reconcile_one(id).await;
-        if let Ok(label) = &outcome {
-            tracing::Span::current().record("outcome", *label);
-        }
-        outcome
-    }
-
-    async fn reconcile_one(&self, id: TransactionId) -> Result<&'static str, StoreError> {
-        let mut db = store::begin(&self.pool, "reconcile").await?;
-        let Some(tx) = store::claim_unsettled(&mut db, id).await? else {
-            return Ok("skipped");
-        };
-        let (tx, object) = match reconcile::object_ref(&tx) {
-            Some(recorded) => match self.fetch(&tx, recorded).await {
-                Some(object) => (tx, object),
-                None => return Ok("unreadable"),
-            },
-            // No id recorded: the request never reached Stripe, or its answer was lost.
-            // Stripe's search by our metadata tells which.
-            None => match self.search(&tx).await {
-                Some(object) => {
-                    let kind = ObjectKind::of(&tx);
-                    let adopted = reconcile::adopt(&mut db, &tx, kind, &object).await?;
-                    tracing::info!(
-                        transaction_id = %tx.id,
-                        stripe_object = object.get("id").and_then(serde_json::Value::as_str),
-                        "found the Stripe object whose creation answer was lost"
-                    );
-                    (adopted, object)
-                }
-                None => return Ok("not_at_stripe"),
-            },
-        };
-        let reconciled = reconcile::apply_object(&mut db, &tx, &object).await?;
-        db.commit().await?;
-        match &reconciled {
-            Reconciled::Applied { from, to } => tracing::info!(
-                transaction_id = %tx.id, from = from.as_str(), to = to.as_str(),
-                "reconciled from Stripe"
-            ),
-            Reconciled::Flagged(why) => {
-                tracing::warn!(transaction_id = %tx.id, why, "reconciliation flagged the transaction");
-            }
-            Reconciled::Unchanged | Reconciled::Deferred(_) => {}
-        }
-        Ok(reconciled.label())
-    }
-
-    /// The transaction's recorded Stripe object, or None (logged) when it cannot be read.
-    async fn fetch(&self, tx: &Transaction, recorded: ObjectRef<'_>) -> Option<serde_json::Value> {
         let reader = self.stripe.reader();
-        let read = match recorded {
-            ObjectRef::Invoice(invoice) => reader.invoice(invoice).await,
-            ObjectRef::PaymentIntent(pi) => reader.payment_intent(pi).await,
+        let label = match reconcile::reconcile(&self.pool, id, reader, Scope::Unsettled).await {
+            Ok(done) => {
+                match &done.outcome {
+                    Reconciled::Applied { from, to } => tracing::info!(
+                        transaction_id = %id, from = from.as_str(), to = to.as_str(),
+                        "reconciled from Stripe"
+                    ),
+                    Reconciled::Flagged(why) => {
+                        tracing::warn!(transaction_id = %id, why, "reconciliation flagged the transaction");
+                    }
+                    _ => {}
+                }
+                done.outcome.label()
+            }
+            // Stripe could not be asked, or refused: the next sweep asks again.
+            Err(ReconcileError::Stripe(e)) => {
+                tracing::warn!(transaction_id = %id, error = %crate::error_chain(&e), "cannot read the Stripe object back");
+                "unreadable"
+            }
+            // Listed by the page a moment ago: deleted rows do not happen.
+            Err(ReconcileError::NotFound(_)) => "skipped",
+            Err(ReconcileError::Store(e)) => return Err(e),
         };
-        read.map_err(|e| {
-            tracing::warn!(transaction_id = %tx.id, error = %crate::error_chain(&e), "cannot read the Stripe object back");
-        })
-        .ok()
-    }
-
-    /// The object Stripe holds for a transaction whose id was never recorded, found by
-    /// its metadata; None when Stripe has none (or cannot be asked now).
-    async fn search(&self, tx: &Transaction) -> Option<serde_json::Value> {
-        let query = reconcile::search_query(tx);
-        let found = self
-            .stripe
-            .reader()
-            .search(ObjectKind::of(tx), &query)
-            .await
-            .map_err(|e| {
-                tracing::warn!(transaction_id = %tx.id, error = %crate::error_chain(&e), "cannot search Stripe");
-            })
-            .ok()?;
-        if found.len() > 1 {
-            // Our idempotency keys make one object per transaction; more is a bug to see.
-            tracing::warn!(transaction_id = %tx.id, found = found.len(), "several Stripe objects carry this transaction id; the newest is used");
-        }
-        found.into_iter().next()
+        tracing::Span::current().record("outcome", label);
+        Ok(label)
     }
 }

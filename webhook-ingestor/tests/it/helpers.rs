@@ -4,7 +4,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use payments_core::{
-    Currency, Transaction, TransactionId, TransactionKind, UserId,
+    Currency, Money, Transaction, TransactionId, TransactionKind, UserId,
     store::{self, Inserted, NewTransaction, StripeRefs},
     testing::TestDb,
 };
@@ -155,15 +155,18 @@ impl TestApp {
 
     pub async fn insert(&self, new: &NewTx) -> Result<Transaction> {
         let mut conn = self.pool().acquire().await?;
+        let currency = Currency::parse(&new.currency)?;
         let row = NewTransaction {
             user_id: UserId::parse(&new.user)?,
             kind: new.kind,
-            amount: new.amount,
-            currency: Currency::parse(&new.currency)?,
+            amount: Money::new(new.amount, currency)?,
             payment_method_id: new.payment_method.clone(),
             coupon_code: new.coupon.clone(),
             card_fingerprint: new.fingerprint.clone(),
-            trial_credit: new.trial_credit,
+            trial_credit: new
+                .trial_credit
+                .map(|credit| Money::new(credit, currency))
+                .transpose()?,
             idempotency_key: uuid::Uuid::new_v4().to_string(),
             request_fingerprint: "test".into(),
         };
@@ -214,8 +217,10 @@ impl TestApp {
         Ok(self.event_row(id).await?.context("event not stored")?.0)
     }
 
-    pub async fn count(&self, sql: &'static str) -> Result<i64> {
-        Ok(sqlx::query_scalar(sql).fetch_one(self.pool()).await?)
+    pub async fn count(&self, sql: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(self.pool())
+            .await?)
     }
 
     pub async fn ledger_entries(&self, id: TransactionId) -> Result<Vec<(String, i64)>> {
@@ -231,8 +236,7 @@ impl TestApp {
     pub async fn customer(&self, user: &str, stripe_customer: &str) -> Result {
         let mut conn = self.pool().acquire().await?;
         let user = UserId::parse(user)?;
-        store::lock_customer(&mut conn, &user).await?;
-        store::set_stripe_customer(&mut conn, &user, stripe_customer).await?;
+        store::record_stripe_customer(&mut conn, &user, stripe_customer).await?;
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use futures::{StreamExt as _, TryStreamExt as _};
 use payments_core::{
-    Currency, Transaction, TransactionKind, UserId,
+    Currency, Money, Transaction, TransactionKind, UserId,
     store::{self, Inserted, NewTransaction, StripeRefs},
     testing::TestDb,
 };
@@ -164,8 +164,7 @@ async fn insert_payment(pool: &PgPool, user: &str, amount: i64) -> Result<Transa
     let new = NewTransaction {
         user_id: UserId::parse(user)?,
         kind: TransactionKind::Payment,
-        amount,
-        currency: Currency::parse("usd")?,
+        amount: Money::new(amount, Currency::parse("usd")?)?,
         payment_method_id: Some("pm_card_visa".into()),
         coupon_code: None,
         card_fingerprint: None,
@@ -183,7 +182,7 @@ async fn insert_payment(pool: &PgPool, user: &str, amount: i64) -> Result<Transa
 /// payments-api does; the simulator emits `payment_intent.succeeded` at once.
 async fn pay(pool: &PgPool, stripe: &Client, tx: &Transaction) -> Result {
     let metadata = HashMap::from([("transaction_id".to_owned(), tx.id.to_string())]);
-    let pi = CreatePaymentIntent::new(tx.amount, stripe_types::Currency::USD)
+    let pi = CreatePaymentIntent::new(tx.amount.minor(), stripe_types::Currency::USD)
         .payment_method("pm_card_visa")
         .confirm(true)
         .metadata(metadata)
@@ -321,7 +320,7 @@ async fn assert_credited_once(
         let credit = by_tx.get(&tx.id.as_uuid());
         assert_eq!(
             credit,
-            Some(&("payment_credit".to_owned(), tx.amount)),
+            Some(&("payment_credit".to_owned(), tx.amount.minor())),
             "{}",
             tx.id
         );

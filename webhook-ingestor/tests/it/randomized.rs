@@ -107,7 +107,10 @@ async fn shuffled_duplicated_concurrent_streams_settle_to_the_expected_state() -
     deliver_shuffled(&mut rng, &stories, [&app.app, &second]).await?;
     eventually("every deferred event is applied", || async {
         let waiting = app
-            .count("SELECT count(*) FROM stripe_events WHERE state IN ('received', 'unmatched', 'deferred')")
+            .count(&format!(
+                "SELECT count(*) FROM stripe_events WHERE {}",
+                store::retryable_predicate()
+            ))
             .await?;
         Ok(waiting == 0)
     })

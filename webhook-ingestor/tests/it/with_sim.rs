@@ -40,7 +40,7 @@ async fn sim_and_app(
 /// Creates and confirms a PaymentIntent for `tx` as payments-api does.
 async fn pay(client: &Client, tx: &Transaction, manual_capture: bool) -> Result<PaymentIntent> {
     let metadata = HashMap::from([("transaction_id".to_owned(), tx.id.to_string())]);
-    let mut create = CreatePaymentIntent::new(tx.amount, stripe_types::Currency::USD)
+    let mut create = CreatePaymentIntent::new(tx.amount.minor(), stripe_types::Currency::USD)
         .payment_method("pm_card_visa")
         .confirm(true)
         .metadata(metadata);

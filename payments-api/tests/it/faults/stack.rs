@@ -90,6 +90,7 @@ impl Stack {
         }
         let mut clients = Vec::new();
         let mut addrs = Vec::new();
+        let mut admin_addrs = Vec::new();
         for _ in 0..spec.apis {
             let mut config =
                 payments_api::Config::for_tests(database_url, sim.base_url(), JWT_SECRET);
@@ -98,11 +99,12 @@ impl Stack {
                 .await
                 .expect("payments-api starts");
             let addr = format!("http://{}", app.local_addr());
+            admin_addrs.push(format!("http://{}", app.admin_addr()));
             servers.push(tokio::spawn(app.run_until_stopped(shutdown.clone())));
             clients.push(Client::connect(addr.clone()).await.expect("connect"));
             addrs.push(addr);
         }
-        let admin = PaymentsAdminClient::connect(addrs[0].clone())
+        let admin = PaymentsAdminClient::connect(admin_addrs[0].clone())
             .await
             .expect("connect");
         let pool = PgPoolOptions::new()

@@ -1,0 +1,91 @@
+//! What the request path asks of the table before it calls Stripe: the transaction
+//! under an idempotency key, how many attempts failed, the validation that proved a
+//! card, whether a coupon was redeemed.
+
+use sqlx::PgConnection;
+
+use super::{COLUMNS, from_row};
+use crate::{Transaction, TransactionStatus, UserId, store::StoreError};
+
+/// [`TransactionStatus::UNSUCCESSFUL`] as the queries (and the
+/// `transactions_coupon_once` index, negated) write it.
+pub fn unsuccessful_predicate() -> String {
+    format!(
+        "status IN ({})",
+        crate::text::sql_list(TransactionStatus::UNSUCCESSFUL)
+    )
+}
+
+/// The transaction the user created under this idempotency key, if any.
+pub async fn find_by_idempotency_key(
+    conn: &mut PgConnection,
+    user: &UserId,
+    key: &str,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM transactions WHERE user_id = $1 AND idempotency_key = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// How many of the user's transactions under keys starting with `prefix` failed or
+/// were canceled: the attempt number of the next derived key.
+pub async fn failed_attempts(
+    conn: &mut PgConnection,
+    user: &UserId,
+    prefix: &str,
+) -> Result<i64, StoreError> {
+    let sql = format!(
+        "SELECT count(*) FROM transactions WHERE user_id = $1 \
+         AND starts_with(idempotency_key, $2) AND {}",
+        unsuccessful_predicate()
+    );
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(prefix)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// The succeeded card validation that proved this card, newest first.
+pub async fn validating_transaction(
+    conn: &mut PgConnection,
+    user: &UserId,
+    payment_method: &str,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions WHERE user_id = $1 AND payment_method_id = $2 \
+         AND kind = 'card_validation' AND status = 'succeeded' ORDER BY updated_at DESC, id DESC LIMIT 1"
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(payment_method)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Whether the user already redeemed this code (case-insensitively) in a transaction
+/// that did not fail: a pre-check before calling Stripe; the `transactions_coupon_once`
+/// index still decides races.
+pub async fn coupon_redeemed(
+    conn: &mut PgConnection,
+    user: &UserId,
+    code: &str,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "SELECT 1 FROM transactions WHERE user_id = $1 AND kind = 'coupon' \
+         AND lower(coupon_code) = lower($2) AND NOT {}",
+        unsuccessful_predicate()
+    );
+    let found: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(user)
+        .bind(code)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}

@@ -1,0 +1,71 @@
+//! The unsettled transactions reconciliation sweeps: one page at a time by
+//! `(updated_at, id)`, each claimed with `SKIP LOCKED`. Both queries are written from
+//! [`TransactionStatus::UNSETTLED`], which the `transactions_unsettled` index holds too.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{COLUMNS, from_row};
+use crate::{Transaction, TransactionId, TransactionStatus, store::StoreError};
+
+/// [`TransactionStatus::UNSETTLED`] as the queries (and the `transactions_unsettled`
+/// index) write it.
+pub fn unsettled_predicate() -> String {
+    format!(
+        "status IN ({})",
+        crate::text::sql_list(TransactionStatus::UNSETTLED)
+    )
+}
+
+/// A position in the sweep over unsettled transactions, oldest change first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepCursor {
+    pub updated_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// One page of unsettled transactions untouched since `older_than`, after `after`:
+/// candidates for reconciliation. Keyset paging, so transactions that stay unsettled
+/// for good (an abandoned 3DS) cannot starve the ones behind them.
+pub async fn unsettled_page(
+    conn: &mut PgConnection,
+    older_than: DateTime<Utc>,
+    after: Option<SweepCursor>,
+    limit: i64,
+) -> Result<Vec<SweepCursor>, StoreError> {
+    let sql = format!(
+        "SELECT updated_at, id FROM transactions WHERE {} AND updated_at < $1 \
+           AND ($2::timestamptz IS NULL OR (updated_at, id) > ($2, $3)) \
+         ORDER BY updated_at, id LIMIT $4",
+        unsettled_predicate()
+    );
+    let rows: Vec<(DateTime<Utc>, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(older_than)
+        .bind(after.map(|c| c.updated_at))
+        .bind(after.map(|c| c.id))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(updated_at, id)| SweepCursor { updated_at, id })
+        .collect())
+}
+
+/// Locks the transaction for reconciliation if it is still unsettled and no other
+/// instance holds it; None otherwise (skip it).
+pub async fn claim_unsettled(
+    conn: &mut PgConnection,
+    id: TransactionId,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions WHERE id = $1 AND {} FOR UPDATE SKIP LOCKED",
+        unsettled_predicate()
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

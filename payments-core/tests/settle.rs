@@ -1,0 +1,228 @@
+//! The settle path and the ledger against a real PostgreSQL, a fresh database per
+//! test: every movement of money happens once, in the wallet's currency.
+
+mod support;
+
+use futures::future::join_all;
+use payments_core::{
+    Currency, Signal, TransactionStatus,
+    settle::{Context, Outcome},
+    store::{self, Movement, MovementKind, StoreError},
+    testing::TestDb,
+};
+use support::{apply, balance, insert, payment, usd, user, validation};
+
+#[tokio::test]
+async fn a_success_applied_concurrently_credits_exactly_once() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("bob", "k", 1_200)).await;
+    let applies = (0..5).map(|_| apply(&db, id, &Signal::Succeeded, Context::default()));
+    let outcomes = join_all(applies).await;
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Applied(_)))
+        .count();
+    assert_eq!(applied, 1);
+    assert_eq!(balance(&db, "bob").await, 1_200);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    assert!(
+        store::check_ledger(&mut conn)
+            .await
+            .expect("check")
+            .mismatches
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn the_unique_key_refuses_a_second_credit_whatever_the_code_does() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("carol", "k", 300)).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::ensure_wallet(&mut conn, &user("carol"), Currency::USD)
+        .await
+        .expect("wallet");
+    let carol = user("carol");
+    let credit = Movement {
+        user_id: &carol,
+        transaction_id: id,
+        kind: MovementKind::PaymentCredit,
+        key: "",
+        money: usd(300),
+        stripe_event_id: None,
+    };
+    assert!(
+        store::record_movement(&mut conn, &credit)
+            .await
+            .expect("first")
+    );
+    assert!(
+        !store::record_movement(&mut conn, &credit)
+            .await
+            .expect("second is a no-op")
+    );
+    let raw = sqlx::query(
+        "INSERT INTO ledger_entries (user_id, transaction_id, kind, amount, currency) VALUES ('carol', $1, 'payment_credit', 300, 'usd')",
+    )
+    .bind(id.as_uuid())
+    .execute(&mut *conn)
+    .await;
+    assert!(matches!(
+        raw.map_err(StoreError::from),
+        Err(StoreError::Conflict(_))
+    ));
+    let tamper = sqlx::query("UPDATE ledger_entries SET amount = 1")
+        .execute(&mut *conn)
+        .await;
+    assert!(tamper.is_err(), "the ledger is append-only");
+    assert_eq!(balance(&db, "carol").await, 300);
+}
+
+#[tokio::test]
+async fn a_ledger_entry_in_another_currency_than_the_wallet_is_refused() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("dave", "k", 300)).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::ensure_wallet(&mut conn, &user("dave"), Currency::USD)
+        .await
+        .expect("wallet");
+    let raw = sqlx::query(
+        "INSERT INTO ledger_entries (user_id, transaction_id, kind, amount, currency) VALUES ('dave', $1, 'payment_credit', 300, 'eur')",
+    )
+    .bind(id.as_uuid())
+    .execute(&mut *conn)
+    .await;
+    assert!(raw.is_err());
+}
+
+#[tokio::test]
+async fn a_payment_in_another_currency_is_flagged_and_never_credited() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("erin", "k", 900)).await;
+    let context = Context {
+        currency: Some("eur"),
+        charge: None,
+    };
+    let outcome = apply(&db, id, &Signal::Succeeded, context).await;
+    assert!(
+        matches!(outcome, Outcome::Flagged(ref why) if why.contains("currency")),
+        "{outcome:?}"
+    );
+    assert_eq!(balance(&db, "erin").await, 0);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let tx = store::get_transaction(&mut conn, id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(tx.status, TransactionStatus::Created);
+    assert!(tx.flagged.is_some());
+}
+
+#[tokio::test]
+async fn refunds_and_disputes_move_the_ledger_once_each() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("fred", "k", 1_000)).await;
+    apply(&db, id, &Signal::Succeeded, Context::default()).await;
+    for cumulative in [400, 400, 1_000] {
+        apply(
+            &db,
+            id,
+            &Signal::Refunded {
+                amount_refunded: cumulative,
+            },
+            Context::default(),
+        )
+        .await;
+    }
+    assert_eq!(balance(&db, "fred").await, 0);
+    let opened = Signal::DisputeOpened {
+        dispute_id: "dp_1".into(),
+        amount: 1_000,
+    };
+    let won = Signal::DisputeClosed {
+        dispute_id: "dp_1".into(),
+        amount: 1_000,
+        won: true,
+    };
+    apply(&db, id, &opened, Context::default()).await;
+    apply(&db, id, &opened, Context::default()).await;
+    assert_eq!(balance(&db, "fred").await, -1_000);
+    apply(&db, id, &won, Context::default()).await;
+    assert_eq!(balance(&db, "fred").await, 0);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let tx = store::get_transaction(&mut conn, id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (tx.status, tx.amount_refunded),
+        (TransactionStatus::Refunded, 1_000)
+    );
+}
+
+#[tokio::test]
+async fn a_card_grants_one_trial_whoever_validates_it() {
+    let db = TestDb::new().await;
+    let first = insert(&db, &validation("gina", "fp_same")).await;
+    let second = insert(&db, &validation("hank", "fp_same")).await;
+    let (a, b) = tokio::join!(
+        apply(&db, first, &Signal::Authorized, Context::default()),
+        apply(&db, second, &Signal::Authorized, Context::default()),
+    );
+    assert!(matches!(a, Outcome::Applied(_)) && matches!(b, Outcome::Applied(_)));
+    let total = balance(&db, "gina").await + balance(&db, "hank").await;
+    assert_eq!(total, 2_500, "exactly one trial credit for one card");
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count");
+    assert_eq!(
+        outbox, 0,
+        "no PaymentIntent recorded, so nothing to release"
+    );
+    let validated: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM payment_methods WHERE validated_at IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("count");
+    assert_eq!(validated, 2);
+}
+
+#[tokio::test]
+async fn a_top_up_ends_the_trial() {
+    let db = TestDb::new().await;
+    let v = insert(&db, &validation("ivy", "fp_ivy")).await;
+    apply(&db, v, &Signal::Authorized, Context::default()).await;
+    let p = insert(&db, &payment("ivy", "top-up", 1_000)).await;
+    apply(&db, p, &Signal::Succeeded, Context::default()).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let wallet = store::get_wallet(&mut conn, &user("ivy"))
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(wallet.balance, 3_500);
+    assert_eq!(wallet.trial_state, store::TrialState::Ended);
+}
+
+#[tokio::test]
+async fn the_ledger_check_reports_a_wallet_edited_by_hand() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("jack", "k", 700)).await;
+    apply(&db, id, &Signal::Succeeded, Context::default()).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    sqlx::query("UPDATE wallets SET balance = 9999 WHERE user_id = 'jack'")
+        .execute(&mut *conn)
+        .await
+        .expect("edit");
+    let report = store::check_ledger(&mut conn).await.expect("check");
+    assert_eq!(report.wallets_checked, 1);
+    assert_eq!(report.mismatches.len(), 1);
+    assert_eq!(
+        (
+            report.mismatches[0].balance,
+            report.mismatches[0].ledger_sum
+        ),
+        (9999, 700)
+    );
+}
