@@ -10,6 +10,7 @@
 use std::{collections::HashMap, error::Error as StdError, fmt, time::Duration};
 
 use payments_core::store::StoreError;
+use payments_service_kit::error_chain;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -273,11 +274,11 @@ impl From<ApiError> for Status {
         let refusal = match e {
             ApiError::Refused(refusal) => refusal,
             ApiError::Unavailable { dependency, source } => {
-                tracing::warn!(error = %chain(source.as_ref()), "{dependency} unavailable");
+                tracing::warn!(error = %error_chain(source.as_ref()), "{dependency} unavailable");
                 Refusal::new(reason, format!("{dependency} is unavailable; retry later"))
             }
             ApiError::Internal { context, source } => {
-                tracing::error!(error = %chain(source.as_ref()), "{context}");
+                tracing::error!(error = %error_chain(source.as_ref()), "{context}");
                 Refusal::new(reason, "internal error")
             }
         };
@@ -303,18 +304,6 @@ fn status(refusal: Refusal) -> Status {
         details.add_bad_request_violation(field, refusal.message);
     }
     Status::with_error_details(code, message, details)
-}
-
-/// `error: cause: cause`, the whole `source()` chain on one line.
-pub fn chain(e: &(dyn StdError + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

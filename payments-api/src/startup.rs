@@ -12,14 +12,19 @@ use payments_proto::{
         payments_admin_server::PaymentsAdminServer, payments_service_server::PaymentsServiceServer,
     },
 };
+use payments_service_kit::Tasks;
 use payments_telemetry::{
     RpcLayer,
     metrics::{MetricsRegistry, PoolCollector, RpcMetrics},
 };
 use secrecy::ExposeSecret;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    service::Routes,
+    transport::{Server, server::TcpIncoming},
+};
 use tower::Layer as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -50,6 +55,8 @@ pub struct App {
     mutation_limit: MutationLimit,
     /// Ends the watch hub (and so every open WatchTransaction stream).
     hub_shutdown: CancellationToken,
+    /// The hub's loops now; the servers and the rate limit's sweeper once serving.
+    tasks: Tasks,
     drain_timeout: Duration,
 }
 
@@ -75,9 +82,15 @@ impl App {
         let auth = Authenticator::new(&config.jwt).context("loading the JWT verification key")?;
         auth.warm_up().await;
         let hub_shutdown = CancellationToken::new();
-        let hub = WatchHub::start(pool.clone(), config.watch.clone(), hub_shutdown.clone())
-            .await
-            .context("starting the transaction watch hub")?;
+        let mut tasks = Tasks::default();
+        let hub = WatchHub::start(
+            pool.clone(),
+            config.watch.clone(),
+            hub_shutdown.clone(),
+            &mut tasks,
+        )
+        .await
+        .context("starting the transaction watch hub")?;
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("binding {}", config.addr))?;
@@ -122,6 +135,7 @@ impl App {
             limits: config.limits,
             mutation_limit: MutationLimit::new(config.limits.mutations),
             hub_shutdown,
+            tasks,
             drain_timeout: config.drain_timeout,
         })
     }
@@ -142,33 +156,28 @@ impl App {
             .unwrap_or(self.local_addr)
     }
 
+    /// The database pool, closed once [`App::run_until_stopped`] has returned.
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
     /// Serves gRPC and grpc-web until `shutdown` is cancelled, then drains: open
-    /// watch streams end, in-flight calls get `drain_timeout` to finish.
+    /// watch streams end, in-flight calls get `drain_timeout` to finish, every task
+    /// (the servers, the hub's loops, the metrics endpoint) is joined and the pool is
+    /// closed.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let _hub_guard = self.hub_shutdown.clone().drop_guard();
         let (health, health_service) = tonic_health::server::health_reporter();
         health
             .set_serving::<PaymentsServiceServer<PaymentsApi>>()
             .await;
-        let reflection = reflection_builder()
-            .build_v1()
-            .context("building the reflection service (v1)")?;
-        // Postman, Evans and older grpcurl builds still speak only v1alpha.
-        let reflection_v1alpha = reflection_builder()
-            .build_v1alpha()
-            .context("building the reflection service (v1alpha)")?;
         // Authentication runs first and records the verified caller, which the rate
         // limit between it and the service keys on.
         let authenticate = Authenticate::new(self.auth.clone());
-        let api = authenticate.layer(self.mutation_limit.layer(PaymentsServiceServer::new(
-            PaymentsApi::new(self.state.clone()),
-        )));
-        tokio::spawn(forget_idle_buckets(
-            self.mutation_limit.clone(),
-            shutdown.clone(),
-        ));
-        let admin = authenticate.layer(PaymentsAdminServer::new(AdminApi::new(self.state.clone())));
-        let signal = {
+        let routes = self.public_routes(&authenticate, Routes::new(health_service.clone()));
+        let admin_routes = self.admin_routes(&authenticate, Routes::new(health_service))?;
+        // Health turns NOT_SERVING first, then the hub ends the open watch streams, so
+        // the public server's graceful shutdown waits only for unary calls.
+        let stop_serving = {
             let (shutdown, hub) = (shutdown.clone(), self.hub_shutdown.clone());
             async move {
                 shutdown.cancelled().await;
@@ -178,65 +187,82 @@ impl App {
                 hub.cancel();
             }
         };
-        // The public port: PaymentsService (gRPC and grpc-web) and health, nothing else.
-        let routes = tonic::service::Routes::new(health_service.clone()).add_service(api);
-        // The operators' port: PaymentsAdmin, reflection, and health for probes.
-        let admin_routes = tonic::service::Routes::new(health_service)
-            .add_service(reflection)
-            .add_service(reflection_v1alpha)
-            .add_service(admin);
-        let admin_serving = Server::builder()
-            .http2_keepalive_interval(Some(self.limits.keepalive_interval))
-            .http2_keepalive_timeout(Some(self.limits.keepalive_timeout))
-            .layer(RpcLayer::new(self.rpc_metrics.clone()))
-            .add_routes(admin_routes)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.admin_listener).with_nodelay(Some(true)),
-                shutdown.clone().cancelled_owned(),
-            );
         let limits = self.limits;
-        let serving = Server::builder()
-            .accept_http1(true)
-            .max_concurrent_streams(limits.max_concurrent_streams)
-            .http2_keepalive_interval(Some(limits.keepalive_interval))
-            .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-            .layer(self.cors)
-            .layer(tonic_web::GrpcWebLayer::new())
-            .layer(RpcLayer::new(self.rpc_metrics))
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                signal,
-            );
+        let mut tasks = self.tasks;
+        tasks.spawn(
+            "gRPC server",
+            Server::builder()
+                .accept_http1(true)
+                .max_concurrent_streams(limits.max_concurrent_streams)
+                .http2_keepalive_interval(Some(limits.keepalive_interval))
+                .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+                .layer(self.cors)
+                .layer(tonic_web::GrpcWebLayer::new())
+                .layer(RpcLayer::new(self.rpc_metrics.clone()))
+                .add_routes(routes)
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                    stop_serving,
+                ),
+        );
+        tasks.spawn(
+            "admin server",
+            Server::builder()
+                .http2_keepalive_interval(Some(limits.keepalive_interval))
+                .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+                .layer(RpcLayer::new(self.rpc_metrics))
+                .add_routes(admin_routes)
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(self.admin_listener).with_nodelay(Some(true)),
+                    shutdown.clone().cancelled_owned(),
+                ),
+        );
         let metrics = axum::Router::new().route(
             "/metrics",
             payments_telemetry::metrics::route(self.registry.clone()),
         );
-        let metrics_server = axum::serve(self.metrics_listener, metrics)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        tokio::spawn(async move {
-            if let Err(e) = metrics_server.await {
-                tracing::error!(error = %e, "the metrics endpoint stopped");
-            }
-        });
-        let drain_deadline = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(self.drain_timeout).await;
-        };
-        let both = async {
-            tokio::try_join!(async { serving.await.context("serving gRPC") }, async {
-                admin_serving.await.context("serving the admin port")
-            },)
-        };
-        tokio::select! {
-            served = both => {
-                served?;
-            }
-            () = drain_deadline => {
-                tracing::warn!("calls still open after the drain deadline; stopping anyway");
-            }
-        }
+        tasks.spawn(
+            "metrics endpoint",
+            axum::serve(self.metrics_listener, metrics)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+        );
+        tasks.spawn(
+            "rate-limit sweeper",
+            forget_idle_buckets(self.mutation_limit.clone(), shutdown.clone()),
+        );
+
+        tasks.until_stopped(&shutdown).await;
+        shutdown.cancel();
+        self.hub_shutdown.cancel();
+        let drained = tasks.drain(self.drain_timeout).await;
+        // Connections still checked out belong to calls abandoned at the deadline.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.state.pool.close()).await;
+        drained?;
+        tracing::info!("payments-api stopped");
         Ok(())
+    }
+
+    /// The public port: PaymentsService (gRPC and grpc-web) and health, nothing else.
+    fn public_routes(&self, authenticate: &Authenticate, routes: Routes) -> Routes {
+        let api = PaymentsServiceServer::new(PaymentsApi::new(self.state.clone()));
+        routes.add_service(authenticate.layer(self.mutation_limit.layer(api)))
+    }
+
+    /// The operators' port: PaymentsAdmin, reflection, and health for probes.
+    fn admin_routes(&self, authenticate: &Authenticate, routes: Routes) -> anyhow::Result<Routes> {
+        let reflection = reflection_builder()
+            .build_v1()
+            .context("building the reflection service (v1)")?;
+        // Postman, Evans and older grpcurl builds still speak only v1alpha.
+        let reflection_v1alpha = reflection_builder()
+            .build_v1alpha()
+            .context("building the reflection service (v1alpha)")?;
+        let admin = PaymentsAdminServer::new(AdminApi::new(self.state.clone()));
+        Ok(routes
+            .add_service(reflection)
+            .add_service(reflection_v1alpha)
+            .add_service(authenticate.layer(admin)))
     }
 }
 

@@ -36,6 +36,8 @@ pub mod transaction;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+use payments_service_kit::error_chain;
+
 pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use retry::RetryPolicy;
@@ -46,15 +48,3 @@ pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 
 /// The channel the `transactions` trigger notifies with `"{id}:{version}"`.
 pub const TRANSACTION_CHANNEL: &str = "transaction_changed";
-
-/// An error and its causes on one line, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}

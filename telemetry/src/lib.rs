@@ -1,5 +1,6 @@
 //! Telemetry shared by payments-api and webhook-ingestor. Tracing in two steps: build
-//! the subscriber ([`build`]), then install it ([`Telemetry::install`]).
+//! the subscriber ([`build`]), then install it ([`Telemetry::install`]); [`init`] does
+//! both for a service's `main`.
 //!
 //! - Logs are structured JSON on stdout, filtered by `RUST_LOG` (default `info`). Spans
 //!   are created with `#[instrument(skip_all, fields(..))]`, so bodies and secrets
@@ -14,6 +15,8 @@
 //!   incoming headers (gRPC metadata are HTTP/2 headers) and makes it a span's parent.
 //! - [`rpc`]: the tower layer that gives every gRPC call its OpenTelemetry RPC span and
 //!   its metrics.
+//! - `span_fields`: how a span's fields are kept for the JSON log lines, cheaply.
+//! - `otlp_http`: the HTTP client of the OTLP/HTTP exporter, on the service's runtime.
 //! - [`metrics`]: the Prometheus registry both services serve at `GET /metrics`, the
 //!   naming convention, the process and pool metrics.
 //! - `testing` (feature `testing`): real OTLP receivers (gRPC and HTTP) and a runtime
@@ -113,6 +116,19 @@ pub struct Telemetry<S> {
 /// Flushes spans still buffered when dropped or on [`Guard::shutdown`].
 pub struct Guard {
     provider: Option<SdkTracerProvider>,
+}
+
+/// What a service's `main` does first: reads `OTEL_*` (the service named
+/// `default_service_name` unless `OTEL_SERVICE_NAME` says otherwise), builds the
+/// subscriber and installs it. Keep the guard until the end and call
+/// [`Guard::shutdown`] so buffered spans are exported.
+pub fn init(default_service_name: &str) -> anyhow::Result<Guard> {
+    use anyhow::Context as _;
+    let otel = OtelConfig::from_env(default_service_name)?;
+    build(&otel)
+        .context("building telemetry")?
+        .install()
+        .context("installing telemetry")
 }
 
 /// Builds the subscriber: JSON logs, plus the OpenTelemetry layer when configured.

@@ -2,8 +2,10 @@
 //! every problem reported together. Tests build the struct ([`Config::for_tests`]) and
 //! never touch the process environment.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, time::Duration};
 
+pub use payments_service_kit::ConfigError;
+use payments_service_kit::{FromEnv, Reader};
 use secrecy::SecretString;
 
 use crate::retry::RetryPolicy;
@@ -65,32 +67,16 @@ impl GroupCommitConfig {
     }
 }
 
-/// Everything wrong with the environment, one problem per line.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
-pub struct ConfigError {
-    pub problems: Vec<String>,
-}
-
-impl Config {
-    pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads configuration through `lookup` (the environment, or a map in tests).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut env = Env {
-            lookup: &lookup,
-            problems: Vec::new(),
-        };
-        let config = Config {
-            addr: env.parse("INGESTOR_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
+impl FromEnv for Config {
+    fn read(env: &mut Reader<'_>) -> Config {
+        Config {
+            addr: env.parsed("INGESTOR_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080))),
             database_url: env.required("DATABASE_URL").unwrap_or_default(),
-            migrate_at_start: env.parse("INGESTOR_MIGRATE_AT_START", true),
+            migrate_at_start: env.parsed("INGESTOR_MIGRATE_AT_START", true),
             db_max_connections: env.positive("INGESTOR_DB_MAX_CONNECTIONS", 10),
             db_acquire_timeout: env.millis("INGESTOR_DB_ACQUIRE_TIMEOUT_MS", 5_000),
-            stripe_api_base: env.url("STRIPE_API_BASE", "https://api.stripe.com"),
-            stripe_secret_key: env.required("STRIPE_SECRET_KEY").unwrap_or_default().into(),
+            stripe_api_base: env.url("STRIPE_API_BASE", payments_stripe::DEFAULT_API_BASE),
+            stripe_secret_key: env.secret("STRIPE_SECRET_KEY"),
             webhook_secrets: env.secret_list("STRIPE_WEBHOOK_SECRETS"),
             signature_tolerance: env.seconds("INGESTOR_SIGNATURE_TOLERANCE_SECS", 300),
             body_limit: env.positive("INGESTOR_BODY_LIMIT_BYTES", 1024 * 1024),
@@ -112,15 +98,11 @@ impl Config {
                 max_events: env.positive("INGESTOR_GROUP_COMMIT_MAX_EVENTS", 1),
                 committers: env.positive("INGESTOR_GROUP_COMMIT_COMMITTERS", 4),
             },
-        };
-        match env.problems.is_empty() {
-            true => Ok(config),
-            false => Err(ConfigError {
-                problems: env.problems,
-            }),
         }
     }
+}
 
+impl Config {
     /// A configuration for tests: port 0 on loopback, fast worker intervals and a short
     /// retry budget; reconciliation, catch-up and the health signals off (turn them on by
     /// setting the fields).
@@ -183,99 +165,6 @@ fn redact_password(url: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         _ => url.to_owned(),
-    }
-}
-
-/// Reads variables and remembers every problem instead of stopping at the first.
-struct Env<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-    problems: Vec<String>,
-}
-
-impl Env<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.lookup)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    fn required(&mut self, name: &str) -> Option<String> {
-        let value = self.get(name);
-        if value.is_none() {
-            self.problems.push(format!("{name} is required"));
-        }
-        value
-    }
-
-    fn parse<T: FromStr>(&mut self, name: &str, default: T) -> T {
-        let Some(raw) = self.get(name) else {
-            return default;
-        };
-        match raw.trim().parse() {
-            Ok(value) => value,
-            Err(_) => {
-                self.problems.push(format!("{name}: cannot parse {raw:?}"));
-                default
-            }
-        }
-    }
-
-    fn positive<T: FromStr + Default + PartialOrd>(&mut self, name: &str, default: T) -> T {
-        let Some(raw) = self.get(name) else {
-            return default;
-        };
-        match raw.trim().parse::<T>() {
-            Ok(value) if value > T::default() => value,
-            Ok(_) => {
-                self.problems
-                    .push(format!("{name} must be greater than zero"));
-                default
-            }
-            Err(_) => {
-                self.problems.push(format!("{name}: cannot parse {raw:?}"));
-                default
-            }
-        }
-    }
-
-    fn seconds(&mut self, name: &str, default: u64) -> Duration {
-        Duration::from_secs(self.positive(name, default))
-    }
-
-    fn millis(&mut self, name: &str, default: u64) -> Duration {
-        Duration::from_millis(self.positive(name, default))
-    }
-
-    /// Seconds, where 0 turns the feature off.
-    fn optional_seconds(&mut self, name: &str, default: u64) -> Option<Duration> {
-        let secs: u64 = self.parse(name, default);
-        (secs > 0).then(|| Duration::from_secs(secs))
-    }
-
-    fn url(&mut self, name: &str, default: &str) -> String {
-        let value = self.get(name).unwrap_or_else(|| default.to_owned());
-        let value = value.trim().trim_end_matches('/').to_owned();
-        if !(value.starts_with("http://") || value.starts_with("https://")) {
-            self.problems
-                .push(format!("{name} must be an http:// or https:// URL"));
-        }
-        value
-    }
-
-    /// A comma-separated list of secrets; at least one, none empty.
-    fn secret_list(&mut self, name: &str) -> Vec<SecretString> {
-        let Some(raw) = self.required(name) else {
-            return Vec::new();
-        };
-        let items: Vec<&str> = raw.split(',').map(str::trim).collect();
-        if items.iter().any(|s| s.is_empty()) {
-            self.problems.push(format!(
-                "{name} has an empty entry (use a,b to list two secrets)"
-            ));
-        }
-        items
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .map(SecretString::from)
-            .collect()
     }
 }
 

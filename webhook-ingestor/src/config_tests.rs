@@ -1,15 +1,9 @@
-use std::collections::HashMap;
-
 use secrecy::ExposeSecret;
 
 use super::*;
 
 fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    Config::from_lookup(|name| map.get(name).cloned())
+    Config::from_vars(vars)
 }
 
 const MINIMAL: &[(&str, &str)] = &[

@@ -28,5 +28,6 @@ pub mod workers;
 
 pub use config::{Config, ConfigError};
 pub use metrics::Metrics;
-pub use payments_core::{RetryPolicy, error_chain, retry};
+pub use payments_core::{RetryPolicy, retry};
+pub use payments_service_kit::error_chain;
 pub use startup::App;

@@ -6,10 +6,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::Router;
 use payments_core::store::{self, ConnectionCache, DbConfig};
+use payments_service_kit::Tasks;
 use payments_stripe::StripeConfig;
 use payments_telemetry::metrics::{MetricsRegistry, PoolCollector};
 use sqlx::PgPool;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tracing::Level;
@@ -144,41 +145,37 @@ impl App {
         self.health
             .set_service_status("", ServingStatus::Serving)
             .await;
-        let mut tasks = self.workers.spawn(&shutdown);
+        let mut tasks = Tasks::default();
+        self.workers.spawn(&mut tasks, &shutdown);
         // The webhook path's connections idle for a second go back to the pool, so the
         // workers can use them when webhooks stop.
         let connections = self.connections.clone();
-        tasks.spawn(workers::every(
-            "release_idle_connections",
-            Level::DEBUG,
-            store::PING_IF_IDLE_FOR,
-            shutdown.clone(),
-            move || {
-                connections.release_idle(store::PING_IF_IDLE_FOR);
-                std::future::ready(Ok(()))
-            },
-        ));
+        tasks.spawn(
+            "idle connection sweeper",
+            workers::every(
+                "release_idle_connections",
+                Level::DEBUG,
+                store::PING_IF_IDLE_FOR,
+                shutdown.clone(),
+                move || {
+                    connections.release_idle(store::PING_IF_IDLE_FOR);
+                    std::future::ready(Ok(()))
+                },
+            ),
+        );
         let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut server = tokio::spawn(server.into_future());
+        tasks.spawn("HTTP server", server.into_future());
         tracing::info!(addr = %self.local_addr, "webhook-ingestor serving");
 
         // The server only ends by itself on an error: graceful shutdown follows the token.
-        let ended_early = tokio::select! {
-            () = shutdown.cancelled() => None,
-            ended = &mut server => Some(ended),
-        };
+        tasks.until_stopped(&shutdown).await;
         self.health
             .set_service_status("", ServingStatus::NotServing)
             .await;
-        let unrequested = ended_early.is_some() && !shutdown.is_cancelled();
         shutdown.cancel();
         tracing::info!("shutting down: draining requests and workers");
-        let server = match ended_early {
-            Some(ended) => Served::Ended(ended),
-            None => Served::Running(server),
-        };
-        let drained = drain(server, tasks, self.shutdown_grace).await;
+        let drained = tasks.drain(self.shutdown_grace).await;
         // The server is gone, and with it the last group-commit handle: the committers
         // have answered every request that was in flight and now end.
         for committer in self.committers {
@@ -188,57 +185,9 @@ impl App {
         self.connections.clear();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.pool.close()).await;
         drained?;
-        if unrequested {
-            anyhow::bail!("the HTTP server stopped before shutdown was requested");
-        }
         tracing::info!("webhook-ingestor stopped");
         Ok(())
     }
-}
-
-type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
-
-enum Served {
-    Running(ServerTask),
-    Ended(Result<std::io::Result<()>, tokio::task::JoinError>),
-}
-
-/// Waits for in-flight requests and worker passes, up to `grace`; whatever is still
-/// running then is aborted.
-async fn drain(server: Served, mut tasks: JoinSet<()>, grace: Duration) -> anyhow::Result<()> {
-    let abort = match &server {
-        Served::Running(task) => Some(task.abort_handle()),
-        Served::Ended(_) => None,
-    };
-    let finish = async {
-        let served = match server {
-            Served::Running(task) => task.await,
-            Served::Ended(ended) => ended,
-        };
-        while let Some(joined) = tasks.join_next().await {
-            if let Err(e) = joined {
-                tracing::error!(error = %e, "a worker task failed");
-            }
-        }
-        served
-    };
-    match tokio::time::timeout(grace, finish).await {
-        Ok(served) => {
-            served
-                .context("the HTTP server task failed")?
-                .context("the HTTP server failed")?;
-        }
-        Err(_) => {
-            tracing::warn!(
-                ?grace,
-                "shutdown grace elapsed; aborting what is still running"
-            );
-            if let Some(abort) = abort {
-                abort.abort();
-            }
-        }
-    }
-    Ok(())
 }
 
 impl Workers {
@@ -289,67 +238,80 @@ impl Workers {
 
     /// Reconciliation and catch-up passes are INFO spans. The events and outbox loops
     /// poll every second, so their passes are DEBUG spans; each outbox call has its own.
-    fn spawn(self, shutdown: &CancellationToken) -> JoinSet<()> {
-        let mut tasks = JoinSet::new();
+    fn spawn(self, tasks: &mut Tasks, shutdown: &CancellationToken) {
         let (events, token) = (self.events, shutdown.clone());
-        tasks.spawn(workers::every(
-            "events",
-            Level::DEBUG,
-            self.event_interval,
-            shutdown.clone(),
-            move || {
-                let (events, token) = (events.clone(), token.clone());
-                async move { events.drain(&token).await }
-            },
-        ));
+        tasks.spawn(
+            "events worker",
+            workers::every(
+                "events",
+                Level::DEBUG,
+                self.event_interval,
+                shutdown.clone(),
+                move || {
+                    let (events, token) = (events.clone(), token.clone());
+                    async move { events.drain(&token).await }
+                },
+            ),
+        );
         let outbox = self.outbox;
-        tasks.spawn(workers::every(
-            "outbox",
-            Level::DEBUG,
-            self.outbox_interval,
-            shutdown.clone(),
-            move || {
-                let outbox = outbox.clone();
-                async move { outbox.pass().await }
-            },
-        ));
+        tasks.spawn(
+            "outbox worker",
+            workers::every(
+                "outbox",
+                Level::DEBUG,
+                self.outbox_interval,
+                shutdown.clone(),
+                move || {
+                    let outbox = outbox.clone();
+                    async move { outbox.pass().await }
+                },
+            ),
+        );
         if let Some((reconciler, interval)) = self.reconcile {
             let token = shutdown.clone();
-            tasks.spawn(workers::every(
-                "reconcile",
-                Level::INFO,
-                interval,
-                shutdown.clone(),
-                move || {
-                    let (reconciler, token) = (reconciler.clone(), token.clone());
-                    async move { reconciler.pass(&token).await }
-                },
-            ));
+            tasks.spawn(
+                "reconciliation sweeper",
+                workers::every(
+                    "reconcile",
+                    Level::INFO,
+                    interval,
+                    shutdown.clone(),
+                    move || {
+                        let (reconciler, token) = (reconciler.clone(), token.clone());
+                        async move { reconciler.pass(&token).await }
+                    },
+                ),
+            );
         }
         if let Some((catch_up, interval)) = self.catch_up {
-            tasks.spawn(workers::every(
-                "catch_up",
-                Level::INFO,
-                interval,
-                shutdown.clone(),
-                move || {
-                    let catch_up = catch_up.clone();
-                    async move { catch_up.pass().await }
-                },
-            ));
+            tasks.spawn(
+                "catch-up worker",
+                workers::every(
+                    "catch_up",
+                    Level::INFO,
+                    interval,
+                    shutdown.clone(),
+                    move || {
+                        let catch_up = catch_up.clone();
+                        async move { catch_up.pass().await }
+                    },
+                ),
+            );
         }
         if let Some((signals, interval)) = self.signals {
-            tasks.spawn(workers::every(
-                "signals",
-                Level::DEBUG,
-                interval,
-                shutdown.clone(),
-                move || {
-                    let signals = signals.clone();
-                    async move { signals.pass().await }
-                },
-            ));
+            tasks.spawn(
+                "health signals worker",
+                workers::every(
+                    "signals",
+                    Level::DEBUG,
+                    interval,
+                    shutdown.clone(),
+                    move || {
+                        let signals = signals.clone();
+                        async move { signals.pass().await }
+                    },
+                ),
+            );
         }
-        tasks
     }
 }

@@ -11,6 +11,7 @@ use payments_core::{
     Transaction, TransactionId, TransactionStatus,
     store::{self, StoreError},
 };
+use payments_service_kit::Tasks;
 use sqlx::PgPool;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
@@ -89,11 +90,13 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl WatchHub {
     /// Starts listening (the first LISTEN completes before this returns, so no watcher
-    /// can subscribe before the doorbell is wired) and spawns the reader and the safety pass.
+    /// can subscribe before the doorbell is wired) and spawns the listener, the reader
+    /// and the safety pass into `tasks`; they run until `shutdown`.
     pub async fn start(
         pool: PgPool,
         config: WatchConfig,
         shutdown: CancellationToken,
+        tasks: &mut Tasks,
     ) -> Result<WatchHub, StoreError> {
         let inner = Arc::new(Inner {
             pool,
@@ -109,9 +112,9 @@ impl WatchHub {
             rows_read: AtomicU64::new(0),
         });
         let listening = listener::listen(&inner.pool).await?;
-        tokio::spawn(listener::run(inner.clone(), listening));
-        tokio::spawn(reader::run(inner.clone()));
-        tokio::spawn(sweep::run(inner.clone()));
+        tasks.spawn("watch listener", listener::run(inner.clone(), listening));
+        tasks.spawn("watch reader", reader::run(inner.clone()));
+        tasks.spawn("watch safety pass", sweep::run(inner.clone()));
         Ok(WatchHub { inner })
     }
 

@@ -10,6 +10,7 @@ use payments_core::{
     store::{self, Inserted, NewTransaction},
     testing::TestDb,
 };
+use payments_service_kit::Tasks;
 use tokio_util::sync::CancellationToken;
 
 use super::{Watch, WatchConfig, WatchEnd, WatchHub};
@@ -57,7 +58,7 @@ pub(super) async fn signal(db: &TestDb, id: TransactionId, signal: Signal) {
     tx.commit().await.expect("commit");
 }
 
-pub(super) async fn hub(db: &TestDb, safety_reread: Duration) -> (WatchHub, CancellationToken) {
+pub(super) async fn hub(db: &TestDb, safety_reread: Duration) -> (WatchHub, Running) {
     let config = WatchConfig {
         safety_reread,
         ..WatchConfig::default()
@@ -65,12 +66,31 @@ pub(super) async fn hub(db: &TestDb, safety_reread: Duration) -> (WatchHub, Canc
     hub_with(db, config).await
 }
 
-pub(super) async fn hub_with(db: &TestDb, config: WatchConfig) -> (WatchHub, CancellationToken) {
+pub(super) async fn hub_with(db: &TestDb, config: WatchConfig) -> (WatchHub, Running) {
     let token = CancellationToken::new();
-    let hub = WatchHub::start(db.pool.clone(), config, token.clone())
+    let mut tasks = Tasks::default();
+    let hub = WatchHub::start(db.pool.clone(), config, token.clone(), &mut tasks)
         .await
         .expect("hub starts");
-    (hub, token)
+    (
+        hub,
+        Running {
+            token,
+            _tasks: tasks,
+        },
+    )
+}
+
+/// The hub's loops, running until the test cancels them or ends.
+pub(super) struct Running {
+    token: CancellationToken,
+    _tasks: Tasks,
+}
+
+impl Running {
+    pub(super) fn cancel(&self) {
+        self.token.cancel();
+    }
 }
 
 /// Collects a watch stream to its end.

@@ -15,5 +15,6 @@ mod payment_methods;
 mod payments;
 mod reflection;
 mod resilience;
+mod shutdown;
 mod telemetry;
 mod validation;

@@ -209,7 +209,9 @@ pub async fn migrate_url(url: &str) -> Result<(), sqlx::migrate::MigrateError> {
         .map_err(sqlx::migrate::MigrateError::Execute)?;
     let migrated = migrate(&pool).await;
     pool.close().await;
-    migrated
+    migrated?;
+    tracing::info!("migrations applied");
+    Ok(())
 }
 
 /// The migrations this build knows that the database has not applied (all of them

@@ -1,13 +1,9 @@
-use std::collections::HashMap;
+use http::HeaderValue;
 
 use super::*;
 
 fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let vars: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    Config::from_lookup(|name| vars.get(name).cloned())
+    Config::from_vars(vars)
 }
 
 const MINIMAL: &[(&str, &str)] = &[
