@@ -1,6 +1,11 @@
 //! BENCHMARKS.md: the summary against the targets, the machine, one section per phase
 //! (tables of medians, with the spread over runs), the scaling analysis and the method.
 //! Every sentence that states a result is computed from the figures.
+//!
+//! - this file: the document, the summary and the method.
+//! - `ingest`: the ingestor against pgbench, group commit and the ingest curve.
+//! - `watch`: fan-out against polling, end to end; `watch_scaling`: the watch curves.
+//! - `history`: what earlier runs led to, and the same figures now.
 
 mod history;
 mod ingest;

@@ -11,7 +11,8 @@
 //! - [`auth`]: bearer-token verification and the authorization rules.
 //! - [`error`]: the one error type and its mapping to gRPC statuses.
 //! - [`service`]: the RPC handlers, one module per concern.
-//! - [`stripe_client`]: the Stripe calls and the classification of their failures.
+//! - [`stripe_client`]: the Stripe calls the RPCs make, through payments-stripe's
+//!   shared client.
 //! - [`watch`]: the hub that streams transaction changes to watchers.
 //! - [`metrics`]: the Prometheus metrics served at `GET /metrics`.
 //! - [`rate_limit`]: the per-user rate limit on mutations (a tower layer).

@@ -2,10 +2,10 @@
 //! lands in both. No domain rules and no transport live here; payments-core uses it
 //! only for [`error_chain`].
 //!
-//! - [`env`]: [`env::Reader`], which reads typed settings from the environment (or a
+//! - [`env`](mod@env): [`env::Reader`], which reads typed settings from the environment (or a
 //!   map, in tests) and collects every problem, each naming its variable, into one
 //!   [`env::ConfigError`]; [`env::FromEnv`], how a service's `Config` is read with it.
-//! - [`cli`] (feature `cli`): the command line both services take, `serve` or `migrate`.
+//! - `cli` (feature `cli`): the command line both services take, `serve` or `migrate`.
 //! - [`signal`]: the one SIGTERM/SIGINT future that starts a graceful shutdown.
 //! - [`tasks`]: [`tasks::Tasks`], everything a service spawns (servers and background
 //!   loops), watched while it serves and drained within a deadline at shutdown.

@@ -21,10 +21,11 @@
 //! ```
 //!
 //! Layout: `sim.rs` (builder and handle), `config.rs` and `cli.rs` (configuration),
-//! `http/` (routes, key check, idempotency, fault injection, `/test/*` helpers), `params.rs`
-//! and `form.rs` (request parsing), `store.rs` (state, ids, events, pagination),
-//! `resources/` (one module per Stripe object), `webhooks/` (delivery, signing, chaos),
-//! `error.rs` (Stripe's error envelope).
+//! `http/` (the `/v1/*` routes and what every request goes through, the `/test/*`
+//! helpers), `idempotency.rs` (`Idempotency-Key` replay), `faults.rs` (injected failures
+//! and delays), `params.rs` and `form.rs` (request parsing), `store.rs` (state, ids,
+//! events, pagination), `resources/` (one module per Stripe object), `webhooks/`
+//! (delivery, signing, chaos), `error.rs` (Stripe's error envelope).
 
 // Stripe objects are large `json!` literals.
 #![recursion_limit = "256"]

@@ -4,8 +4,8 @@
 //!
 //! - [`System`]: start, stop, and restart payments-api on the same address (a deploy,
 //!   as a client sees it).
-//! - [`TestCa`]: a CA and server certificates made for one test; [`TlsFront`]: TLS in
-//!   front of payments-api with one of them.
+//! - `tls`: [`TestCa`], a CA and server certificates made for one test; [`TlsFront`],
+//!   TLS in front of payments-api with one of them.
 //! - [`stop_servers`], [`sim_get`]: what other test stacks share with it.
 //!
 //! payments-api's own end-to-end tests, the Rust client's and the CLI's all start the

@@ -7,6 +7,8 @@
 //! - [`config`]: the typed configuration, read from the environment once.
 //! - [`signature`]: pure, clock-injected verification of `Stripe-Signature`.
 //! - [`inbox`]: payments-core's store-then-apply, counted in this service's metrics.
+//! - [`group_commit`]: webhooks that arrive together stored and applied in one
+//!   database transaction (when turned on), each answered after that commit.
 //! - [`http`]: the webhook route, `/healthz`, `/readyz`, `/metrics` and gRPC health,
 //!   with the error-to-status mapping in one place.
 //! - [`workers`]: retrying unmatched and deferred events, sending the outbox,

@@ -5,7 +5,7 @@
 //! - [`payments`], [`validation`] (ValidatePaymentMethod, StartTrial) and [`coupons`]
 //!   create transactions; [`charge`] drives a card transaction's PaymentIntent.
 //! - [`payment_methods`], [`queries`] and [`watch`] read and manage the rest.
-//! - [`idempotency`], [`input`], [`convert`], [`customers`] and [`sql`] support them.
+//! - [`idempotency`], [`input`], [`convert`] and [`customers`] support them.
 
 mod charge;
 mod convert;

@@ -1,3 +1,6 @@
+//! The hub: the slots of watched transactions, the queue of ids to re-read, and
+//! [`WatchHub`], which starts the loops and hands out [`Watch`]es.
+
 use std::{
     collections::{HashMap, HashSet},
     sync::{

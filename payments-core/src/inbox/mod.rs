@@ -7,6 +7,7 @@
 //!   between instances: the second insert waits on the unique index and sees the first.
 //! - [`process`] is the retry worker's and the operator's: apply inside a savepoint, then record
 //!   the outcome (and the next attempt, or the dead letter) on the event row.
+//! - [`apply`]: what one event does, in the caller's database transaction.
 
 mod apply;
 

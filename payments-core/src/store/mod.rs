@@ -10,8 +10,10 @@
 //! - `outbox`: Stripe calls that follow a commit.
 //! - `signals`: what an on-call engineer watches (events needing attention, unsettled
 //!   transactions, the outbox's oldest call), read from partial indexes.
-//! - [`DbTransaction`] ([`begin`], [`begin_on`]): BEGIN … COMMIT in a tracing span.
-//! - [`ConnectionCache`]: connections the webhook path keeps between events.
+//! - `db_transaction`: [`DbTransaction`] ([`begin`], [`begin_on`]), BEGIN … COMMIT in a
+//!   tracing span.
+//! - `connection_cache`: [`ConnectionCache`], connections the webhook path keeps
+//!   between events.
 //! - [`StoreError`]: the store's errors, which each transport maps in one place.
 
 mod connection_cache;

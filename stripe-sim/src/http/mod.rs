@@ -1,6 +1,6 @@
-//! The HTTP surface: `/v1/*` (Stripe's API, behind the key check, fault injection and
-//! idempotency in `middleware.rs`) and `/test/*` (helpers for tests and the browser demo: no key,
-//! permissive CORS).
+//! The HTTP surface: `/v1/*` (Stripe's API, in `v1.rs`, behind the key check, fault
+//! injection and idempotency in `middleware.rs`) and `/test/*` (helpers for tests and the
+//! browser demo in `test_routes.rs`: no key, permissive CORS).
 
 mod middleware;
 mod test_routes;

@@ -1,6 +1,14 @@
 //! Stripe's objects and the synchronous operations on them. Each function takes `&mut Store`
 //! (the caller holds the lock), validates like Stripe, mutates, emits events, and returns the
 //! object's JSON or an [`ApiError`](crate::error::ApiError).
+//!
+//! - [`customers`], [`payment_methods`] (with the test tokens' behaviour in [`cards`]).
+//! - [`payment_intents`], [`confirmation`] (what the card decides), [`charges`],
+//!   [`refunds`].
+//! - [`disputes`] and [`dispute_lifecycle`].
+//! - [`coupons`] (and promotion codes), [`invoice_items`] (and discounts), [`invoices`],
+//!   [`invoice_lifecycle`] (finalize, pay, void), [`invoice_payments`].
+//! - [`events`]: the event log and `GET /v1/events`; [`search`]: the search query language.
 
 pub mod cards;
 pub mod charges;

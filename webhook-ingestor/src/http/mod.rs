@@ -1,6 +1,10 @@
 //! The HTTP surface: the webhook, the probes, the metrics, and the standard gRPC
 //! health service, all on one port (gRPC needs HTTP/2, which the server speaks
 //! in clear text next to HTTP/1.1).
+//!
+//! - this file: the router, `/healthz`, `/readyz` and `/metrics`.
+//! - [`webhook`]: `POST /v1/stripe-webhook`, verify, parse, store and apply.
+//! - [`error`]: the webhook's errors and the one place they become statuses.
 
 mod error;
 mod webhook;

@@ -6,6 +6,14 @@
 //! can run them side by side without processing anything twice. Each checks the
 //! shutdown token only between units of work, so a database transaction that has
 //! started always finishes.
+//!
+//! - [`events`]: stored events not applied yet, retried with backoff until applied or
+//!   dead-lettered.
+//! - [`outbox`]: the Stripe calls that follow a commit.
+//! - [`reconcile`]: transactions unsettled for too long, read back from Stripe.
+//! - [`catch_up`]: `GET /v1/events` for what no webhook brought.
+//! - [`signals`]: the database's health signals, read into the metrics.
+//! - [`every`]: the loop each of them runs in.
 
 pub mod catch_up;
 pub mod events;
