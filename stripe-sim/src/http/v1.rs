@@ -12,7 +12,8 @@ use crate::params::Params;
 use crate::resources::confirmation::{self, ConfirmArgs};
 use crate::resources::{
     charges, coupons, customers, dispute_lifecycle, disputes, events, invoice_items,
-    invoice_lifecycle, invoice_payments, invoices, payment_intents, payment_methods, refunds,
+    invoice_lifecycle, invoice_payments, invoices, payment_intent_lifecycle, payment_intents,
+    payment_methods, refunds,
 };
 use crate::store::{RequestCtx, Store};
 
@@ -226,7 +227,9 @@ async fn capture_payment_intent(
     Path(id): Id,
     p: Params,
 ) -> Reply {
-    run(&s, ctx, &p, |st| payment_intents::capture(st, &id, &p))
+    run(&s, ctx, &p, |st| {
+        payment_intent_lifecycle::capture(st, &id, &p)
+    })
 }
 
 async fn cancel_payment_intent(
@@ -235,7 +238,9 @@ async fn cancel_payment_intent(
     Path(id): Id,
     p: Params,
 ) -> Reply {
-    run(&s, ctx, &p, |st| payment_intents::cancel(st, &id, &p))
+    run(&s, ctx, &p, |st| {
+        payment_intent_lifecycle::cancel(st, &id, &p)
+    })
 }
 
 async fn list_charges(State(s): St, Extension(ctx): Ctx, p: Params) -> Reply {

@@ -8,7 +8,7 @@ use crate::params::Params;
 use crate::resources::confirmation::{self, ConfirmArgs};
 use crate::resources::invoices::{InvoiceStatus, get, get_mut, json};
 use crate::resources::payment_intents::{self, Status};
-use crate::resources::{invoice_items, invoice_payments};
+use crate::resources::{invoice_items, invoice_payments, payment_intent_lifecycle};
 use crate::store::{Store, now};
 
 fn require_status(
@@ -170,7 +170,11 @@ fn cancel_payments(store: &mut Store, id: &str) -> Result<(), ApiError> {
             )
         });
         if cancelable {
-            payment_intents::cancel(store, &pi, &Params(Value::Object(Default::default())))?;
+            payment_intent_lifecycle::cancel(
+                store,
+                &pi,
+                &Params(Value::Object(Default::default())),
+            )?;
         }
     }
     invoice_payments::settle(store, id, None);

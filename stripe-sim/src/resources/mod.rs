@@ -3,8 +3,8 @@
 //! object's JSON or an [`ApiError`](crate::error::ApiError).
 //!
 //! - [`customers`], [`payment_methods`] (with the test tokens' behaviour in [`cards`]).
-//! - [`payment_intents`], [`confirmation`] (what the card decides), [`charges`],
-//!   [`refunds`].
+//! - [`payment_intents`], [`confirmation`] (what the card decides),
+//!   [`payment_intent_lifecycle`] (capture, cancel), [`charges`], [`refunds`].
 //! - [`disputes`] and [`dispute_lifecycle`].
 //! - [`coupons`] (and promotion codes), [`invoice_items`] (and discounts), [`invoices`],
 //!   [`invoice_lifecycle`] (finalize, pay, void), [`invoice_payments`].
@@ -22,6 +22,7 @@ pub mod invoice_items;
 pub mod invoice_lifecycle;
 pub mod invoice_payments;
 pub mod invoices;
+pub mod payment_intent_lifecycle;
 pub mod payment_intents;
 pub mod payment_methods;
 pub mod refunds;
