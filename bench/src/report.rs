@@ -3,12 +3,14 @@
 //! Every sentence that states a result is computed from the figures.
 //!
 //! - this file: the document, the summary and the method.
-//! - `ingest`: the ingestor against pgbench, group commit and the ingest curve.
+//! - `ingest`: the ingestor against pgbench, group commit; `ingest_scaling`: the ingest
+//!   curve.
 //! - `watch`: fan-out against polling, end to end; `watch_scaling`: the watch curves.
 //! - `history`: what earlier runs led to, and the same figures now.
 
 mod history;
 mod ingest;
+mod ingest_scaling;
 mod watch;
 mod watch_scaling;
 
@@ -43,7 +45,7 @@ pub fn render(settings: &Settings, machine: &Machine, results: &Results, minutes
     }
     if !results.scaling.is_empty() || results.ingest.len() > 1 {
         let _ = writeln!(body, "## 4. Scaling: how cost grows with load\n");
-        ingest::scaling_section(&mut body, settings, results);
+        ingest_scaling::section(&mut body, settings, results);
         watch_scaling::section(&mut body, results);
     }
     history::section(&mut body, results);

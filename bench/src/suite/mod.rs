@@ -1,8 +1,15 @@
 //! Runs the phases in order, repeating each figure and interleaving the runs that are
 //! compared (ingest with pgbench, the hub with polling) so drift hits both alike, and
 //! prints every run as it finishes.
+//!
+//! - this file: [`Results`], the order of the phases, and the watch, end-to-end and
+//!   scaling phases.
+//! - `ingest_phase`: the ingest phase (the ingestor against pgbench, batched pgbench, group
+//!   commit) and its warm-up.
 
-use std::{path::Path, sync::Arc, time::Duration};
+mod ingest_phase;
+
+use std::{path::Path, sync::Arc};
 
 use payments_client::MintedToken;
 use serde::{Deserialize, Serialize};
@@ -12,18 +19,12 @@ use crate::{
     db::BenchDb,
     e2e::{self, E2eRun},
     events::Sender,
-    ingest::{Ingest, IngestRun},
-    pgbench::{self, PgbenchRun},
+    ingest::IngestRun,
+    pgbench::PgbenchRun,
     poll::{PollRun, Polling},
     services::{self, Stack, WEBHOOK_SECRET},
     watch::{Fanout, WatchRun},
 };
-
-/// Row budget when nothing has been measured yet: comfortably above any rate the
-/// ingest path reaches on a small machine.
-const RATE_CAP: f64 = 4_000.0;
-/// Concurrency of the unmeasured pass before the first ingest run.
-const WARM_UP_SENDERS: usize = 4;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -92,169 +93,6 @@ impl Suite<'_> {
         if s.runs_phase(Phase::Scaling) {
             self.scaling(&sender, results).await?;
         }
-        Ok(())
-    }
-
-    async fn ingest(&mut self, sender: &Sender, results: &mut Results) -> anyhow::Result<()> {
-        let s = self.settings;
-        println!(
-            "\n== ingest: signed payment_intent.succeeded, verified + stored + applied per 200 =="
-        );
-        results.ingest = s
-            .senders
-            .iter()
-            .map(|&senders| IngestLevel {
-                senders,
-                ..IngestLevel::default()
-            })
-            .collect();
-        results.batching = std::iter::once(1)
-            .chain(s.batch_sizes.iter().copied())
-            .map(|k| BatchLevel {
-                events_per_tx: k,
-                runs: Vec::new(),
-            })
-            .collect();
-        let mut grouped_levels = vec![s.batch_clients];
-        grouped_levels.extend(
-            s.senders
-                .iter()
-                .copied()
-                .filter(|&n| n > s.batch_clients)
-                .max(),
-        );
-        results.grouped = grouped_levels
-            .into_iter()
-            .map(|senders| GroupedLevel {
-                senders,
-                runs: Vec::new(),
-            })
-            .collect();
-        let connections = s.senders.iter().copied().max().unwrap_or(1).max(256);
-        let grouped_sender = Sender::new(
-            self.stack.grouped_webhook_url.clone(),
-            WEBHOOK_SECRET.to_owned(),
-            connections,
-        )?;
-        self.warm_up(sender, s.ingest_secs).await?;
-        for run in 1..=s.runs {
-            for level in &mut results.ingest {
-                let cap = level
-                    .ingest
-                    .last()
-                    .map_or(RATE_CAP, |r| r.events_per_s * 2.0 + 500.0);
-                let ingest = Ingest {
-                    db: self.db,
-                    sender,
-                    ingestor_pid: self.stack.ingestor_pid(),
-                    rate_cap: cap,
-                };
-                let pg_cap = level
-                    .pgbench
-                    .last()
-                    .map_or(RATE_CAP, |r| r.tps * 2.0 + 500.0);
-                let pgbench = pgbench::run(
-                    self.db,
-                    self.log_dir,
-                    level.senders,
-                    s.ingest_secs,
-                    1,
-                    pg_cap,
-                );
-                // The two halves of a ratio run back to back, in turn order (ingest
-                // first in odd runs, pgbench first in even ones), so a machine that
-                // slows or speeds up over a run does not favour either.
-                let (ingest, pg) = if run % 2 == 1 {
-                    let ingest = ingest.run(level.senders, s.ingest_secs).await?;
-                    (ingest, pgbench.await?)
-                } else {
-                    let pg = pgbench.await?;
-                    (ingest.run(level.senders, s.ingest_secs).await?, pg)
-                };
-                self.stack.check_alive()?;
-                println!(
-                    "run {run} senders {:>3}: ingest {:>7.0} ev/s p50 {:>6.1} ms p99 {:>6.1} ms (errors {}, credited {}/{}) | pgbench {:>7.0} tps | ratio {:.2} | ingestor {:.2} cores, waits: {}",
-                    level.senders,
-                    ingest.events_per_s,
-                    ingest.latency.p50_ms,
-                    ingest.latency.p99_ms,
-                    ingest.errors,
-                    ingest.credited,
-                    ingest.acknowledged,
-                    pg.tps,
-                    ingest.events_per_s / pg.tps,
-                    ingest.cpu.processes.first().copied().unwrap_or_default(),
-                    ingest.waits.summary(3),
-                );
-                if let Some(e) = &ingest.first_error {
-                    println!("    first error: {e}");
-                }
-                level.ingest.push(ingest);
-                level.pgbench.push(pg);
-            }
-            for batch in &mut results.batching {
-                let k = batch.events_per_tx;
-                let pg = pgbench::run(
-                    self.db,
-                    self.log_dir,
-                    s.batch_clients,
-                    s.ingest_secs,
-                    k,
-                    RATE_CAP,
-                )
-                .await?;
-                println!(
-                    "run {run} pgbench {} clients, {k:>2} events/transaction: {:>7.0} events/s ({:.0} tps)",
-                    s.batch_clients, pg.events_per_s, pg.tps
-                );
-                batch.runs.push(pg);
-            }
-            for level in &mut results.grouped {
-                let run_result = Ingest {
-                    db: self.db,
-                    sender: &grouped_sender,
-                    ingestor_pid: self.stack.grouped_pid(),
-                    rate_cap: RATE_CAP,
-                }
-                .run(level.senders, s.ingest_secs)
-                .await?;
-                self.stack.check_alive()?;
-                println!(
-                    "run {run} group commit, senders {:>3}: ingest {:>7.0} ev/s p50 {:>6.1} ms p99 {:>6.1} ms (errors {}, credited {}/{})",
-                    level.senders,
-                    run_result.events_per_s,
-                    run_result.latency.p50_ms,
-                    run_result.latency.p99_ms,
-                    run_result.errors,
-                    run_result.credited,
-                    run_result.acknowledged,
-                );
-                level.runs.push(run_result);
-            }
-        }
-        Ok(())
-    }
-
-    /// One unmeasured pass of each half before the first run. Without it the first run
-    /// after the services started was the slowest of its level twice in a row (0.57× and
-    /// 0.77× at one sender, against 0.92–1.09× in the runs after it); the warm-up pass
-    /// itself runs at about two thirds of the later runs' rate.
-    async fn warm_up(&mut self, sender: &Sender, secs: Duration) -> anyhow::Result<()> {
-        let senders = WARM_UP_SENDERS;
-        let ingest = Ingest {
-            db: self.db,
-            sender,
-            ingestor_pid: self.stack.ingestor_pid(),
-            rate_cap: RATE_CAP,
-        }
-        .run(senders, secs)
-        .await?;
-        let pg = pgbench::run(self.db, self.log_dir, senders, secs, 1, RATE_CAP).await?;
-        self.stack.check_alive()?;
-        println!(
-            "warm-up (not counted), senders {senders}: ingest {:.0} ev/s, pgbench {:.0} tps",
-            ingest.events_per_s, pg.tps
-        );
         Ok(())
     }
 
