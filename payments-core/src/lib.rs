@@ -39,7 +39,9 @@ pub mod testing;
 pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use retry::RetryPolicy;
-pub use state_machine::{Current, Decision, Effect, Signal, Transition, decide};
+pub use state_machine::{
+    Current, Decision, Effect, Moved, Refund, Signal, Step, Transition, decide, transitions,
+};
 pub use stripe_event::{EventError, Meaning, StripeEvent};
 pub use stripe_object::{CardDetails, StripeObject, Target};
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};

@@ -37,7 +37,8 @@ pub struct StripeEvent {
 }
 
 /// The event types [`StripeEvent::meaning`] acts on: what a webhook endpoint subscribes
-/// to and what the catch-up pass asks `GET /v1/events` for (at most 20: Stripe's limit).
+/// to and what the catch-up pass asks `GET /v1/events` for (in lists of at most 20,
+/// Stripe's limit).
 pub const ACTED_ON_TYPES: &[&str] = &[
     "payment_intent.succeeded",
     "payment_intent.amount_capturable_updated",
@@ -50,7 +51,13 @@ pub const ACTED_ON_TYPES: &[&str] = &[
     "invoice.voided",
     "invoice.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
     "charge.dispute.created",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
     "charge.dispute.closed",
     "payment_method.attached",
     "payment_method.detached",
@@ -158,17 +165,26 @@ impl StripeEvent {
             "payment_intent.payment_failed" => o.failure("last_payment_error"),
             "invoice.payment_failed" => o.failure("last_finalization_error"),
             "charge.refunded" => Signal::Refunded {
-                amount_refunded: o
-                    .amount("amount_refunded")
-                    .ok_or_else(|| missing("amount_refunded"))?,
+                refunds: o.refunds(),
+                amount_refunded: Some(
+                    o.amount("amount_refunded")
+                        .ok_or_else(|| missing("amount_refunded"))?,
+                ),
             },
-            "charge.dispute.created" | "charge.dispute.closed" => {
-                match self.dispute(o).map_err(missing)? {
-                    Some(signal) => signal,
-                    // warning_closed (an inquiry): no money moved.
-                    None => return Ok(Meaning::Nothing),
+            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
+                Signal::Refunded {
+                    refunds: vec![o.refund().map_err(missing)?],
+                    amount_refunded: None,
                 }
             }
+            "charge.dispute.created"
+            | "charge.dispute.funds_withdrawn"
+            | "charge.dispute.funds_reinstated"
+            | "charge.dispute.closed" => match self.dispute(o).map_err(missing)? {
+                Some(signal) => signal,
+                // An inquiry, or a dispute whose funds have not moved: no money.
+                None => return Ok(Meaning::Nothing),
+            },
             "payment_method.attached" => {
                 return Ok(Meaning::PaymentMethodAttached(
                     o.card().ok_or_else(|| missing("id"))?,
@@ -190,23 +206,26 @@ impl StripeEvent {
         })
     }
 
-    /// A dispute's signal; None for a closed inquiry, which moved no money. The error
-    /// names the missing field.
+    /// A dispute's money, read from the event's type and the dispute's state; None
+    /// when no funds moved (an inquiry, a chargeback whose withdrawal is still to
+    /// come). The error names the missing field.
     fn dispute(&self, o: StripeObject<'_>) -> Result<Option<Signal>, &'static str> {
         let dispute_id = o.id().ok_or("id")?.to_owned();
         let amount = o.amount("amount").ok_or("amount")?;
-        if self.event_type == "charge.dispute.created" {
-            return Ok(Some(Signal::DisputeOpened { dispute_id, amount }));
-        }
-        let won = match o.status() {
-            Some("won") => true,
-            Some("lost") => false,
-            _ => return Ok(None),
-        };
-        Ok(Some(Signal::DisputeClosed {
+        let (withdrawal, reversal) = o.dispute_funds();
+        let status = o.status();
+        let reinstated = self.event_type == "charge.dispute.funds_reinstated"
+            || reversal
+            || status == Some("won");
+        let withdrawn = reinstated
+            || self.event_type == "charge.dispute.funds_withdrawn"
+            || withdrawal
+            || status == Some("lost");
+        Ok((withdrawn || reinstated).then_some(Signal::Dispute {
             dispute_id,
             amount,
-            won,
+            withdrawn,
+            reinstated,
         }))
     }
 

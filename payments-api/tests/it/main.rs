@@ -14,6 +14,7 @@ mod oidc;
 mod payment_methods;
 mod payments;
 mod reflection;
+mod refunds_and_disputes;
 mod resilience;
 mod telemetry;
 mod validation;

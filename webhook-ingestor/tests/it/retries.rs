@@ -72,7 +72,7 @@ async fn a_refund_before_its_success_is_deferred_then_applied() -> Result {
         amount: 500,
         currency: "usd",
     };
-    let refund = pi.refunded(500);
+    let refund = pi.refunded(&[("re_sam", 500)]);
 
     app.deliver(&refund).await?;
     assert_eq!(app.event_state(&event_id(&refund)).await?, "deferred");
