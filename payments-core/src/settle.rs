@@ -8,8 +8,8 @@
 use sqlx::PgConnection;
 
 use crate::{
-    Current, Decision, Effect, Money, Signal, Transaction, TransactionKind, TransactionStatus,
-    Transition, decide,
+    Current, Decision, Effect, Money, Release, Signal, Transaction, TransactionKind,
+    TransactionStatus, Transition, decide,
     store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError},
 };
 
@@ -188,11 +188,14 @@ async fn run_effect(
             store::mark_validated(conn, &tx.user_id, pm, tx.card_fingerprint.as_deref()).await?;
         }
         Effect::GrantTrialIfRequested => return grant_trial(conn, tx, event_id).await,
-        Effect::ReleaseHold => {
+        Effect::ReleaseHold(after) => {
             let Some(pi) = &tx.stripe_payment_intent_id else {
                 return Ok(Some("no PaymentIntent recorded to release".into()));
             };
-            let key = format!("release-hold-{}", tx.id);
+            let key = match after {
+                Release::Hold => format!("release-hold-{}", tx.id),
+                Release::Success => format!("release-hold-{}-after-success", tx.id),
+            };
             store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
         }
         Effect::DebitRefund {

@@ -131,6 +131,7 @@ impl Pi<'_> {
                 "charge": self.charge_id(),
                 "currency": self.currency,
                 "metadata": {},
+                "payment_intent": self.id,
                 "reason": "fraudulent",
                 "status": status,
             }),
