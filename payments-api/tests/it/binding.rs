@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use payments_proto::payments::v1 as pb;
+use payments_proto::payments::v1::{self as pb, payments_admin_client::PaymentsAdminClient};
 use pb::TransactionStatus as S;
 use serde_json::Value;
 use sqlx::PgPool;
 use tonic::Code;
 
-use crate::helpers::{TestApp, assert_refused};
+use crate::helpers::{TestApp, assert_refused, service_token, with_token};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -172,6 +172,31 @@ async fn a_small_payment_is_not_adopted_by_a_large_transaction_whose_answer_was_
     assert_eq!(eve_now.status, S::Created as i32);
     assert!(eve_now.stripe_payment_intent_id.is_empty(), "not adopted");
     assert_eq!(app.wallet("eve").await.balance, 0);
+
+    // Reconciliation's search finds it by the metadata, and does not adopt it either.
+    let mut admin = PaymentsAdminClient::connect(app.admin_url())
+        .await
+        .expect("admin");
+    let request = pb::ReconcileTransactionRequest {
+        transaction_id: eve.id.clone(),
+    };
+    let reconciled = admin
+        .reconcile_transaction(with_token(&service_token(), request))
+        .await
+        .expect("reconcile")
+        .into_inner();
+    assert_eq!(reconciled.status, S::Created as i32);
+    assert!(
+        reconciled.stripe_payment_intent_id.is_empty(),
+        "not adopted"
+    );
+
+    // Eve's own retry makes her PaymentIntent, which settles her top-up.
+    let retried = app.create_payment("eve", &card.id, 5_000, "eve-lost").await;
+    let tx = retried.expect("the retry").transaction.expect("tx");
+    assert_eq!(tx.id, eve.id);
+    app.wait_for("eve", &eve.id, S::Succeeded).await;
+    app.wait_for_balance("eve", 5_000).await;
     app.stop().await;
 }
 
