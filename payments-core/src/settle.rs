@@ -111,6 +111,20 @@ async fn write(
     cause: Cause<'_>,
     context: Context<'_>,
 ) -> Result<Outcome, StoreError> {
+    if let [Effect::ReleaseHold(after)] = transition.effects.as_slice()
+        && transition.to == tx.status
+    {
+        // A hold seen after the validation succeeded: no status change to record,
+        // only the release; a repeat of it is stale.
+        return match release_hold(conn, tx, *after).await? {
+            Ok(true) => Ok(Outcome::Applied(tx.clone())),
+            Ok(false) => Ok(Outcome::Stale),
+            Err(flag) => {
+                store::flag_transaction(conn, tx.id, &flag).await?;
+                Ok(Outcome::Flagged(flag))
+            }
+        };
+    }
     let event_id = cause.event_id();
     let change = StatusChange {
         to: transition.to,
@@ -189,14 +203,9 @@ async fn run_effect(
         }
         Effect::GrantTrialIfRequested => return grant_trial(conn, tx, event_id).await,
         Effect::ReleaseHold(after) => {
-            let Some(pi) = &tx.stripe_payment_intent_id else {
-                return Ok(Some("no PaymentIntent recorded to release".into()));
-            };
-            let key = match after {
-                Release::Hold => format!("release-hold-{}", tx.id),
-                Release::Success => format!("release-hold-{}-after-success", tx.id),
-            };
-            store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+            if let Err(flag) = release_hold(conn, tx, *after).await? {
+                return Ok(Some(flag));
+            }
         }
         Effect::DebitRefund {
             delta,
@@ -225,6 +234,24 @@ async fn run_effect(
         }
     }
     Ok(None)
+}
+
+/// Enqueues the cancellation that releases a card validation's hold, once per
+/// [`Release`]: whether it was newly enqueued, or why it cannot be.
+async fn release_hold(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    after: Release,
+) -> Result<Result<bool, String>, StoreError> {
+    let Some(pi) = &tx.stripe_payment_intent_id else {
+        return Ok(Err("no PaymentIntent recorded to release".into()));
+    };
+    let key = match after {
+        Release::Hold => format!("release-hold-{}", tx.id),
+        Release::Success => format!("release-hold-{}-after-success", tx.id),
+    };
+    let enqueued = store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+    Ok(Ok(enqueued))
 }
 
 /// Credits the transaction's amount, unless the wallet is in another currency.

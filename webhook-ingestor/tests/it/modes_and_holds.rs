@@ -146,11 +146,13 @@ async fn released(app: &TestApp, sim: &StripeSim, hold: &Value) -> Result {
         Ok(get(sim, &path).await?["status"] == json!("canceled"))
     })
     .await?;
-    let pending: i64 = app
-        .count("SELECT count(*) FROM outbox WHERE state <> 'done'")
-        .await?;
-    assert_eq!(pending, 0);
-    Ok(())
+    eventually("the outbox call is done", || async {
+        let pending = app
+            .count("SELECT count(*) FROM outbox WHERE state <> 'done'")
+            .await?;
+        Ok(pending == 0)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
