@@ -8,7 +8,7 @@
 use sqlx::PgConnection;
 
 use crate::{
-    Current, Decision, Effect, Money, Moved, Signal, Transaction, TransactionKind,
+    Current, Decision, Effect, Money, Moved, Release, Signal, Transaction, TransactionKind,
     TransactionStatus, Transition, decide,
     store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError},
 };
@@ -117,6 +117,20 @@ async fn write(
     cause: Cause<'_>,
     context: Context<'_>,
 ) -> Result<Outcome, StoreError> {
+    if let [Effect::ReleaseHold(after)] = transition.effects.as_slice()
+        && transition.to == tx.status
+    {
+        // A hold seen after the validation succeeded: no status change to record,
+        // only the release; a repeat of it is stale.
+        return match release_hold(conn, tx, *after).await? {
+            Ok(true) => Ok(Outcome::Applied(tx.clone())),
+            Ok(false) => Ok(Outcome::Stale),
+            Err(flag) => {
+                store::flag_transaction(conn, tx.id, &flag).await?;
+                Ok(Outcome::Flagged(flag))
+            }
+        };
+    }
     let event_id = cause.event_id();
     let change = StatusChange {
         to: transition.to,
@@ -194,12 +208,10 @@ async fn run_effect(
             store::mark_validated(conn, &tx.user_id, pm, tx.card_fingerprint.as_deref()).await?;
         }
         Effect::GrantTrialIfRequested => return grant_trial(conn, tx, event_id).await,
-        Effect::ReleaseHold => {
-            let Some(pi) = &tx.stripe_payment_intent_id else {
-                return Ok(Some("no PaymentIntent recorded to release".into()));
-            };
-            let key = format!("release-hold-{}", tx.id);
-            store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+        Effect::ReleaseHold(after) => {
+            if let Err(flag) = release_hold(conn, tx, *after).await? {
+                return Ok(Some(flag));
+            }
         }
         Effect::DebitRefund { refund_id, amount } => {
             let m = (MovementKind::RefundDebit, refund_id.as_str(), *amount);
@@ -219,6 +231,24 @@ async fn run_effect(
         }
     }
     Ok(None)
+}
+
+/// Enqueues the cancellation that releases a card validation's hold, once per
+/// [`Release`]: whether it was newly enqueued, or why it cannot be.
+async fn release_hold(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    after: Release,
+) -> Result<Result<bool, String>, StoreError> {
+    let Some(pi) = &tx.stripe_payment_intent_id else {
+        return Ok(Err("no PaymentIntent recorded to release".into()));
+    };
+    let key = match after {
+        Release::Hold => format!("release-hold-{}", tx.id),
+        Release::Success => format!("release-hold-{}-after-success", tx.id),
+    };
+    let enqueued = store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+    Ok(Ok(enqueued))
 }
 
 /// Credits the transaction's amount, unless the wallet is in another currency.

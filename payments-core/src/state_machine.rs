@@ -74,8 +74,9 @@ pub enum Effect {
     MarkCardValidated,
     /// Grant the trial if the validation came from StartTrial (once per card fingerprint).
     GrantTrialIfRequested,
-    /// Release the validation hold by cancelling the PaymentIntent, through the outbox.
-    ReleaseHold,
+    /// Release the validation hold by cancelling the PaymentIntent, through the outbox;
+    /// once per [`Release`].
+    ReleaseHold(Release),
     /// Debit a refund (keyed by refund id).
     DebitRefund { refund_id: String, amount: i64 },
     /// Give a failed refund's amount back (keyed by refund id).
@@ -84,6 +85,18 @@ pub enum Effect {
     DebitDispute { dispute_id: String, amount: i64 },
     /// Give a dispute's reinstated funds back (keyed by dispute id).
     ReverseDispute { dispute_id: String, amount: i64 },
+}
+
+/// What a card validation's hold release follows. A validation may be settled by a
+/// success seen before its hold (a `succeeded` read or delivered first), and the hold
+/// may still become capturable after that: each of the two releases once, so the
+/// PaymentIntent ends canceled whichever path settled the validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The hold was seen capturable (`Authorized`).
+    Hold,
+    /// The validation was settled by a success.
+    Success,
 }
 
 /// The part of a transaction the rules look at.
@@ -215,6 +228,13 @@ impl Current<'_> {
 /// Money moved (`Succeeded`) or a hold was placed (`Authorized`): what that means
 /// depends on what the transaction is for.
 fn success(current: Current, signal: &Signal) -> Decision {
+    if current.kind == Kind::CardValidation
+        && current.status == Status::Succeeded
+        && *signal == Signal::Authorized
+    {
+        // A hold that became capturable after the validation succeeded: release it.
+        return current.to(Status::Succeeded, vec![Effect::ReleaseHold(Release::Hold)]);
+    }
     if !current.may_still_succeed() {
         return Decision::Stale;
     }
@@ -230,12 +250,14 @@ fn success(current: Current, signal: &Signal) -> Decision {
         (Kind::CardValidation, Signal::Authorized) => succeeded(vec![
             Effect::MarkCardValidated,
             Effect::GrantTrialIfRequested,
-            Effect::ReleaseHold,
+            Effect::ReleaseHold(Release::Hold),
         ]),
-        // Captured rather than held: the card is proven; there is no hold to release.
+        // The card is proven. If a hold stands behind the success (or appears later,
+        // below), it is released all the same.
         (Kind::CardValidation, _) => succeeded(vec![
             Effect::MarkCardValidated,
             Effect::GrantTrialIfRequested,
+            Effect::ReleaseHold(Release::Success),
         ]),
     }
 }

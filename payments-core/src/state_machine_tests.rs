@@ -167,7 +167,7 @@ fn every_status_and_signal_pair_of_a_card_validation() {
             ["P", "-", "P", "-", "-", "-", "-"],
             ["RA", "RA", "-", "-", "-", "-", "-"],
             ["S", "S", "S", "-", "S", "-", "-"],
-            ["S", "S", "S", "-", "S", "-", "-"],
+            ["S", "S", "S", "=", "S", "-", "-"], // a hold after the success: released
             ["F", "F", "F", "-", "-", "-", "-"],
             ["C", "C", "C", "-", "C", "-", "-"],
             ["-", "-", "-", "-", "-", "-", "-"], // the released hold's charge.refunded
@@ -230,9 +230,27 @@ fn a_validation_hold_marks_the_card_grants_the_trial_and_releases_the_hold() {
         vec![
             Effect::MarkCardValidated,
             Effect::GrantTrialIfRequested,
-            Effect::ReleaseHold
+            Effect::ReleaseHold(Release::Hold)
         ]
     );
+}
+
+#[test]
+fn a_validation_settled_by_a_success_still_releases_its_hold_whenever_it_appears() {
+    let Decision::Apply(t) = decide(current(Kind::CardValidation, Pending), &Signal::Succeeded)
+    else {
+        panic!("success must apply")
+    };
+    assert!(t.effects.contains(&Effect::ReleaseHold(Release::Success)));
+    let later = decide(
+        current(Kind::CardValidation, Succeeded),
+        &Signal::Authorized,
+    );
+    let Decision::Apply(t) = later else {
+        panic!("a later hold must be released")
+    };
+    assert_eq!(t.to, Succeeded);
+    assert_eq!(t.effects, vec![Effect::ReleaseHold(Release::Hold)]);
 }
 
 #[test]

@@ -25,6 +25,42 @@ pub enum EventError {
     },
 }
 
+/// Which of Stripe's two separate accounts a key, an event or an object belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeMode {
+    Test,
+    Live,
+}
+
+impl StripeMode {
+    /// The mode of a secret or restricted key (`sk_live_…`, `rk_test_…`); None for
+    /// anything else.
+    pub fn of_key(key: &str) -> Option<StripeMode> {
+        let live = ["sk_live_", "rk_live_"].iter().any(|p| key.starts_with(p));
+        let test = ["sk_test_", "rk_test_"].iter().any(|p| key.starts_with(p));
+        match (live, test) {
+            (true, _) => Some(StripeMode::Live),
+            (_, true) => Some(StripeMode::Test),
+            _ => None,
+        }
+    }
+
+    /// The mode an object's or event's `livemode` field states.
+    pub fn of_livemode(livemode: bool) -> StripeMode {
+        match livemode {
+            true => StripeMode::Live,
+            false => StripeMode::Test,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StripeMode::Test => "test",
+            StripeMode::Live => "live",
+        }
+    }
+}
+
 /// A verified event's envelope, with the raw JSON kept for the inbox.
 #[derive(Debug, Clone)]
 pub struct StripeEvent {
@@ -232,6 +268,11 @@ impl StripeEvent {
     /// Where to look for our transaction.
     pub fn target(&self) -> Target {
         StripeObject::new(self.object()).target()
+    }
+
+    /// The account the event comes from.
+    pub fn mode(&self) -> StripeMode {
+        StripeMode::of_livemode(self.livemode)
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod binding;
 mod coupons;
 mod faults;
 mod grpc_web;

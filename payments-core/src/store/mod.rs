@@ -44,7 +44,7 @@ pub use outbox::{
 };
 pub use payment_methods::{
     PaymentMethodRow, Upserted, get_payment_method, list_payment_methods, mark_detached,
-    mark_validated, upsert_payment_method,
+    mark_validated, payment_method_owner, upsert_payment_method,
 };
 pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{

@@ -166,6 +166,7 @@ impl Pi<'_> {
                 "charge": self.charge_id(),
                 "currency": self.currency,
                 "metadata": {},
+                "payment_intent": self.id,
                 "reason": "fraudulent",
                 "status": status,
             }),

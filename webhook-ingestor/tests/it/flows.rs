@@ -294,6 +294,8 @@ async fn an_event_that_beats_the_api_records_the_payment_intent() -> Result {
     let app = TestApp::start().await?;
     // payments-api inserted the row but has not recorded Stripe's answer yet.
     let tx = app.insert(&NewTx::payment("judy", 600)).await?;
+    // Its Stripe customer was recorded before the PaymentIntent was made.
+    app.customer("judy", "cus_test").await?;
     let pi = Pi {
         id: "pi_judy",
         tx: Some(tx.id),
