@@ -8,6 +8,9 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::{StripeClient, StripeFailure};
 
+/// How many event types `GET /v1/events` takes in one `types[]` list.
+pub const MAX_TYPES_PER_LIST: usize = 20;
+
 /// Pages of `GET /v1/events` read in one catch-up pass at most (100 events each).
 pub const MAX_EVENT_PAGES: usize = 20;
 
@@ -46,9 +49,22 @@ impl StripeClient {
     }
 
     /// Events created at or after `since` (Unix seconds) whose type matches one of
-    /// `types` (`payment_intent.*` style), oldest first; at most [`MAX_EVENT_PAGES`]
-    /// pages.
+    /// `types` (`payment_intent.*` style), oldest first within each list of at most
+    /// [`MAX_TYPES_PER_LIST`] types (Stripe's limit; more types are asked for in several
+    /// lists); at most [`MAX_EVENT_PAGES`] pages per list.
     pub async fn events_since(
+        &self,
+        since: i64,
+        types: &[&str],
+    ) -> Result<Vec<Value>, StripeFailure> {
+        let mut events = Vec::new();
+        for types in types.chunks(MAX_TYPES_PER_LIST) {
+            events.extend(self.events_of_types_since(since, types).await?);
+        }
+        Ok(events)
+    }
+
+    async fn events_of_types_since(
         &self,
         since: i64,
         types: &[&str],

@@ -4,9 +4,10 @@
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
+use payments_core::{StripeMode, inbox::Rules};
 pub use payments_service_kit::ConfigError;
 use payments_service_kit::{FromEnv, Reader};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::retry::RetryPolicy;
 
@@ -76,7 +77,7 @@ impl FromEnv for Config {
             db_max_connections: env.positive("INGESTOR_DB_MAX_CONNECTIONS", 10),
             db_acquire_timeout: env.millis("INGESTOR_DB_ACQUIRE_TIMEOUT_MS", 5_000),
             stripe_api_base: env.url("STRIPE_API_BASE", payments_stripe::DEFAULT_API_BASE),
-            stripe_secret_key: env.secret("STRIPE_SECRET_KEY"),
+            stripe_secret_key: StripeMode::read_key(env, "STRIPE_SECRET_KEY"),
             webhook_secrets: env.secret_list("STRIPE_WEBHOOK_SECRETS"),
             signature_tolerance: env.seconds("INGESTOR_SIGNATURE_TOLERANCE_SECS", 300),
             body_limit: env.positive("INGESTOR_BODY_LIMIT_BYTES", 1024 * 1024),
@@ -103,6 +104,20 @@ impl FromEnv for Config {
 }
 
 impl Config {
+    /// The mode of `STRIPE_SECRET_KEY`: only that mode's events are applied (the key's
+    /// prefix is checked at load; a test configuration's unknown prefix is test mode).
+    pub fn stripe_mode(&self) -> StripeMode {
+        StripeMode::of_key(self.stripe_secret_key.expose_secret()).unwrap_or(StripeMode::Test)
+    }
+
+    /// How the inbox treats events: the retry budget and the key's mode.
+    pub fn inbox_rules(&self) -> Rules {
+        Rules {
+            retry: self.retry,
+            mode: self.stripe_mode(),
+        }
+    }
+
     /// A configuration for tests: port 0 on loopback, fast worker intervals and a short
     /// retry budget; reconciliation, catch-up and the health signals off (turn them on by
     /// setting the fields).

@@ -86,6 +86,7 @@ impl App {
             .registry()
             .register_collector(Box::new(PoolCollector::new(pool.clone())));
         let workers = Workers::new(&config, &pool, &stripe, &metrics);
+        let rules = config.inbox_rules();
         // Half the pool at most, so the background workers always have the other half.
         // Shared by both webhook paths (one commit per event, or group commit).
         let connections = ConnectionCache::new(
@@ -97,7 +98,7 @@ impl App {
             true => {
                 let (group, committers) = GroupCommit::start(
                     connections.clone(),
-                    config.retry,
+                    rules,
                     config.group_commit,
                     metrics.clone(),
                 );
@@ -112,7 +113,7 @@ impl App {
             registry: Arc::new(registry),
             webhook_secrets: config.webhook_secrets,
             signature_tolerance: config.signature_tolerance,
-            retry: config.retry,
+            rules,
             group_commit,
         });
         let (router, health) = http::router(state, config.body_limit);
@@ -196,7 +197,7 @@ impl Workers {
             events: EventWorker {
                 pool: pool.clone(),
                 metrics: metrics.clone(),
-                retry: config.retry,
+                rules: config.inbox_rules(),
             },
             event_interval: config.event_worker_interval,
             outbox: OutboxWorker {
@@ -221,7 +222,7 @@ impl Workers {
                     pool: pool.clone(),
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
-                    retry: config.retry,
+                    rules: config.inbox_rules(),
                     overlap: config.catch_up_overlap,
                 };
                 (catch_up, interval)

@@ -14,7 +14,7 @@ mod limits;
 
 use std::{net::SocketAddr, time::Duration};
 
-use payments_core::Currency;
+use payments_core::{Currency, STRIPE_MAX_AMOUNT, StripeMode};
 pub use payments_service_kit::ConfigError;
 use payments_service_kit::{FromEnv, Reader};
 use secrecy::SecretString;
@@ -74,6 +74,9 @@ pub struct WalletConfig {
     pub currency: Currency,
     /// `PAYMENTS_MIN_TOPUP`: the smallest CreatePayment amount.
     pub min_topup: i64,
+    /// `PAYMENTS_MAX_AMOUNT`: the largest CreatePayment amount; at most Stripe's own
+    /// ceiling ([`STRIPE_MAX_AMOUNT`]), the default.
+    pub max_amount: i64,
     /// `PAYMENTS_VALIDATION_AMOUNT`: the authorization hold that proves a card.
     pub validation_amount: i64,
     /// `PAYMENTS_TRIAL_CREDIT`: what a successful StartTrial grants.
@@ -103,7 +106,7 @@ impl FromEnv for Config {
             },
             stripe: StripeConfig {
                 api_base: env.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
-                secret_key: env.secret("STRIPE_SECRET_KEY"),
+                secret_key: StripeMode::read_key(env, "STRIPE_SECRET_KEY"),
                 timeout: Duration::from_millis(env.parsed("STRIPE_TIMEOUT_MS", 10_000)),
             },
             jwt: jwt::read(env),
@@ -111,6 +114,7 @@ impl FromEnv for Config {
             wallet: WalletConfig {
                 currency: read_currency(env, "PAYMENTS_WALLET_CURRENCY", "usd"),
                 min_topup: env.positive("PAYMENTS_MIN_TOPUP", 500),
+                max_amount: read_max_amount(env, "PAYMENTS_MAX_AMOUNT"),
                 validation_amount: env.positive("PAYMENTS_VALIDATION_AMOUNT", 100),
                 trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
             },
@@ -144,6 +148,7 @@ impl Config {
             wallet: WalletConfig {
                 currency: Currency::USD,
                 min_topup: 500,
+                max_amount: STRIPE_MAX_AMOUNT,
                 validation_amount: 100,
                 trial_credit: 500,
             },
@@ -171,6 +176,17 @@ fn read_watch(env: &mut Reader<'_>) -> WatchConfig {
         ),
         ..default
     }
+}
+
+/// The largest amount a request may ask for: Stripe's ceiling, or lower.
+fn read_max_amount(env: &mut Reader<'_>, name: &str) -> i64 {
+    let value = env.positive(name, STRIPE_MAX_AMOUNT);
+    if value > STRIPE_MAX_AMOUNT {
+        env.problem(format!(
+            "{name} must be at most {STRIPE_MAX_AMOUNT} (Stripe's own maximum)"
+        ));
+    }
+    value
 }
 
 fn read_currency(env: &mut Reader<'_>, name: &str, default: &str) -> Currency {

@@ -16,9 +16,8 @@ use payments_core::{
 use sqlx::PgPool;
 
 use crate::{
-    inbox::{self, Received},
+    inbox::{self, Received, Rules},
     metrics::Metrics,
-    retry::RetryPolicy,
     stripe_api::StripeApi,
 };
 
@@ -27,7 +26,7 @@ pub struct CatchUp {
     pub pool: PgPool,
     pub stripe: StripeApi,
     pub metrics: Arc<Metrics>,
-    pub retry: RetryPolicy,
+    pub rules: Rules,
     /// How far before the newest stored event to look: events are not stored in
     /// creation order, so one missed earlier than the newest must still be found.
     pub overlap: Duration,
@@ -55,7 +54,7 @@ impl CatchUp {
                     continue;
                 }
             };
-            let received = inbox::receive(&self.pool, &event, EventSource::CatchUp, &self.retry)
+            let received = inbox::receive(&self.pool, &event, EventSource::CatchUp, &self.rules)
                 .await
                 .with_context(|| format!("storing caught-up event {}", event.id))?;
             match received {
