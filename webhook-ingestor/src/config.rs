@@ -35,8 +35,6 @@ pub struct Config {
     pub reconcile_interval: Option<Duration>,
     /// How often `GET /v1/events` is read for events we missed; None turns it off.
     pub catch_up_interval: Option<Duration>,
-    /// How far before the newest stored event the catch-up pass starts reading.
-    pub catch_up_overlap: Duration,
     /// How often the database's health signals are read into the metrics; None: never.
     pub signals_interval: Option<Duration>,
     /// After a shutdown signal, how long in-flight work may take before we give up.
@@ -105,7 +103,6 @@ impl Config {
             reconcile_after: env.seconds("INGESTOR_RECONCILE_AFTER_SECS", 900),
             reconcile_interval: env.optional_seconds("INGESTOR_RECONCILE_INTERVAL_SECS", 60),
             catch_up_interval: env.optional_seconds("INGESTOR_CATCH_UP_INTERVAL_SECS", 300),
-            catch_up_overlap: env.seconds("INGESTOR_CATCH_UP_OVERLAP_SECS", 3_600),
             signals_interval: env.optional_seconds("INGESTOR_SIGNALS_INTERVAL_SECS", 15),
             shutdown_grace: env.seconds("INGESTOR_SHUTDOWN_GRACE_SECS", 25),
             group_commit: GroupCommitConfig {
@@ -147,7 +144,6 @@ impl Config {
             reconcile_after: Duration::from_secs(60),
             reconcile_interval: None,
             catch_up_interval: None,
-            catch_up_overlap: Duration::from_secs(3_600),
             signals_interval: None,
             shutdown_grace: Duration::from_secs(10),
             group_commit: GroupCommitConfig::OFF,

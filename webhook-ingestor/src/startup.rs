@@ -273,7 +273,6 @@ impl Workers {
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
                     retry: config.retry,
-                    overlap: config.catch_up_overlap,
                 };
                 (catch_up, interval)
             }),

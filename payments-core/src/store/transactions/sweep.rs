@@ -69,3 +69,15 @@ pub async fn claim_unsettled(
         .await?;
     row.as_ref().map(from_row).transpose()
 }
+
+/// When the oldest transaction was created: nothing we made at Stripe is older (the
+/// catch-up's first pass reads back to here when it has no event to start from).
+pub async fn oldest_transaction_created(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT min(created_at) FROM transactions")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
