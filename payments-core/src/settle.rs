@@ -195,6 +195,13 @@ async fn run_effect(
             let key = format!("release-hold-{}", tx.id);
             store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
         }
+        Effect::VoidInvoice => {
+            // No invoice recorded: the attempt never got one to leave behind.
+            if let Some(invoice) = &tx.stripe_invoice_id {
+                let key = format!("void-invoice-{}", tx.id);
+                store::enqueue(conn, OutboxKind::VoidInvoice, tx.id, invoice, &key).await?;
+            }
+        }
         Effect::DebitRefund {
             delta,
             amount_refunded,

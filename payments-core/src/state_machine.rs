@@ -51,6 +51,9 @@ pub enum Effect {
     GrantTrialIfRequested,
     /// Release the validation hold by cancelling the PaymentIntent, through the outbox.
     ReleaseHold,
+    /// Void (a draft: delete) the invoice of a coupon attempt that failed or was
+    /// canceled, through the outbox, so nothing is left open that could still be paid.
+    VoidInvoice,
     /// Debit the refunded delta; `amount_refunded` (cumulative) keys the movement.
     DebitRefund { delta: i64, amount_refunded: i64 },
     /// Debit a disputed amount (keyed by dispute id).
@@ -108,10 +111,12 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
                 to: Failed,
                 amount_refunded: current.amount_refunded,
                 failure: Some((code.clone(), message.clone())),
-                effects: vec![],
+                effects: current.leftover_invoice(),
             })
         }
-        Signal::Canceled if current.may_still_succeed() => current.to(Canceled, vec![]),
+        Signal::Canceled if current.may_still_succeed() => {
+            current.to(Canceled, current.leftover_invoice())
+        }
         Signal::Canceled => Decision::Stale,
         Signal::Refunded { amount_refunded } => refund(current, *amount_refunded),
         Signal::DisputeOpened { dispute_id, amount } => dispute(current, dispute_id, *amount, None),
@@ -127,6 +132,14 @@ impl Current {
     /// Unsettled, or FAILED (the customer may retry the same PaymentIntent).
     fn may_still_succeed(self) -> bool {
         !self.status.is_settled() || self.status == Status::Failed
+    }
+
+    /// A coupon attempt that ends without success leaves no invoice to pay.
+    fn leftover_invoice(self) -> Vec<Effect> {
+        match self.kind {
+            Kind::Coupon => vec![Effect::VoidInvoice],
+            _ => vec![],
+        }
     }
 
     /// A move to `status` with `effects`, keeping the refunded amount.

@@ -194,3 +194,51 @@ async fn an_expired_code_and_a_coupon_in_another_currency_say_why() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_failed_coupon_attempt_leaves_no_invoice_behind_and_may_be_retried() {
+    let app = TestApp::start().await;
+    app.coupon("RETRY", Some("RETRY5"), None).await;
+    // Stripe refuses the finalization: the attempt fails with its draft invoice created.
+    app.sim
+        .faults()
+        .scope("/v1/invoices/")
+        .fail_next_with_status(1, axum::http::StatusCode::BAD_REQUEST);
+    let failed = app
+        .apply_coupon("alice", "RETRY5", "first")
+        .await
+        .expect("the attempt is answered");
+    assert_eq!(failed.status, S::Failed as i32, "{failed:?}");
+    let invoice = failed.stripe_invoice_id.clone();
+    assert!(invoice.starts_with("in_"), "{failed:?}");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let found = app.sim_get(&format!("invoices/{invoice}")).await;
+        if found["error"]["code"] == "resource_missing" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failed attempt's invoice is still there: {found}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let deleted =
+        app.sim.events().into_iter().any(|e| {
+            e["type"] == "invoice.deleted" && e["data"]["object"]["id"] == invoice.as_str()
+        });
+    assert!(deleted, "the draft was deleted at Stripe");
+
+    let retried = app
+        .apply_coupon("alice", "RETRY5", "second")
+        .await
+        .expect("a failed attempt may be retried");
+    app.wait_for("alice", &retried.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    assert_eq!(
+        app.transaction("alice", &failed.id).await.status,
+        S::Failed as i32
+    );
+    app.stop().await;
+}
