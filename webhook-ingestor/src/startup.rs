@@ -264,6 +264,7 @@ impl Workers {
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
                     after: config.reconcile_after,
+                    abandon_after: config.abandon_after,
                 };
                 (reconciler, interval)
             }),

@@ -15,7 +15,8 @@ pub use lookups::{
     validating_transaction,
 };
 pub use sweep::{
-    SweepCursor, claim_unsettled, oldest_transaction_created, unsettled_page, unsettled_predicate,
+    SweepCursor, back_off_reconciliation, claim_unsettled, oldest_transaction_created,
+    unsettled_page, unsettled_predicate,
 };
 pub use writes::{StatusChange, StripeRefs, change_status, flag_transaction, set_stripe_refs};
 
