@@ -76,7 +76,7 @@ async fn redeemable(state: &AppState, code: &str, currency: Currency) -> ApiResu
     let now = chrono::Utc::now().timestamp();
     let redeemable = state
         .stripe
-        .find_redeemable(code, now)
+        .find_redeemable(code, now, state.wallet.accept_coupon_ids)
         .await?
         .map_err(|problem| refusal(problem, code))?;
     if redeemable.amount_off.currency() != currency {
@@ -103,7 +103,7 @@ fn refusal(problem: CouponProblem, code: &str) -> ApiError {
         CouponProblem::Unknown => ApiError::invalid_as(
             Reason::CouponNotFound,
             "code",
-            format!("{code} is neither an active promotion code nor a coupon"),
+            format!("{code} is not a promotion code (nor, where accepted, a coupon id)"),
         ),
         CouponProblem::PercentOff => ApiError::invalid_as(
             Reason::CouponNotFixedAmount,

@@ -57,25 +57,29 @@ pub struct CouponInvoice<'a> {
 }
 
 impl Stripe {
-    /// Finds an active promotion code named `code`, else a coupon with that id, and
-    /// checks that it can be redeemed now (`now` in Unix seconds).
+    /// Finds the promotion code named `code` (an inactive one is refused as such), else,
+    /// when `coupon_ids` allows it, a coupon with that id, and checks that it can be
+    /// redeemed now (`now` in Unix seconds).
     pub async fn find_redeemable(
         &self,
         code: &str,
         now: i64,
+        coupon_ids: bool,
     ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
-        let request = ListPromotionCode::new()
-            .code(code)
-            .active(true)
-            .limit(1)
-            .customize();
+        let request = ListPromotionCode::new().code(code).limit(10).customize();
         let promos = self.client.send("find_redeemable", request).await?;
-        if let Some(promo) = promos
+        // Codes are unique among active codes only: prefer the active one.
+        let mut matching: Vec<PromotionCode> = promos
             .data
             .into_iter()
-            .find(|p| p.code.eq_ignore_ascii_case(code))
-        {
+            .filter(|p| p.code.eq_ignore_ascii_case(code))
+            .collect();
+        matching.sort_by_key(|p| !p.active);
+        if let Some(promo) = matching.into_iter().next() {
             return self.redeemable_promotion(promo, now).await;
+        }
+        if !coupon_ids {
+            return Ok(Err(CouponProblem::Unknown));
         }
         match self.coupon(code).await {
             Ok(coupon) => Ok(redeemable_coupon(

@@ -64,8 +64,17 @@ async fn a_promotion_code_credits_the_wallet_through_a_zero_invoice() {
 }
 
 #[tokio::test]
-async fn a_coupon_id_works_as_a_code_too() {
+async fn a_raw_coupon_id_is_refused_unless_accepted_by_configuration() {
     let app = TestApp::start().await;
+    app.coupon("plain-coupon", None, None).await;
+    assert_refused(
+        app.apply_coupon("alice", "plain-coupon", "coupon-id").await,
+        Code::InvalidArgument,
+        "COUPON_NOT_FOUND",
+    );
+    app.stop().await;
+
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
     app.coupon("plain-coupon", None, None).await;
     let tx = app
         .apply_coupon("alice", "plain-coupon", "coupon-id")
@@ -107,7 +116,8 @@ async fn a_code_redeemed_again_by_the_same_user_is_refused() {
 
 #[tokio::test]
 async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
-    let app = TestApp::start().await;
+    // Raw coupon ids too, to see the coupon's own rules.
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
     let status = assert_refused(
         app.apply_coupon("alice", "NOPE", "k1").await,
         Code::InvalidArgument,
@@ -152,7 +162,8 @@ async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn an_expired_code_and_a_coupon_in_another_currency_say_why() {
-    let app = TestApp::start().await;
+    // Raw coupon ids too, to see the coupon's own rules.
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
     app.coupon("LATE", None, None).await;
     let promotion = CreatePromotionCodePromotion {
         coupon: Some("LATE".to_owned()),
@@ -239,6 +250,36 @@ async fn a_failed_coupon_attempt_leaves_no_invoice_behind_and_may_be_retried() {
     assert_eq!(
         app.transaction("alice", &failed.id).await.status,
         S::Failed as i32
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_inactive_promotion_code_is_refused_as_inactive() {
+    let app = TestApp::start().await;
+    app.coupon("PAUSED", Some("PAUSED5"), None).await;
+    let promo = app.sim_get("promotion_codes?code=PAUSED5").await;
+    let id = promo["data"][0]["id"]
+        .as_str()
+        .expect("promotion code id")
+        .to_owned();
+    reqwest::Client::new()
+        .post(format!("{}/v1/promotion_codes/{id}", app.sim.base_url()))
+        .bearer_auth("sk_test_tests")
+        .form(&[("active", "false")])
+        .send()
+        .await
+        .expect("deactivate")
+        .error_for_status()
+        .expect("deactivated");
+    assert_refused(
+        app.apply_coupon("alice", "PAUSED5", "paused").await,
+        Code::FailedPrecondition,
+        "COUPON_INACTIVE",
+    );
+    assert!(
+        app.transactions("alice").await.is_empty(),
+        "nothing created"
     );
     app.stop().await;
 }
