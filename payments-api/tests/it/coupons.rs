@@ -283,3 +283,90 @@ async fn an_inactive_promotion_code_is_refused_as_inactive() {
     );
     app.stop().await;
 }
+
+impl TestApp {
+    /// A promotion code of coupon `coupon` with `extra` parameters, made at stripe-sim.
+    async fn restricted_code(&self, coupon: &str, code: &str, extra: &[(&str, &str)]) {
+        let mut form = vec![
+            ("promotion[type]", "coupon"),
+            ("promotion[coupon]", coupon),
+            ("code", code),
+        ];
+        form.extend_from_slice(extra);
+        reqwest::Client::new()
+            .post(format!("{}/v1/promotion_codes", self.sim.base_url()))
+            .bearer_auth("sk_test_tests")
+            .form(&form)
+            .send()
+            .await
+            .expect("create a promotion code")
+            .error_for_status()
+            .expect("the promotion code");
+    }
+}
+
+fn restriction(status: &tonic::Status) -> String {
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    info.metadata["restriction"].clone()
+}
+
+#[tokio::test]
+async fn a_promotion_codes_restrictions_are_enforced_with_the_reason() {
+    let app = TestApp::start().await;
+    app.coupon("RULES", Some("WELCOME5"), None).await;
+    let other: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/customers", app.sim.base_url()))
+        .bearer_auth("sk_test_tests")
+        .send()
+        .await
+        .expect("customer")
+        .json()
+        .await
+        .expect("customer body");
+    let other = other["id"].as_str().expect("customer id");
+    app.restricted_code("RULES", "THEIRS5", &[("customer", other)])
+        .await;
+    app.restricted_code(
+        "RULES",
+        "FIRST5",
+        &[("restrictions[first_time_transaction]", "true")],
+    )
+    .await;
+    app.restricted_code(
+        "RULES",
+        "BIG5",
+        &[
+            ("restrictions[minimum_amount]", "1000"),
+            ("restrictions[minimum_amount_currency]", "usd"),
+        ],
+    )
+    .await;
+
+    for (code, why) in [("THEIRS5", "customer"), ("BIG5", "minimum_amount")] {
+        let status = assert_refused(
+            app.apply_coupon("alice", code, code).await,
+            Code::FailedPrecondition,
+            "COUPON_NOT_ELIGIBLE",
+        );
+        assert_eq!(restriction(&status), why, "{status:?}");
+    }
+    let first = app
+        .apply_coupon("alice", "WELCOME5", "welcome")
+        .await
+        .expect("a plain code");
+    app.wait_for("alice", &first.id, S::Succeeded).await;
+    let status = assert_refused(
+        app.apply_coupon("alice", "FIRST5", "first").await,
+        Code::FailedPrecondition,
+        "COUPON_NOT_ELIGIBLE",
+    );
+    assert_eq!(restriction(&status), "first_time_transaction");
+    let newcomer = app
+        .apply_coupon("bob", "FIRST5", "bob-first")
+        .await
+        .expect("a first-time user may");
+    app.wait_for("bob", &newcomer.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    app.stop().await;
+}

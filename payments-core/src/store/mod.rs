@@ -47,7 +47,7 @@ pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{
     Inserted, ListCursor, NewTransaction, StatusChange, StripeRefs, SweepCursor,
     back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed, failed_attempts,
-    find_by_idempotency_key, flag_transaction, get_transaction, get_transactions,
+    find_by_idempotency_key, flag_transaction, get_transaction, get_transactions, has_paid_before,
     insert_transaction, list_transactions, lock_by_target, lock_transaction,
     oldest_transaction_created, set_stripe_refs, unsettled_page, unsettled_predicate,
     unsuccessful_predicate, validating_transaction,
