@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use payments_core::{
     RetryPolicy, StripeEvent,
-    inbox::{self, Report},
+    inbox::{self, Report, Rules},
     reconcile::{self, ReconcileError, Reconciled, Scope},
     store::{self, StoreError, StoredEvent},
 };
@@ -95,7 +95,11 @@ impl AdminApi {
             )
         })?;
         store::requeue_event(&mut db, &req.event_id).await?;
-        let report: Report = inbox::process(&mut db, &event, 0, &RetryPolicy::DEFAULT).await?;
+        let rules = Rules {
+            retry: RetryPolicy::DEFAULT,
+            mode: self.state.stripe_mode,
+        };
+        let report: Report = inbox::process(&mut db, &event, 0, &rules).await?;
         let stored = store::lock_event(&mut db, &req.event_id)
             .await?
             .ok_or_else(not_found)?;

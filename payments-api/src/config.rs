@@ -5,8 +5,8 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use http::HeaderValue;
-use payments_core::Currency;
-use secrecy::SecretString;
+use payments_core::{Currency, STRIPE_MAX_AMOUNT, StripeMode};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::watch::WatchConfig;
 
@@ -127,6 +127,9 @@ pub struct WalletConfig {
     pub currency: Currency,
     /// `PAYMENTS_MIN_TOPUP`: the smallest CreatePayment amount.
     pub min_topup: i64,
+    /// `PAYMENTS_MAX_AMOUNT`: the largest CreatePayment amount; at most Stripe's own
+    /// ceiling ([`STRIPE_MAX_AMOUNT`]), the default.
+    pub max_amount: i64,
     /// `PAYMENTS_VALIDATION_AMOUNT`: the authorization hold that proves a card.
     pub validation_amount: i64,
     /// `PAYMENTS_TRIAL_CREDIT`: what a successful StartTrial grants.
@@ -228,7 +231,7 @@ impl Config {
         };
         let stripe = StripeConfig {
             api_base: env.url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
-            secret_key: env.secret("STRIPE_SECRET_KEY"),
+            secret_key: env.stripe_key("STRIPE_SECRET_KEY"),
             timeout: Duration::from_millis(env.parsed("STRIPE_TIMEOUT_MS", 10_000)),
         };
         let jwt = env.jwt();
@@ -236,6 +239,7 @@ impl Config {
         let wallet = WalletConfig {
             currency: env.currency("PAYMENTS_WALLET_CURRENCY", "usd"),
             min_topup: env.positive("PAYMENTS_MIN_TOPUP", 500),
+            max_amount: env.max_amount("PAYMENTS_MAX_AMOUNT"),
             validation_amount: env.positive("PAYMENTS_VALIDATION_AMOUNT", 100),
             trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
             accept_coupon_ids: env.parsed("PAYMENTS_ACCEPT_COUPON_IDS", false),
@@ -285,6 +289,7 @@ impl Config {
             wallet: WalletConfig {
                 currency: Currency::USD,
                 min_topup: 500,
+                max_amount: STRIPE_MAX_AMOUNT,
                 validation_amount: 100,
                 trial_credit: 500,
                 accept_coupon_ids: false,
@@ -423,6 +428,29 @@ impl Reader<'_> {
                 SecretString::from("")
             }
         }
+    }
+
+    /// A Stripe secret or restricted key; its prefix says which mode's events apply.
+    fn stripe_key(&mut self, name: &str) -> SecretString {
+        let key = self.secret(name);
+        let given = !key.expose_secret().is_empty();
+        if given && StripeMode::of_key(key.expose_secret()).is_none() {
+            self.problems.push(format!(
+                "{name} must start with sk_test_, sk_live_, rk_test_ or rk_live_ (its mode decides which events are applied)"
+            ));
+        }
+        key
+    }
+
+    /// The largest amount a request may ask for: Stripe's ceiling, or lower.
+    fn max_amount(&mut self, name: &str) -> i64 {
+        let value = self.positive(name, STRIPE_MAX_AMOUNT);
+        if value > STRIPE_MAX_AMOUNT {
+            self.problems.push(format!(
+                "{name} must be at most {STRIPE_MAX_AMOUNT} (Stripe's own maximum)"
+            ));
+        }
+        value
     }
 
     fn url(&mut self, name: &str, default: &str) -> String {

@@ -219,3 +219,40 @@ fn the_admin_port_and_migrating_at_start_are_settings() {
     assert_eq!(config.admin_addr.to_string(), "127.0.0.1:9443");
     assert!(!config.database.migrate_at_start);
 }
+
+#[test]
+fn amounts_are_capped_at_stripes_ceiling_or_lower() {
+    let config = from(MINIMAL).expect("valid");
+    assert_eq!(config.wallet.max_amount, STRIPE_MAX_AMOUNT);
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("PAYMENTS_MAX_AMOUNT", "10000"));
+    assert_eq!(from(&vars).expect("valid").wallet.max_amount, 10_000);
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("PAYMENTS_MAX_AMOUNT", "100000000"));
+    let err = from(&vars).expect_err("above Stripe's ceiling");
+    assert!(err.to_string().contains("PAYMENTS_MAX_AMOUNT"), "{err}");
+}
+
+#[test]
+fn the_stripe_key_says_which_modes_events_are_applied() {
+    assert_eq!(
+        from(MINIMAL).expect("valid").stripe.mode(),
+        StripeMode::Test
+    );
+    for (key, mode) in [
+        ("sk_live_1", StripeMode::Live),
+        ("rk_live_1", StripeMode::Live),
+        ("rk_test_1", StripeMode::Test),
+    ] {
+        let mut vars = MINIMAL.to_vec();
+        vars[1] = ("STRIPE_SECRET_KEY", key);
+        assert_eq!(from(&vars).expect("valid").stripe.mode(), mode, "{key}");
+    }
+    let mut vars = MINIMAL.to_vec();
+    vars[1] = ("STRIPE_SECRET_KEY", "pk_live_1");
+    let err = from(&vars).expect_err("a publishable key");
+    assert!(
+        err.to_string().contains("STRIPE_SECRET_KEY must start"),
+        "{err}"
+    );
+}

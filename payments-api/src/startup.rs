@@ -100,6 +100,7 @@ impl App {
         let state = Arc::new(AppState {
             pool,
             stripe,
+            stripe_mode: config.stripe.mode(),
             wallet: config.wallet,
             hub,
             watch_limits: WatchLimits::new(

@@ -9,7 +9,10 @@
 //! - [`state_machine`]: the pure transition function every writer goes through.
 //! - [`stripe_object`]: reading a Stripe object, whoever got it (an event, a read-back,
 //!   the answer to our own request): ids, amounts, the charge, a failure, its signal.
-//! - [`stripe_event`]: the Stripe event envelope and what each event type means.
+//! - [`stripe_event`]: the Stripe event envelope and what each event type means, and
+//!   the mode (test or live) a key or an event belongs to.
+//! - [`binding`]: whether a Stripe object is the transaction's own (kind, recorded id,
+//!   amount), or may be adopted as it.
 //! - [`store`]: the SQL, each query taking a connection so callers compose them
 //!   into one database transaction.
 //! - [`settle`]: applying a signal to a locked transaction — status, audit trail,
@@ -20,6 +23,7 @@
 //! - [`retry`]: the backoff and budget of stored events and outbox calls.
 //! - [`testing`] (feature `testing`): a fresh database per test, dropped afterwards.
 
+pub mod binding;
 pub mod ids;
 pub mod inbox;
 pub mod money;
@@ -37,10 +41,13 @@ pub mod transaction;
 pub mod testing;
 
 pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
-pub use money::{Currency, Money, MoneyError};
+pub use money::{Currency, Money, MoneyError, STRIPE_MAX_AMOUNT};
 pub use retry::RetryPolicy;
-pub use state_machine::{Current, Decision, Effect, Signal, Transition, decide};
-pub use stripe_event::{EventError, Meaning, StripeEvent};
+pub use state_machine::{
+    Current, Decision, Effect, Moved, Refund, Release, Signal, Step, Transition, decide,
+    transitions,
+};
+pub use stripe_event::{EventError, Meaning, StripeEvent, StripeMode};
 pub use stripe_object::{CardDetails, StripeObject, Target};
 pub use transaction::{Transaction, TransactionKind, TransactionStatus};
 

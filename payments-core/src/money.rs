@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::text::{serde_via_parse, stored_as_text};
 
+/// The largest amount Stripe charges, in minor units (`$999,999.99`); amounts we
+/// accept stay at or below it, so no wallet balance can overflow.
+pub const STRIPE_MAX_AMOUNT: i64 = 99_999_999;
+
 /// A lower-case ISO 4217 code as Stripe writes it (`usd`, `eur`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency([u8; 3]);

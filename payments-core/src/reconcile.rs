@@ -5,8 +5,9 @@
 //! [`reconcile`] is the one sequence, for the ingestor's sweeper and the operator's
 //! `ReconcileTransaction` alike: read the transaction, find its object at Stripe
 //! (fetch it by the id we recorded, or search for it by our metadata when the answer
-//! that carried the id was lost), then lock the row, adopt what a search found, apply
-//! and commit. Stripe is asked with no row lock and no connection held, so a slow
+//! that carried the id was lost), then lock the row, check that the object is the
+//! transaction's own ([`binding`]: a search finds anything carrying our id), adopt
+//! what a search found, apply and commit. Stripe is asked with no row lock and no connection held, so a slow
 //! Stripe ties up neither the pool nor the webhooks of that transaction; the state
 //! machine orders what it is told, so an answer overtaken by a webhook is only stale.
 //! Stripe is reached through [`StripeReader`], which `payments-stripe` implements.
@@ -18,6 +19,7 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::{
     Transaction, TransactionId, TransactionKind, TransactionStatus,
+    binding::{self, Binding},
     settle::{self, Cause, Context, Outcome},
     store::{self, StoreError, StripeRefs},
     stripe_object::{StripeObject, TRANSACTION_METADATA_KEY},
@@ -166,12 +168,12 @@ pub async fn reconcile<R: StripeReader>(
     if scope == Scope::Unsettled && tx.status.is_settled() {
         return done(Reconciled::Skipped, tx);
     }
-    let Some(found) = find_object(reader, &tx)
+    let found = find_object(reader, &tx)
         .await
-        .map_err(ReconcileError::Stripe)?
-    else {
+        .map_err(ReconcileError::Stripe)?;
+    if found.is_empty() {
         return done(Reconciled::NotAtStripe, tx);
-    };
+    }
 
     let mut db = store::begin(pool, "reconcile").await?;
     let locked = match scope {
@@ -185,54 +187,75 @@ pub async fn reconcile<R: StripeReader>(
             Scope::Any => Err(ReconcileError::NotFound(id)),
         };
     };
-    let locked = match found.searched {
-        true => adopt(&mut db, &locked, ObjectKind::of(&locked), &found.object).await?,
-        false => locked,
+    let (locked, object) = match bound(&mut db, locked, &found).await? {
+        Ok(bound) => bound,
+        Err(why) => {
+            db.rollback().await?;
+            tracing::warn!(transaction_id = %id, reason = %why, "the object Stripe holds is not the transaction's: nothing applied");
+            let transaction = current_outside(pool, id).await?;
+            return done(Reconciled::Flagged(why), transaction);
+        }
     };
-    let outcome = apply_object(&mut db, &locked, &found.object).await?;
+    let outcome = apply_object(&mut db, &locked, object).await?;
     let transaction = current(&mut db, id).await?;
     db.commit().await?;
     done(outcome, transaction)
 }
 
-/// The object behind a transaction, and whether it was found by a search.
-struct Found {
-    object: Value,
-    searched: bool,
-}
-
-/// Fetches the recorded object, or searches for one by our metadata; None when
-/// Stripe holds none.
+/// Fetches the recorded object, or searches for the ones carrying our metadata
+/// (newest first); empty when Stripe holds none.
 async fn find_object<R: StripeReader>(
     reader: &R,
     tx: &Transaction,
-) -> Result<Option<Found>, R::Error> {
+) -> Result<Vec<Value>, R::Error> {
     if let Some(recorded) = object_ref(tx) {
-        let object = reader.retrieve(recorded).await?;
-        return Ok(Some(Found {
-            object,
-            searched: false,
-        }));
+        return Ok(vec![reader.retrieve(recorded).await?]);
     }
     let found = reader.search(ObjectKind::of(tx), &search_query(tx)).await?;
     if found.len() > 1 {
-        // Our idempotency keys make one object per transaction; more is a bug to see.
+        // Our idempotency keys make one object per transaction; the others were
+        // made by someone else, and binding refuses them.
         tracing::warn!(
             transaction_id = %tx.id, found = found.len(),
-            "several Stripe objects carry this transaction id; the newest is used"
+            "several Stripe objects carry this transaction id; only one that matches it is adopted"
         );
     }
-    Ok(found.into_iter().next().map(|object| {
-        tracing::info!(
-            transaction_id = %tx.id,
-            stripe_object = StripeObject::new(&object).id(),
-            "found the Stripe object whose creation answer was lost"
-        );
-        Found {
-            object,
-            searched: true,
+    Ok(found)
+}
+
+/// The transaction and the object found for it, once that object is proven to be
+/// its own ([`binding`]); one found by a search is adopted on the way. Otherwise
+/// why none is.
+async fn bound<'a>(
+    conn: &mut PgConnection,
+    tx: Transaction,
+    found: &'a [Value],
+) -> Result<Result<(Transaction, &'a Value), String>, StoreError> {
+    let customer = store::stripe_customer(conn, &tx.user_id).await?;
+    let mut refused = None;
+    for candidate in found {
+        let object = StripeObject::new(candidate);
+        let signal = object.signal();
+        match binding::bind(&tx, object, signal.as_ref(), customer.as_deref()) {
+            Binding::Bound => return Ok(Ok((tx, candidate))),
+            Binding::Adopt => {
+                tracing::info!(
+                    transaction_id = %tx.id, stripe_object = object.id(),
+                    "adopted the Stripe object whose creation answer was lost"
+                );
+                let adopted = adopt(conn, &tx, ObjectKind::of(&tx), candidate).await?;
+                return Ok(Ok((adopted, candidate)));
+            }
+            Binding::NotYet(why) => refused = refused.or(Some(why.to_owned())),
+            Binding::Mismatch(why) => refused = refused.or(Some(why)),
         }
-    }))
+    }
+    Ok(Err(refused.unwrap_or_default()))
+}
+
+async fn current_outside(pool: &PgPool, id: TransactionId) -> Result<Transaction, StoreError> {
+    let mut conn = pool.acquire().await?;
+    current(&mut conn, id).await
 }
 
 async fn current(conn: &mut PgConnection, id: TransactionId) -> Result<Transaction, StoreError> {

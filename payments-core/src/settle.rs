@@ -8,8 +8,8 @@
 use sqlx::PgConnection;
 
 use crate::{
-    Current, Decision, Effect, Money, Signal, Transaction, TransactionKind, TransactionStatus,
-    Transition, decide,
+    Current, Decision, Effect, Money, Moved, Release, Signal, Transaction, TransactionKind,
+    TransactionStatus, Transition, decide,
     store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError},
 };
 
@@ -75,11 +75,17 @@ pub async fn apply(
         store::flag_transaction(conn, tx.id, &why).await?;
         return Ok(Outcome::Flagged(why));
     }
+    // Refunds and disputes are decided with what the ledger already holds of them.
+    let moved = match signal {
+        Signal::Refunded { .. } | Signal::Dispute { .. } => store::moved(conn, tx.id).await?,
+        _ => Moved::default(),
+    };
     let current = Current {
         kind: tx.kind,
         status: tx.status,
         amount: tx.amount.minor(),
         amount_refunded: tx.amount_refunded,
+        moved: &moved,
     };
     match decide(current, signal) {
         Decision::Apply(transition) => write(conn, tx, &transition, cause, context).await,
@@ -111,6 +117,20 @@ async fn write(
     cause: Cause<'_>,
     context: Context<'_>,
 ) -> Result<Outcome, StoreError> {
+    if let [Effect::ReleaseHold(after)] = transition.effects.as_slice()
+        && transition.to == tx.status
+    {
+        // A hold seen after the validation succeeded: no status change to record,
+        // only the release; a repeat of it is stale.
+        return match release_hold(conn, tx, *after).await? {
+            Ok(true) => Ok(Outcome::Applied(tx.clone())),
+            Ok(false) => Ok(Outcome::Stale),
+            Err(flag) => {
+                store::flag_transaction(conn, tx.id, &flag).await?;
+                Ok(Outcome::Flagged(flag))
+            }
+        };
+    }
     let event_id = cause.event_id();
     let change = StatusChange {
         to: transition.to,
@@ -188,12 +208,10 @@ async fn run_effect(
             store::mark_validated(conn, &tx.user_id, pm, tx.card_fingerprint.as_deref()).await?;
         }
         Effect::GrantTrialIfRequested => return grant_trial(conn, tx, event_id).await,
-        Effect::ReleaseHold => {
-            let Some(pi) = &tx.stripe_payment_intent_id else {
-                return Ok(Some("no PaymentIntent recorded to release".into()));
-            };
-            let key = format!("release-hold-{}", tx.id);
-            store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+        Effect::ReleaseHold(after) => {
+            if let Err(flag) = release_hold(conn, tx, *after).await? {
+                return Ok(Some(flag));
+            }
         }
         Effect::VoidInvoice => {
             // No invoice recorded: the attempt never got one to leave behind.
@@ -202,33 +220,42 @@ async fn run_effect(
                 store::enqueue(conn, OutboxKind::VoidInvoice, tx.id, invoice, &key).await?;
             }
         }
-        Effect::DebitRefund {
-            delta,
-            amount_refunded,
-        } => {
-            let key = amount_refunded.to_string();
-            let debit = money_of(tx, *delta)?;
-            let m = movement(tx, MovementKind::RefundDebit, &key, debit, event_id);
-            record_in_wallet_currency(conn, tx, &m).await?;
+        Effect::DebitRefund { refund_id, amount } => {
+            let m = (MovementKind::RefundDebit, refund_id.as_str(), *amount);
+            record_keyed(conn, tx, m, event_id).await?;
+        }
+        Effect::ReverseRefund { refund_id, amount } => {
+            let m = (MovementKind::RefundReversal, refund_id.as_str(), *amount);
+            record_keyed(conn, tx, m, event_id).await?;
         }
         Effect::DebitDispute { dispute_id, amount } => {
-            let debit = money_of(tx, *amount)?;
-            let m = movement(tx, MovementKind::DisputeDebit, dispute_id, debit, event_id);
-            record_in_wallet_currency(conn, tx, &m).await?;
+            let m = (MovementKind::DisputeDebit, dispute_id.as_str(), *amount);
+            record_keyed(conn, tx, m, event_id).await?;
         }
         Effect::ReverseDispute { dispute_id, amount } => {
-            let credit = money_of(tx, *amount)?;
-            let m = movement(
-                tx,
-                MovementKind::DisputeReversal,
-                dispute_id,
-                credit,
-                event_id,
-            );
-            record_in_wallet_currency(conn, tx, &m).await?;
+            let m = (MovementKind::DisputeReversal, dispute_id.as_str(), *amount);
+            record_keyed(conn, tx, m, event_id).await?;
         }
     }
     Ok(None)
+}
+
+/// Enqueues the cancellation that releases a card validation's hold, once per
+/// [`Release`]: whether it was newly enqueued, or why it cannot be.
+async fn release_hold(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    after: Release,
+) -> Result<Result<bool, String>, StoreError> {
+    let Some(pi) = &tx.stripe_payment_intent_id else {
+        return Ok(Err("no PaymentIntent recorded to release".into()));
+    };
+    let key = match after {
+        Release::Hold => format!("release-hold-{}", tx.id),
+        Release::Success => format!("release-hold-{}-after-success", tx.id),
+    };
+    let enqueued = store::enqueue(conn, OutboxKind::CancelPaymentIntent, tx.id, pi, &key).await?;
+    Ok(Ok(enqueued))
 }
 
 /// Credits the transaction's amount, unless the wallet is in another currency.
@@ -253,13 +280,17 @@ async fn credit_wallet(
     Ok(None)
 }
 
-async fn record_in_wallet_currency(
+/// Records a refund's or dispute's movement `(kind, Stripe id, amount)` in the
+/// transaction's currency; the wallet is made if missing.
+async fn record_keyed(
     conn: &mut PgConnection,
     tx: &Transaction,
-    m: &Movement<'_>,
+    (kind, key, amount): (MovementKind, &str, i64),
+    event_id: Option<&str>,
 ) -> Result<(), StoreError> {
+    let money = money_of(tx, amount)?;
     store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
-    store::record_movement(conn, m).await?;
+    store::record_movement(conn, &movement(tx, kind, key, money, event_id)).await?;
     Ok(())
 }
 

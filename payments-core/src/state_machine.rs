@@ -3,10 +3,20 @@
 //! path — goes through it, so a rule lives in exactly one place.
 //!
 //! Rules: settled states never regress (a late `payment_failed` or `canceled` after
-//! SUCCEEDED changes nothing); REFUNDED only follows SUCCEEDED; FAILED may still become
-//! SUCCEEDED when the customer retries the same PaymentIntent with another card. A
-//! signal that cannot apply *yet* (a refund or dispute before the success it implies)
-//! is deferred, never dropped.
+//! SUCCEEDED changes nothing); REFUNDED only follows SUCCEEDED, and goes back to it
+//! only when a refund fails; FAILED may still become SUCCEEDED when the customer
+//! retries the same PaymentIntent with another card. A signal that cannot apply *yet*
+//! (a refund or dispute before the success it implies) is deferred, never dropped.
+//!
+//! Refunds and disputes move money per Stripe object, keyed by its id: a refund is
+//! debited once and, if it fails, given back once; a dispute's funds are withdrawn once
+//! and reinstated once. What the ledger already holds ([`Moved`]) is part of the input,
+//! so any order of delivery, with duplicates, ends in the same wallet.
+//!
+//! [`transitions`] lists every status change `decide` can make; the database refuses
+//! any other (a trigger written from this list, tied to it by a test).
+
+use std::collections::BTreeMap;
 
 use crate::transaction::{TransactionKind as Kind, TransactionStatus as Status};
 
@@ -26,16 +36,31 @@ pub enum Signal {
     Failed { code: String, message: String },
     /// `payment_intent.canceled` / `invoice.voided`.
     Canceled,
-    /// `charge.refunded`, with the charge's cumulative `amount_refunded`.
-    Refunded { amount_refunded: i64 },
-    /// `charge.dispute.created`.
-    DisputeOpened { dispute_id: String, amount: i64 },
-    /// `charge.dispute.closed`; `won` gives the money back.
-    DisputeClosed {
+    /// Refunds of the payment's charge: one from a `refund.*` event, those a
+    /// `charge.refunded` lists (older API versions), with that charge's net
+    /// `amount_refunded` (which a refund not known by id yet may explain).
+    Refunded {
+        refunds: Vec<Refund>,
+        amount_refunded: Option<i64>,
+    },
+    /// A dispute's money as Stripe moved it: funds withdrawn (`funds_withdrawn`, a
+    /// withdrawal in `balance_transactions`, a closed chargeback) and reinstated
+    /// (`funds_reinstated`, a reversal, `won`). An inquiry moves neither.
+    Dispute {
         dispute_id: String,
         amount: i64,
-        won: bool,
+        withdrawn: bool,
+        reinstated: bool,
     },
+}
+
+/// One refund as Stripe reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    pub id: String,
+    pub amount: i64,
+    /// `failed` or `canceled`: the money went back to the account.
+    pub failed: bool,
 }
 
 /// A movement or follow-up that a transition commits together with the new status.
@@ -49,26 +74,83 @@ pub enum Effect {
     MarkCardValidated,
     /// Grant the trial if the validation came from StartTrial (once per card fingerprint).
     GrantTrialIfRequested,
-    /// Release the validation hold by cancelling the PaymentIntent, through the outbox.
-    ReleaseHold,
+    /// Release the validation hold by cancelling the PaymentIntent, through the outbox;
+    /// once per [`Release`].
+    ReleaseHold(Release),
     /// Void (a draft: delete) the invoice of a coupon attempt that failed or was
     /// canceled, through the outbox, so nothing is left open that could still be paid.
     VoidInvoice,
-    /// Debit the refunded delta; `amount_refunded` (cumulative) keys the movement.
-    DebitRefund { delta: i64, amount_refunded: i64 },
-    /// Debit a disputed amount (keyed by dispute id).
+    /// Debit a refund (keyed by refund id).
+    DebitRefund { refund_id: String, amount: i64 },
+    /// Give a failed refund's amount back (keyed by refund id).
+    ReverseRefund { refund_id: String, amount: i64 },
+    /// Debit a dispute's withdrawn funds (keyed by dispute id).
     DebitDispute { dispute_id: String, amount: i64 },
-    /// Give a won dispute's amount back (keyed by dispute id).
+    /// Give a dispute's reinstated funds back (keyed by dispute id).
     ReverseDispute { dispute_id: String, amount: i64 },
+}
+
+/// What a card validation's hold release follows. A validation may be settled by a
+/// success seen before its hold (a `succeeded` read or delivered first), and the hold
+/// may still become capturable after that: each of the two releases once, so the
+/// PaymentIntent ends canceled whichever path settled the validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The hold was seen capturable (`Authorized`).
+    Hold,
+    /// The validation was settled by a success.
+    Success,
 }
 
 /// The part of a transaction the rules look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Current {
+pub struct Current<'a> {
     pub kind: Kind,
     pub status: Status,
     pub amount: i64,
     pub amount_refunded: i64,
+    /// The transaction's refund and dispute movements already in the ledger.
+    pub moved: &'a Moved,
+}
+
+/// A transaction's refund and dispute movements, by movement key (the Stripe id;
+/// refunds recorded before refunds were keyed by id carry their cumulative amount).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Moved {
+    pub refunds: BTreeMap<String, Step>,
+    pub disputes: BTreeMap<String, Step>,
+}
+
+/// What the ledger holds for one refund or dispute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Step {
+    /// The amount debited (positive).
+    pub debited: i64,
+    /// Whether it was given back.
+    pub reversed: bool,
+}
+
+impl Moved {
+    /// Nothing moved yet.
+    pub const NOTHING: Moved = Moved {
+        refunds: BTreeMap::new(),
+        disputes: BTreeMap::new(),
+    };
+
+    /// Everything debited, given back or not: what the refunds Stripe counted in a
+    /// charge's `amount_refunded` can at most add up to.
+    fn refunds_ever_debited(&self) -> i64 {
+        self.refunds.values().map(|s| s.debited).sum()
+    }
+
+    /// What the disputes hold now (debited and not given back).
+    fn disputes_held(&self) -> i64 {
+        self.disputes
+            .values()
+            .filter(|s| !s.reversed)
+            .map(|s| s.debited)
+            .sum()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,17 +200,20 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
             current.to(Canceled, current.leftover_invoice())
         }
         Signal::Canceled => Decision::Stale,
-        Signal::Refunded { amount_refunded } => refund(current, *amount_refunded),
-        Signal::DisputeOpened { dispute_id, amount } => dispute(current, dispute_id, *amount, None),
-        Signal::DisputeClosed {
+        Signal::Refunded {
+            refunds,
+            amount_refunded,
+        } => money::refund(current, refunds, *amount_refunded),
+        Signal::Dispute {
             dispute_id,
             amount,
-            won,
-        } => dispute(current, dispute_id, *amount, Some(*won)),
+            withdrawn,
+            reinstated,
+        } => money::dispute(current, dispute_id, *amount, (*withdrawn, *reinstated)),
     }
 }
 
-impl Current {
+impl Current<'_> {
     /// Unsettled, or FAILED (the customer may retry the same PaymentIntent).
     fn may_still_succeed(self) -> bool {
         !self.status.is_settled() || self.status == Status::Failed
@@ -156,6 +241,13 @@ impl Current {
 /// Money moved (`Succeeded`) or a hold was placed (`Authorized`): what that means
 /// depends on what the transaction is for.
 fn success(current: Current, signal: &Signal) -> Decision {
+    if current.kind == Kind::CardValidation
+        && current.status == Status::Succeeded
+        && *signal == Signal::Authorized
+    {
+        // A hold that became capturable after the validation succeeded: release it.
+        return current.to(Status::Succeeded, vec![Effect::ReleaseHold(Release::Hold)]);
+    }
     if !current.may_still_succeed() {
         return Decision::Stale;
     }
@@ -171,80 +263,24 @@ fn success(current: Current, signal: &Signal) -> Decision {
         (Kind::CardValidation, Signal::Authorized) => succeeded(vec![
             Effect::MarkCardValidated,
             Effect::GrantTrialIfRequested,
-            Effect::ReleaseHold,
+            Effect::ReleaseHold(Release::Hold),
         ]),
-        // Captured rather than held: the card is proven; there is no hold to release.
+        // The card is proven. If a hold stands behind the success (or appears later,
+        // below), it is released all the same.
         (Kind::CardValidation, _) => succeeded(vec![
             Effect::MarkCardValidated,
             Effect::GrantTrialIfRequested,
+            Effect::ReleaseHold(Release::Success),
         ]),
     }
 }
 
-fn refund(current: Current, amount_refunded: i64) -> Decision {
-    // Releasing a validation hold refunds its uncaptured charge: no money had moved.
-    if current.kind == Kind::CardValidation {
-        return Decision::Stale;
-    }
-    if current.kind != Kind::Payment {
-        return Decision::Invalid("only a card payment can be refunded");
-    }
-    if amount_refunded > current.amount || amount_refunded < 0 {
-        return Decision::Invalid("refunded amount exceeds the payment");
-    }
-    match current.status {
-        Status::Succeeded | Status::Refunded => {}
-        Status::Canceled => return Decision::Invalid("a canceled payment has nothing to refund"),
-        _ => return Decision::Defer("refund before the payment's success"),
-    }
-    if amount_refunded <= current.amount_refunded {
-        return Decision::Stale;
-    }
-    let to = if amount_refunded == current.amount {
-        Status::Refunded
-    } else {
-        Status::Succeeded
-    };
-    Decision::Apply(Transition {
-        to,
-        amount_refunded,
-        failure: None,
-        effects: vec![Effect::DebitRefund {
-            delta: amount_refunded - current.amount_refunded,
-            amount_refunded,
-        }],
-    })
-}
+#[path = "state_machine_money.rs"]
+mod money;
+#[path = "state_machine_transitions.rs"]
+mod transitions;
 
-/// A dispute moves money but not the status. A closing event also takes the debit
-/// (idempotently), so a lost `created` event can neither mint nor lose money.
-fn dispute(current: Current, dispute_id: &str, amount: i64, won: Option<bool>) -> Decision {
-    if current.kind != Kind::Payment {
-        return Decision::Invalid("only a card payment can be disputed");
-    }
-    if amount <= 0 || amount > current.amount {
-        return Decision::Invalid("disputed amount outside the payment");
-    }
-    match current.status {
-        Status::Succeeded | Status::Refunded => {}
-        Status::Canceled => return Decision::Invalid("a canceled payment cannot be disputed"),
-        _ => return Decision::Defer("dispute before the payment's success"),
-    }
-    let dispute_id = dispute_id.to_owned();
-    let mut effects = vec![Effect::DebitDispute {
-        dispute_id: dispute_id.clone(),
-        amount,
-    }];
-    if won == Some(true) {
-        effects.push(Effect::ReverseDispute { dispute_id, amount });
-    }
-    Decision::Apply(Transition {
-        to: current.status,
-        amount_refunded: current.amount_refunded,
-        failure: None,
-        effects,
-    })
-}
+pub use transitions::transitions;
 
 #[cfg(test)]
 #[path = "state_machine_tests.rs"]

@@ -1,15 +1,64 @@
+use std::sync::LazyLock;
+
 use super::*;
 use Status::*;
 
 const AMOUNT: i64 = 1_000;
 
-fn current(kind: Kind, status: Status) -> Current {
-    let amount_refunded = if status == Refunded { AMOUNT } else { 0 };
+static NOTHING: Moved = Moved::NOTHING;
+
+/// A payment refunded in full by `re_1`.
+static REFUNDED_IN_FULL: LazyLock<Moved> = LazyLock::new(|| moved(&[("re_1", AMOUNT, false)], &[]));
+
+fn moved(refunds: &[(&str, i64, bool)], disputes: &[(&str, i64, bool)]) -> Moved {
+    let steps = |list: &[(&str, i64, bool)]| {
+        list.iter()
+            .map(|(id, debited, reversed)| {
+                let step = Step {
+                    debited: *debited,
+                    reversed: *reversed,
+                };
+                (id.to_string(), step)
+            })
+            .collect()
+    };
+    Moved {
+        refunds: steps(refunds),
+        disputes: steps(disputes),
+    }
+}
+
+fn current(kind: Kind, status: Status) -> Current<'static> {
+    let (amount_refunded, moved) = match status {
+        Refunded => (AMOUNT, &*REFUNDED_IN_FULL),
+        _ => (0, &NOTHING),
+    };
     Current {
         kind,
         status,
         amount: AMOUNT,
         amount_refunded,
+        moved,
+    }
+}
+
+fn refund(id: &str, amount: i64, failed: bool) -> Signal {
+    Signal::Refunded {
+        refunds: vec![Refund {
+            id: id.into(),
+            amount,
+            failed,
+        }],
+        amount_refunded: None,
+    }
+}
+
+fn dispute(id: &str, amount: i64, withdrawn: bool, reinstated: bool) -> Signal {
+    Signal::Dispute {
+        dispute_id: id.into(),
+        amount,
+        withdrawn,
+        reinstated,
     }
 }
 
@@ -29,18 +78,9 @@ fn signals() -> Vec<Signal> {
         Signal::Authorized,
         failed(),
         Signal::Canceled,
-        Signal::Refunded {
-            amount_refunded: AMOUNT,
-        },
-        Signal::DisputeOpened {
-            dispute_id: "dp_1".into(),
-            amount: AMOUNT,
-        },
-        Signal::DisputeClosed {
-            dispute_id: "dp_1".into(),
-            amount: AMOUNT,
-            won: true,
-        },
+        refund("re_1", AMOUNT, false),
+        dispute("dp_1", AMOUNT, true, false),
+        dispute("dp_1", AMOUNT, true, true),
     ]
 }
 
@@ -95,8 +135,8 @@ fn every_status_and_signal_pair_of_a_payment() {
             ["F", "F", "F", "-", "-", "-", "-"],   // payment_failed
             ["C", "C", "C", "-", "C", "-", "-"],   // canceled
             ["D", "D", "D", "R", "D", "X", "-"],   // refunded in full
-            ["D", "D", "D", "=", "D", "X", "="],   // dispute opened
-            ["D", "D", "D", "=", "D", "X", "="],   // dispute closed
+            ["D", "D", "D", "=", "D", "X", "="],   // dispute funds withdrawn
+            ["D", "D", "D", "=", "D", "X", "="],   // dispute funds reinstated (won)
         ],
     );
 }
@@ -127,7 +167,7 @@ fn every_status_and_signal_pair_of_a_card_validation() {
             ["P", "-", "P", "-", "-", "-", "-"],
             ["RA", "RA", "-", "-", "-", "-", "-"],
             ["S", "S", "S", "-", "S", "-", "-"],
-            ["S", "S", "S", "-", "S", "-", "-"],
+            ["S", "S", "S", "=", "S", "-", "-"], // a hold after the success: released
             ["F", "F", "F", "-", "-", "-", "-"],
             ["C", "C", "C", "-", "C", "-", "-"],
             ["-", "-", "-", "-", "-", "-", "-"], // the released hold's charge.refunded
@@ -190,9 +230,27 @@ fn a_validation_hold_marks_the_card_grants_the_trial_and_releases_the_hold() {
         vec![
             Effect::MarkCardValidated,
             Effect::GrantTrialIfRequested,
-            Effect::ReleaseHold
+            Effect::ReleaseHold(Release::Hold)
         ]
     );
+}
+
+#[test]
+fn a_validation_settled_by_a_success_still_releases_its_hold_whenever_it_appears() {
+    let Decision::Apply(t) = decide(current(Kind::CardValidation, Pending), &Signal::Succeeded)
+    else {
+        panic!("success must apply")
+    };
+    assert!(t.effects.contains(&Effect::ReleaseHold(Release::Success)));
+    let later = decide(
+        current(Kind::CardValidation, Succeeded),
+        &Signal::Authorized,
+    );
+    let Decision::Apply(t) = later else {
+        panic!("a later hold must be released")
+    };
+    assert_eq!(t.to, Succeeded);
+    assert_eq!(t.effects, vec![Effect::ReleaseHold(Release::Hold)]);
 }
 
 #[test]
@@ -206,109 +264,294 @@ fn a_failure_records_the_code_and_message() {
     );
 }
 
+/// Applies `signals` in order as the ingestor would, keeping the ledger as settle
+/// does (a movement per key, once); returns the end and the money moved.
+fn run(kind: Kind, status: Status, signals: &[Signal]) -> (Status, i64, i64) {
+    let (mut status, mut refunded, mut ledger, mut balance) = (status, 0, Moved::default(), 0);
+    for signal in signals {
+        let now = Current {
+            kind,
+            status,
+            amount: AMOUNT,
+            amount_refunded: refunded,
+            moved: &ledger,
+        };
+        let Decision::Apply(t) = decide(now, signal) else {
+            continue;
+        };
+        for effect in &t.effects {
+            let (steps, key, amount, debit) = match effect {
+                Effect::DebitRefund { refund_id, amount } => {
+                    (&mut ledger.refunds, refund_id, *amount, true)
+                }
+                Effect::ReverseRefund { refund_id, amount } => {
+                    (&mut ledger.refunds, refund_id, *amount, false)
+                }
+                Effect::DebitDispute { dispute_id, amount } => {
+                    (&mut ledger.disputes, dispute_id, *amount, true)
+                }
+                Effect::ReverseDispute { dispute_id, amount } => {
+                    (&mut ledger.disputes, dispute_id, *amount, false)
+                }
+                _ => continue,
+            };
+            let step = steps.entry(key.clone()).or_default();
+            match debit {
+                true if step.debited == 0 => (step.debited, balance) = (amount, balance - amount),
+                false if !step.reversed => (step.reversed, balance) = (true, balance + amount),
+                _ => panic!("{effect:?} a second time"),
+            }
+        }
+        (status, refunded) = (t.to, t.amount_refunded);
+    }
+    (status, refunded, balance)
+}
+
 #[test]
 fn partial_refunds_accumulate_and_the_last_one_refunds_fully() {
-    let mut now = current(Kind::Payment, Succeeded);
-    let mut debited = 0;
-    for cumulative in [300, 300, 700, 1_000] {
-        match decide(
-            now,
-            &Signal::Refunded {
-                amount_refunded: cumulative,
-            },
-        ) {
-            Decision::Apply(t) => {
-                for e in &t.effects {
-                    if let Effect::DebitRefund { delta, .. } = e {
-                        debited += delta;
-                    }
-                }
-                now.status = t.to;
-                now.amount_refunded = t.amount_refunded;
-            }
-            Decision::Stale => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(debited, 1_000);
-    assert_eq!(now.status, Refunded);
-}
-
-#[test]
-fn an_older_refund_after_a_newer_one_is_stale() {
-    let mut now = current(Kind::Payment, Succeeded);
-    now.amount_refunded = 700;
+    let signals = [
+        refund("re_1", 300, false),
+        refund("re_1", 300, false),
+        refund("re_2", 400, false),
+        refund("re_3", 300, false),
+    ];
     assert_eq!(
-        decide(
-            now,
-            &Signal::Refunded {
-                amount_refunded: 300
-            }
-        ),
-        Decision::Stale
+        run(Kind::Payment, Succeeded, &signals),
+        (Refunded, AMOUNT, -AMOUNT)
     );
 }
 
 #[test]
-fn refunding_more_than_the_payment_is_invalid() {
-    let d = decide(
+fn a_failed_refund_gives_its_debit_back_once_and_a_new_refund_debits_again() {
+    let signals = [
+        refund("re_1", AMOUNT, false),
+        refund("re_1", AMOUNT, true),
+        refund("re_1", AMOUNT, true),
+        refund("re_1", AMOUNT, false), // a late refund.created
+    ];
+    assert_eq!(run(Kind::Payment, Succeeded, &signals), (Succeeded, 0, 0));
+    let again = [&signals[..], &[refund("re_2", 600, false)]].concat();
+    assert_eq!(
+        run(Kind::Payment, Succeeded, &again),
+        (Succeeded, 600, -600)
+    );
+}
+
+#[test]
+fn a_refund_seen_only_once_it_failed_is_debited_and_given_back_at_once() {
+    let Decision::Apply(t) = decide(
         current(Kind::Payment, Succeeded),
-        &Signal::Refunded {
-            amount_refunded: AMOUNT + 1,
-        },
-    );
-    assert!(matches!(d, Decision::Invalid(_)));
-}
-
-#[test]
-fn a_refund_before_its_success_is_deferred_not_dropped() {
-    let d = decide(
-        current(Kind::Payment, Pending),
-        &Signal::Refunded {
-            amount_refunded: 100,
-        },
-    );
-    assert!(matches!(d, Decision::Defer(_)));
-}
-
-#[test]
-fn a_won_dispute_also_takes_the_debit_so_a_lost_created_event_cannot_mint_money() {
-    let closed = Signal::DisputeClosed {
-        dispute_id: "dp_9".into(),
-        amount: 400,
-        won: true,
-    };
-    let Decision::Apply(t) = decide(current(Kind::Payment, Succeeded), &closed) else {
-        panic!("a closed dispute must apply");
+        &refund("re_1", 400, true),
+    ) else {
+        panic!("a failed refund must apply");
     };
     assert_eq!(
         t.effects,
         vec![
-            Effect::DebitDispute {
-                dispute_id: "dp_9".into(),
+            Effect::DebitRefund {
+                refund_id: "re_1".into(),
                 amount: 400
             },
-            Effect::ReverseDispute {
-                dispute_id: "dp_9".into(),
+            Effect::ReverseRefund {
+                refund_id: "re_1".into(),
                 amount: 400
             },
         ]
     );
-    let lost = Signal::DisputeClosed {
-        dispute_id: "dp_9".into(),
-        amount: 400,
-        won: false,
+    assert_eq!((t.to, t.amount_refunded), (Succeeded, 0));
+}
+
+#[test]
+fn a_charge_refunded_without_refund_ids_waits_for_them() {
+    let charge_refunded = |net| Signal::Refunded {
+        refunds: vec![],
+        amount_refunded: Some(net),
     };
-    let Decision::Apply(t) = decide(current(Kind::Payment, Succeeded), &lost) else {
-        panic!("a lost dispute must apply");
+    let d = decide(current(Kind::Payment, Succeeded), &charge_refunded(400));
+    assert!(matches!(d, Decision::Defer(_)), "{d:?}");
+    // Explained by a refund known by id, even one that failed since.
+    let ledger = moved(&[("re_1", 400, true)], &[]);
+    let now = Current {
+        moved: &ledger,
+        ..current(Kind::Payment, Succeeded)
     };
-    assert_eq!(
-        t.effects,
-        vec![Effect::DebitDispute {
-            dispute_id: "dp_9".into(),
-            amount: 400
-        }]
+    assert_eq!(decide(now, &charge_refunded(400)), Decision::Stale);
+}
+
+#[test]
+fn refunding_more_than_the_payment_waits_or_is_invalid() {
+    let mut now = current(Kind::Payment, Succeeded);
+    let ledger = moved(&[("re_1", 700, false)], &[]);
+    (now.amount_refunded, now.moved) = (700, &ledger);
+    // A refund of money a failed refund gave back, seen before that failure: it waits.
+    let d = decide(now, &refund("re_2", 301, false));
+    assert!(matches!(d, Decision::Defer(_)), "{d:?}");
+    let d = decide(
+        current(Kind::Payment, Succeeded),
+        &refund("re_2", AMOUNT + 1, false),
     );
+    assert!(matches!(d, Decision::Invalid(_)), "{d:?}");
+}
+
+#[test]
+fn a_refund_before_its_success_is_deferred_not_dropped() {
+    let d = decide(current(Kind::Payment, Pending), &refund("re_1", 100, false));
+    assert!(matches!(d, Decision::Defer(_)));
+}
+
+#[test]
+fn an_inquiry_moves_no_money_even_after_a_full_refund() {
+    for status in [Succeeded, Refunded] {
+        let d = decide(
+            current(Kind::Payment, status),
+            &dispute("dp_1", AMOUNT, false, false),
+        );
+        assert_eq!(d, Decision::Stale, "{status}");
+    }
+}
+
+#[test]
+fn dispute_funds_move_once_each_whatever_the_order() {
+    let withdrawn = dispute("dp_1", 400, true, false);
+    let won = dispute("dp_1", 400, true, true);
+    let orders = [
+        vec![withdrawn.clone(), won.clone()],
+        vec![won.clone(), withdrawn.clone()],
+        vec![
+            won.clone(),
+            won.clone(),
+            withdrawn.clone(),
+            withdrawn.clone(),
+        ],
+    ];
+    for order in orders {
+        assert_eq!(
+            run(Kind::Payment, Succeeded, &order),
+            (Succeeded, 0, 0),
+            "{order:?}"
+        );
+    }
+    let lost = [
+        withdrawn.clone(),
+        dispute("dp_1", 400, true, false),
+        withdrawn,
+    ];
+    assert_eq!(run(Kind::Payment, Succeeded, &lost), (Succeeded, 0, -400));
+}
+
+#[test]
+fn the_disputes_of_one_payment_never_hold_more_than_it_brought() {
+    let signals = [
+        dispute("dp_1", AMOUNT, true, false),
+        dispute("dp_2", AMOUNT, true, false),
+    ];
+    assert_eq!(
+        run(Kind::Payment, Succeeded, &signals),
+        (Succeeded, 0, -AMOUNT)
+    );
+    let ledger = moved(&[], &[("dp_1", AMOUNT, false)]);
+    let now = Current {
+        moved: &ledger,
+        ..current(Kind::Payment, Succeeded)
+    };
+    let d = decide(now, &dispute("dp_2", AMOUNT, true, false));
+    assert!(matches!(d, Decision::Invalid(_)), "{d:?}");
+    // Once the first is reinstated, the second may hold the payment.
+    let reinstated = [
+        &signals[..],
+        &[dispute("dp_1", AMOUNT, true, true), signals[1].clone()],
+    ]
+    .concat();
+    assert_eq!(
+        run(Kind::Payment, Succeeded, &reinstated),
+        (Succeeded, 0, -AMOUNT)
+    );
+}
+
+/// The transitions `decide` makes, as the table tests above show them.
+#[test]
+fn the_transitions_are_those_of_the_tables() {
+    let unsettled = [Created, Pending, RequiresAction];
+    let mut expected = std::collections::BTreeSet::new();
+    for kind in Kind::ALL {
+        for (from, to) in [
+            (Created, Pending),
+            (RequiresAction, Pending),
+            (Created, RequiresAction),
+            (Pending, RequiresAction),
+            (Failed, Succeeded),
+            (Failed, Canceled),
+        ] {
+            expected.insert((*kind, from, to));
+        }
+        for from in unsettled {
+            for to in [Succeeded, Failed, Canceled] {
+                expected.insert((*kind, from, to));
+            }
+        }
+    }
+    expected.insert((Kind::Payment, Succeeded, Refunded));
+    expected.insert((Kind::Payment, Refunded, Succeeded));
+    assert_eq!(transitions(), expected);
+}
+
+/// A random search over states and signals finds no change of status outside
+/// [`transitions`].
+#[test]
+fn no_decision_changes_status_outside_the_transitions() {
+    let legal = transitions();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % n as u64).unwrap_or(0)
+    };
+    let amounts = [1, AMOUNT / 3, AMOUNT / 2, AMOUNT - 1, AMOUNT];
+    for _ in 0..50_000 {
+        let kind = Kind::ALL[next(Kind::ALL.len())];
+        let status = Status::ALL[next(Status::ALL.len())];
+        let refunded = match status {
+            Refunded => AMOUNT,
+            Succeeded => amounts[next(amounts.len())] - 1,
+            _ => 0,
+        };
+        let ledger = moved(
+            &[("re_1", refunded.max(1), next(4) == 0)],
+            &[("dp_1", amounts[next(5)], next(2) == 0)],
+        );
+        let now = Current {
+            kind,
+            status,
+            amount: AMOUNT,
+            amount_refunded: refunded,
+            moved: &ledger,
+        };
+        let amount = amounts[next(amounts.len())];
+        let mut all = signals();
+        all.push(refund(["re_1", "re_2"][next(2)], amount, next(2) == 0));
+        all.push(dispute(
+            ["dp_1", "dp_2"][next(2)],
+            amount,
+            next(2) == 0,
+            next(3) == 0,
+        ));
+        all.push(Signal::Refunded {
+            refunds: vec![],
+            amount_refunded: Some(amount),
+        });
+        for signal in all {
+            if let Decision::Apply(t) = decide(now, &signal)
+                && t.to != status
+            {
+                assert!(
+                    legal.contains(&(kind, status, t.to)),
+                    "{now:?} {signal:?} -> {:?}",
+                    t.to
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -25,6 +25,42 @@ pub enum EventError {
     },
 }
 
+/// Which of Stripe's two separate accounts a key, an event or an object belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeMode {
+    Test,
+    Live,
+}
+
+impl StripeMode {
+    /// The mode of a secret or restricted key (`sk_live_…`, `rk_test_…`); None for
+    /// anything else.
+    pub fn of_key(key: &str) -> Option<StripeMode> {
+        let live = ["sk_live_", "rk_live_"].iter().any(|p| key.starts_with(p));
+        let test = ["sk_test_", "rk_test_"].iter().any(|p| key.starts_with(p));
+        match (live, test) {
+            (true, _) => Some(StripeMode::Live),
+            (_, true) => Some(StripeMode::Test),
+            _ => None,
+        }
+    }
+
+    /// The mode an object's or event's `livemode` field states.
+    pub fn of_livemode(livemode: bool) -> StripeMode {
+        match livemode {
+            true => StripeMode::Live,
+            false => StripeMode::Test,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StripeMode::Test => "test",
+            StripeMode::Live => "live",
+        }
+    }
+}
+
 /// A verified event's envelope, with the raw JSON kept for the inbox.
 #[derive(Debug, Clone)]
 pub struct StripeEvent {
@@ -37,7 +73,8 @@ pub struct StripeEvent {
 }
 
 /// The event types [`StripeEvent::meaning`] acts on: what a webhook endpoint subscribes
-/// to and what the catch-up pass asks `GET /v1/events` for (at most 20: Stripe's limit).
+/// to and what the catch-up pass keeps of `GET /v1/events` (it lists them unfiltered:
+/// Stripe takes at most 20 types in one filter).
 pub const ACTED_ON_TYPES: &[&str] = &[
     "payment_intent.succeeded",
     "payment_intent.amount_capturable_updated",
@@ -50,7 +87,13 @@ pub const ACTED_ON_TYPES: &[&str] = &[
     "invoice.voided",
     "invoice.payment_failed",
     "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
     "charge.dispute.created",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
     "charge.dispute.closed",
     "payment_method.attached",
     "payment_method.detached",
@@ -158,17 +201,26 @@ impl StripeEvent {
             "payment_intent.payment_failed" => o.failure("last_payment_error"),
             "invoice.payment_failed" => o.failure("last_finalization_error"),
             "charge.refunded" => Signal::Refunded {
-                amount_refunded: o
-                    .amount("amount_refunded")
-                    .ok_or_else(|| missing("amount_refunded"))?,
+                refunds: o.refunds(),
+                amount_refunded: Some(
+                    o.amount("amount_refunded")
+                        .ok_or_else(|| missing("amount_refunded"))?,
+                ),
             },
-            "charge.dispute.created" | "charge.dispute.closed" => {
-                match self.dispute(o).map_err(missing)? {
-                    Some(signal) => signal,
-                    // warning_closed (an inquiry): no money moved.
-                    None => return Ok(Meaning::Nothing),
+            "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
+                Signal::Refunded {
+                    refunds: vec![o.refund().map_err(missing)?],
+                    amount_refunded: None,
                 }
             }
+            "charge.dispute.created"
+            | "charge.dispute.funds_withdrawn"
+            | "charge.dispute.funds_reinstated"
+            | "charge.dispute.closed" => match self.dispute(o).map_err(missing)? {
+                Some(signal) => signal,
+                // An inquiry, or a dispute whose funds have not moved: no money.
+                None => return Ok(Meaning::Nothing),
+            },
             "payment_method.attached" => {
                 return Ok(Meaning::PaymentMethodAttached(
                     o.card().ok_or_else(|| missing("id"))?,
@@ -190,29 +242,37 @@ impl StripeEvent {
         })
     }
 
-    /// A dispute's signal; None for a closed inquiry, which moved no money. The error
-    /// names the missing field.
+    /// A dispute's money, read from the event's type and the dispute's state; None
+    /// when no funds moved (an inquiry, a chargeback whose withdrawal is still to
+    /// come). The error names the missing field.
     fn dispute(&self, o: StripeObject<'_>) -> Result<Option<Signal>, &'static str> {
         let dispute_id = o.id().ok_or("id")?.to_owned();
         let amount = o.amount("amount").ok_or("amount")?;
-        if self.event_type == "charge.dispute.created" {
-            return Ok(Some(Signal::DisputeOpened { dispute_id, amount }));
-        }
-        let won = match o.status() {
-            Some("won") => true,
-            Some("lost") => false,
-            _ => return Ok(None),
-        };
-        Ok(Some(Signal::DisputeClosed {
+        let (withdrawal, reversal) = o.dispute_funds();
+        let status = o.status();
+        let reinstated = self.event_type == "charge.dispute.funds_reinstated"
+            || reversal
+            || status == Some("won");
+        let withdrawn = reinstated
+            || self.event_type == "charge.dispute.funds_withdrawn"
+            || withdrawal
+            || status == Some("lost");
+        Ok((withdrawn || reinstated).then_some(Signal::Dispute {
             dispute_id,
             amount,
-            won,
+            withdrawn,
+            reinstated,
         }))
     }
 
     /// Where to look for our transaction.
     pub fn target(&self) -> Target {
         StripeObject::new(self.object()).target()
+    }
+
+    /// The account the event comes from.
+    pub fn mode(&self) -> StripeMode {
+        StripeMode::of_livemode(self.livemode)
     }
 }
 

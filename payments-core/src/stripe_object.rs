@@ -16,7 +16,7 @@
 
 use serde_json::Value;
 
-use crate::{Signal, TransactionId};
+use crate::{Refund, Signal, TransactionId};
 
 /// The metadata key that carries our transaction id on everything we create at
 /// Stripe, so that an event (or a search) leads back to the transaction.
@@ -206,10 +206,55 @@ impl<'a> StripeObject<'a> {
             },
             charge: match kind {
                 "charge" => own_id(),
-                "dispute" => referenced("charge"),
+                "dispute" | "refund" => referenced("charge"),
                 _ => None,
             },
         }
+    }
+
+    /// A Refund: its id, amount and whether it failed (`failed`, or `canceled`: the
+    /// money went back to the account). The error names the missing field.
+    pub fn refund(&self) -> Result<Refund, &'static str> {
+        Ok(Refund {
+            id: self.id().ok_or("id")?.to_owned(),
+            amount: self.amount("amount").ok_or("amount")?,
+            failed: matches!(self.status(), Some("failed" | "canceled")),
+        })
+    }
+
+    /// The refunds a Charge lists (`refunds.data`; a plain array in the oldest API
+    /// versions). Empty from API version 2022-11-15 on, where the list is no longer
+    /// included: the `refund.*` events name each refund instead. Entries without an id
+    /// or an amount are skipped.
+    pub fn refunds(&self) -> Vec<Refund> {
+        let list = match self.0.get("refunds") {
+            Some(Value::Array(items)) => items.as_slice(),
+            Some(list) => list
+                .get("data")
+                .and_then(Value::as_array)
+                .map_or(&[][..], Vec::as_slice),
+            None => &[],
+        };
+        list.iter()
+            .filter_map(|r| StripeObject(r).refund().ok())
+            .collect()
+    }
+
+    /// Whether a Dispute's `balance_transactions` hold a withdrawal (a negative amount)
+    /// and a reinstatement (a positive one).
+    pub fn dispute_funds(&self) -> (bool, bool) {
+        let amounts: Vec<i64> = self
+            .0
+            .get("balance_transactions")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|t| StripeObject(t).amount("amount"))
+            .collect();
+        (
+            amounts.iter().any(|a| *a < 0),
+            amounts.iter().any(|a| *a > 0),
+        )
     }
 
     /// The card of a PaymentMethod; None without an id.

@@ -1,5 +1,7 @@
 //! Test support: a fresh, migrated database per test, dropped when the handle is
-//! dropped (also when the test panics).
+//! dropped (also when the test panics). Before it is dropped, the ledger is audited
+//! ([`crate::store::audit_ledger`]): a test that passed but left a wallet apart from
+//! its ledger, or a movement twice, fails there.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -74,7 +76,9 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let (admin_url, url, name) = (self.admin_url.clone(), self.url.clone(), self.name.clone());
+        // A test already failing is not failed again (a panic in a panic aborts).
+        let audit = !std::thread::panicking();
         // Drop runs outside async; a short-lived runtime on its own thread does the cleanup.
         // The pool is not closed first: that would wait for connections whose return is
         // scheduled on the runtime this thread blocks. FORCE ends them instead.
@@ -83,23 +87,54 @@ impl Drop for TestDb {
                 .enable_all()
                 .build()
             else {
-                return;
+                return Vec::new();
             };
             rt.block_on(async move {
-                let dropped = match PgConnection::connect(&admin_url).await {
-                    Ok(mut admin) => admin
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await
-                        .map(|_| ()),
-                    Err(e) => Err(e),
+                let findings = match audit {
+                    true => audit_ledger(&url).await,
+                    false => Vec::new(),
                 };
-                if let Err(e) = dropped {
-                    eprintln!("test database {name} left behind: {e}");
-                }
-            });
+                drop_database(&admin_url, &name).await;
+                findings
+            })
         });
-        let _ = cleanup.join();
+        let findings = cleanup.join().unwrap_or_default();
+        assert!(
+            findings.is_empty(),
+            "the ledger check failed after the test:\n{}",
+            findings.join("\n")
+        );
+    }
+}
+
+/// The ledger audit of the test's database; a database that cannot be read is a
+/// finding too.
+async fn audit_ledger(url: &str) -> Vec<String> {
+    let mut conn = match PgConnection::connect(url).await {
+        Ok(conn) => conn,
+        Err(e) => return vec![format!("cannot connect to audit the ledger: {e}")],
+    };
+    crate::store::audit_ledger(&mut conn)
+        .await
+        .unwrap_or_else(|e| {
+            vec![format!(
+                "the ledger audit failed: {}",
+                crate::error_chain(&e)
+            )]
+        })
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    let dropped = match PgConnection::connect(admin_url).await {
+        Ok(mut admin) => admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = dropped {
+        eprintln!("test database {name} left behind: {e}");
     }
 }

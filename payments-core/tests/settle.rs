@@ -5,7 +5,7 @@ mod support;
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Signal, TransactionStatus,
+    Currency, Refund, Signal, TransactionStatus,
     settle::{Context, Outcome},
     store::{self, Movement, MovementKind, StoreError},
     testing::TestDb,
@@ -118,35 +118,45 @@ async fn a_payment_in_another_currency_is_flagged_and_never_credited() {
     assert!(tx.flagged.is_some());
 }
 
+fn refund(id: &str, amount: i64, failed: bool) -> Signal {
+    Signal::Refunded {
+        refunds: vec![Refund {
+            id: id.into(),
+            amount,
+            failed,
+        }],
+        amount_refunded: None,
+    }
+}
+
+fn dispute(id: &str, amount: i64, withdrawn: bool, reinstated: bool) -> Signal {
+    Signal::Dispute {
+        dispute_id: id.into(),
+        amount,
+        withdrawn,
+        reinstated,
+    }
+}
+
 #[tokio::test]
 async fn refunds_and_disputes_move_the_ledger_once_each() {
     let db = TestDb::new().await;
     let id = insert(&db, &payment("fred", "k", 1_000)).await;
     apply(&db, id, &Signal::Succeeded, Context::default()).await;
-    for cumulative in [400, 400, 1_000] {
-        apply(
-            &db,
-            id,
-            &Signal::Refunded {
-                amount_refunded: cumulative,
-            },
-            Context::default(),
-        )
-        .await;
+    for signal in [
+        refund("re_1", 400, false),
+        refund("re_1", 400, false),
+        refund("re_2", 600, false),
+    ] {
+        apply(&db, id, &signal, Context::default()).await;
     }
     assert_eq!(balance(&db, "fred").await, 0);
-    let opened = Signal::DisputeOpened {
-        dispute_id: "dp_1".into(),
-        amount: 1_000,
-    };
-    let won = Signal::DisputeClosed {
-        dispute_id: "dp_1".into(),
-        amount: 1_000,
-        won: true,
-    };
-    apply(&db, id, &opened, Context::default()).await;
-    apply(&db, id, &opened, Context::default()).await;
+    let withdrawn = dispute("dp_1", 1_000, true, false);
+    let won = dispute("dp_1", 1_000, true, true);
+    apply(&db, id, &withdrawn, Context::default()).await;
+    apply(&db, id, &withdrawn, Context::default()).await;
     assert_eq!(balance(&db, "fred").await, -1_000);
+    apply(&db, id, &won, Context::default()).await;
     apply(&db, id, &won, Context::default()).await;
     assert_eq!(balance(&db, "fred").await, 0);
     let mut conn = db.pool.acquire().await.expect("connection");
@@ -157,6 +167,29 @@ async fn refunds_and_disputes_move_the_ledger_once_each() {
     assert_eq!(
         (tx.status, tx.amount_refunded),
         (TransactionStatus::Refunded, 1_000)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_refund_is_given_back_once_and_the_status_returns_to_succeeded() {
+    let db = TestDb::new().await;
+    let id = insert(&db, &payment("gus", "k", 1_000)).await;
+    apply(&db, id, &Signal::Succeeded, Context::default()).await;
+    apply(&db, id, &refund("re_1", 1_000, false), Context::default()).await;
+    for _ in 0..2 {
+        apply(&db, id, &refund("re_1", 1_000, true), Context::default()).await;
+    }
+    assert_eq!(balance(&db, "gus").await, 1_000);
+    apply(&db, id, &refund("re_2", 250, false), Context::default()).await;
+    assert_eq!(balance(&db, "gus").await, 750);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let tx = store::get_transaction(&mut conn, id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (tx.status, tx.amount_refunded),
+        (TransactionStatus::Succeeded, 250)
     );
 }
 
@@ -211,10 +244,15 @@ async fn the_ledger_check_reports_a_wallet_edited_by_hand() {
     let id = insert(&db, &payment("jack", "k", 700)).await;
     apply(&db, id, &Signal::Succeeded, Context::default()).await;
     let mut conn = db.pool.acquire().await.expect("connection");
-    sqlx::query("UPDATE wallets SET balance = 9999 WHERE user_id = 'jack'")
+    // The database refuses the edit; a superuser who turns the triggers off does not.
+    let edit = "UPDATE wallets SET balance = 9999 WHERE user_id = 'jack'";
+    let refused = sqlx::query(edit).execute(&mut *conn).await;
+    assert!(refused.is_err(), "{refused:?}");
+    sqlx::query("SET session_replication_role = replica")
         .execute(&mut *conn)
         .await
-        .expect("edit");
+        .expect("triggers off");
+    sqlx::query(edit).execute(&mut *conn).await.expect("edit");
     let report = store::check_ledger(&mut conn).await.expect("check");
     assert_eq!(report.wallets_checked, 1);
     assert_eq!(report.mismatches.len(), 1);
@@ -224,5 +262,15 @@ async fn the_ledger_check_reports_a_wallet_edited_by_hand() {
             report.mismatches[0].ledger_sum
         ),
         (9999, 700)
+    );
+    let audit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db)));
+    let finding = audit.expect_err("the harness's check after the test refuses the edit");
+    let message = finding
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or_default();
+    assert!(
+        message.contains("wallet jack holds 9999 but its ledger sums to 700"),
+        "{message}"
     );
 }

@@ -3,7 +3,8 @@
 //! in order. Deferred signals are retried after the others, as the ingestor's worker does.
 
 use payments_core::{
-    Current, Decision, Effect, Signal, TransactionKind as Kind, TransactionStatus as Status, decide,
+    Current, Decision, Effect, Moved, Refund, Signal, TransactionKind as Kind,
+    TransactionStatus as Status, decide,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 
@@ -18,56 +19,95 @@ struct End {
 }
 
 fn run(kind: Kind, signals: &[Signal]) -> End {
-    let mut now = Current {
-        kind,
-        status: Status::Created,
-        amount: AMOUNT,
-        amount_refunded: 0,
-    };
+    let (mut status, mut amount_refunded) = (Status::Created, 0);
+    // The ledger's refund and dispute movements, as settle reads them back.
+    let mut ledger = Moved::default();
     let mut moved = 0;
     let mut queue: std::collections::VecDeque<Signal> = signals.iter().cloned().collect();
-    let mut dispute_keys = std::collections::HashSet::new();
     let mut stalled = 0;
     while let Some(signal) = queue.pop_front() {
+        let now = Current {
+            kind,
+            status,
+            amount: AMOUNT,
+            amount_refunded,
+            moved: &ledger,
+        };
         match decide(now, &signal) {
             Decision::Apply(t) => {
                 stalled = 0;
                 for effect in &t.effects {
                     moved += match effect {
                         Effect::CreditWallet => AMOUNT,
-                        Effect::DebitRefund { delta, .. } => -delta,
-                        // Keyed by dispute id in the ledger: once each.
-                        Effect::DebitDispute { dispute_id, amount }
-                            if dispute_keys.insert(("debit", dispute_id.clone())) =>
-                        {
+                        Effect::DebitRefund { refund_id, amount } => {
+                            ledger.refunds.entry(refund_id.clone()).or_default().debited = *amount;
                             -amount
                         }
-                        Effect::ReverseDispute { dispute_id, amount }
-                            if dispute_keys.insert(("reverse", dispute_id.clone())) =>
-                        {
+                        Effect::ReverseRefund { refund_id, amount } => {
+                            ledger
+                                .refunds
+                                .entry(refund_id.clone())
+                                .or_default()
+                                .reversed = true;
+                            *amount
+                        }
+                        Effect::DebitDispute { dispute_id, amount } => {
+                            ledger
+                                .disputes
+                                .entry(dispute_id.clone())
+                                .or_default()
+                                .debited = *amount;
+                            -amount
+                        }
+                        Effect::ReverseDispute { dispute_id, amount } => {
+                            ledger
+                                .disputes
+                                .entry(dispute_id.clone())
+                                .or_default()
+                                .reversed = true;
                             *amount
                         }
                         _ => 0,
                     };
                 }
-                now.status = t.to;
-                now.amount_refunded = t.amount_refunded;
+                status = t.to;
+                amount_refunded = t.amount_refunded;
             }
             Decision::Stale | Decision::Invalid(_) => stalled = 0,
             Decision::Defer(_) => {
                 stalled += 1;
                 assert!(
                     stalled <= queue.len() + 1,
-                    "deferred forever: {signal:?} in {now:?}"
+                    "deferred forever: {signal:?} in {status}"
                 );
                 queue.push_back(signal);
             }
         }
     }
     End {
-        status: now.status,
-        amount_refunded: now.amount_refunded,
+        status,
+        amount_refunded,
         moved,
+    }
+}
+
+fn refund(id: &str, amount: i64, failed: bool) -> Signal {
+    Signal::Refunded {
+        refunds: vec![Refund {
+            id: id.into(),
+            amount,
+            failed,
+        }],
+        amount_refunded: None,
+    }
+}
+
+fn dispute(amount: i64, withdrawn: bool, reinstated: bool) -> Signal {
+    Signal::Dispute {
+        dispute_id: "dp_1".into(),
+        amount,
+        withdrawn,
+        reinstated,
     }
 }
 
@@ -99,24 +139,33 @@ fn flow(rng: &mut StdRng, kind: Kind) -> Vec<Signal> {
                 s.push(failed); // the customer retried the same PaymentIntent with another card
             }
             s.push(Signal::Succeeded);
+            // Refunds, one of which may fail after it was reported.
             let mut refunded = 0;
+            let mut n = 0;
             while refunded < AMOUNT && rng.random_bool(0.4) {
-                refunded = (refunded + rng.random_range(1..=AMOUNT)).min(AMOUNT);
+                let amount = rng.random_range(1..=AMOUNT - refunded);
+                let id = format!("re_{n}");
+                n += 1;
+                s.push(refund(&id, amount, false));
+                if rng.random_bool(0.3) {
+                    s.push(refund(&id, amount, true));
+                } else {
+                    refunded += amount;
+                }
+                // charge.refunded: the net so far, explained by the refunds above.
                 s.push(Signal::Refunded {
-                    amount_refunded: refunded,
+                    refunds: vec![],
+                    amount_refunded: Some(refunded),
                 });
             }
+            // A dispute: an inquiry moves nothing; a chargeback withdraws, and may be won.
             if rng.random_bool(0.3) {
                 let amount = rng.random_range(1..=AMOUNT);
-                s.push(Signal::DisputeOpened {
-                    dispute_id: "dp_1".into(),
-                    amount,
-                });
-                s.push(Signal::DisputeClosed {
-                    dispute_id: "dp_1".into(),
-                    amount,
-                    won: rng.random_bool(0.5),
-                });
+                s.push(dispute(amount, false, false));
+                s.push(dispute(amount, true, false));
+                if rng.random_bool(0.5) {
+                    s.push(dispute(amount, true, true));
+                }
             }
         }
     }
@@ -146,23 +195,16 @@ fn any_order_with_duplicates_ends_where_the_ordered_flow_ends() {
 
 #[test]
 fn the_ordered_flows_move_the_money_the_rules_say() {
-    let won = Signal::DisputeClosed {
-        dispute_id: "dp".into(),
-        amount: 400,
-        won: true,
-    };
     let end = run(
         Kind::Payment,
         &[
             Signal::Succeeded,
-            Signal::Refunded {
-                amount_refunded: 300,
-            },
-            Signal::DisputeOpened {
-                dispute_id: "dp".into(),
-                amount: 400,
-            },
-            won,
+            refund("re_1", 300, false),
+            refund("re_2", 200, false),
+            refund("re_2", 200, true),
+            dispute(400, false, false),
+            dispute(400, true, false),
+            dispute(400, true, true),
         ],
     );
     assert_eq!(

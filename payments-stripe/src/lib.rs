@@ -39,6 +39,17 @@ pub struct StripeConfig {
     pub timeout: Duration,
 }
 
+impl StripeConfig {
+    /// The mode of the key (`sk_live_…` or `rk_live_…`: live): only that mode's
+    /// events are applied. A key of no known prefix counts as test mode; the
+    /// services refuse such a key at start.
+    pub fn mode(&self) -> payments_core::StripeMode {
+        use secrecy::ExposeSecret;
+        payments_core::StripeMode::of_key(self.secret_key.expose_secret())
+            .unwrap_or(payments_core::StripeMode::Test)
+    }
+}
+
 /// The Stripe API version every request is sent at (`Stripe-Version`), whatever the
 /// account's default: the version async-stripe's typed models were generated from,
 /// pinned with the crate (`=1.0.0-rc.10`). Events reach us at the webhook endpoint's

@@ -4,7 +4,8 @@
 
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
-use secrecy::SecretString;
+use payments_core::{StripeMode, inbox::Rules};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::retry::RetryPolicy;
 
@@ -91,7 +92,7 @@ impl Config {
             db_max_connections: env.positive("INGESTOR_DB_MAX_CONNECTIONS", 10),
             db_acquire_timeout: env.millis("INGESTOR_DB_ACQUIRE_TIMEOUT_MS", 5_000),
             stripe_api_base: env.url("STRIPE_API_BASE", "https://api.stripe.com"),
-            stripe_secret_key: env.required("STRIPE_SECRET_KEY").unwrap_or_default().into(),
+            stripe_secret_key: env.stripe_key("STRIPE_SECRET_KEY").into(),
             webhook_secrets: env.secret_list("STRIPE_WEBHOOK_SECRETS"),
             signature_tolerance: env.seconds("INGESTOR_SIGNATURE_TOLERANCE_SECS", 300),
             body_limit: env.positive("INGESTOR_BODY_LIMIT_BYTES", 1024 * 1024),
@@ -119,6 +120,20 @@ impl Config {
             false => Err(ConfigError {
                 problems: env.problems,
             }),
+        }
+    }
+
+    /// The mode of `STRIPE_SECRET_KEY`: only that mode's events are applied (the key's
+    /// prefix is checked at load; a test configuration's unknown prefix is test mode).
+    pub fn stripe_mode(&self) -> StripeMode {
+        StripeMode::of_key(self.stripe_secret_key.expose_secret()).unwrap_or(StripeMode::Test)
+    }
+
+    /// How the inbox treats events: the retry budget and the key's mode.
+    pub fn inbox_rules(&self) -> Rules {
+        Rules {
+            retry: self.retry,
+            mode: self.stripe_mode(),
         }
     }
 
@@ -249,6 +264,17 @@ impl Env<'_> {
     fn optional_seconds(&mut self, name: &str, default: u64) -> Option<Duration> {
         let secs: u64 = self.parse(name, default);
         (secs > 0).then(|| Duration::from_secs(secs))
+    }
+
+    /// A Stripe secret or restricted key; its prefix says which mode's events apply.
+    fn stripe_key(&mut self, name: &str) -> String {
+        let key = self.required(name).unwrap_or_default();
+        if !key.is_empty() && StripeMode::of_key(&key).is_none() {
+            self.problems.push(format!(
+                "{name} must start with sk_test_, sk_live_, rk_test_ or rk_live_ (its mode decides which events are applied)"
+            ));
+        }
+        key
     }
 
     fn url(&mut self, name: &str, default: &str) -> String {

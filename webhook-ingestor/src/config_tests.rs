@@ -139,3 +139,18 @@ fn migrating_at_start_is_on_unless_turned_off() -> Result<(), ConfigError> {
     );
     Ok(())
 }
+
+#[test]
+fn only_events_of_the_keys_mode_are_applied() -> Result<(), ConfigError> {
+    assert_eq!(load(MINIMAL)?.inbox_rules().mode, StripeMode::Test);
+    let mut vars = MINIMAL.to_vec();
+    vars[1] = ("STRIPE_SECRET_KEY", "rk_live_1");
+    assert_eq!(load(&vars)?.inbox_rules().mode, StripeMode::Live);
+    vars[1] = ("STRIPE_SECRET_KEY", "pk_test_1");
+    let err = load(&vars).expect_err("a publishable key");
+    assert!(
+        err.to_string().contains("STRIPE_SECRET_KEY must start"),
+        "{err}"
+    );
+    Ok(())
+}

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 
 use payments_core::{
-    RetryPolicy, StripeEvent,
-    inbox::{self, Received},
+    StripeEvent,
+    inbox::{self, Received, Rules},
     store::{ConnectionCache, EventSource, StoreError},
 };
 use tokio::{
@@ -62,7 +62,7 @@ impl GroupCommit {
     /// Starts `config.committers` committer tasks.
     pub fn start(
         connections: ConnectionCache,
-        retry: RetryPolicy,
+        rules: Rules,
         config: GroupCommitConfig,
         metrics: Arc<Metrics>,
     ) -> (GroupCommit, Vec<JoinHandle<()>>) {
@@ -73,7 +73,7 @@ impl GroupCommit {
             .map(|_| {
                 let committer = Committer {
                     connections: connections.clone(),
-                    retry,
+                    rules,
                     max_events,
                     queue: queue.clone(),
                     metrics: metrics.clone(),
@@ -97,7 +97,7 @@ impl GroupCommit {
 
 struct Committer {
     connections: ConnectionCache,
-    retry: RetryPolicy,
+    rules: Rules,
     max_events: usize,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     metrics: Arc<Metrics>,
@@ -130,7 +130,7 @@ impl Committer {
             .iter()
             .map(|job| (&job.event, EventSource::Webhook))
             .collect();
-        match inbox::receive_batch(&self.connections, &events, &self.retry).await {
+        match inbox::receive_batch(&self.connections, &events, &self.rules).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     // The sender may have gone (client hung up); the event is stored.

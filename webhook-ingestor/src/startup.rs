@@ -85,6 +85,7 @@ impl App {
             .registry()
             .register_collector(Box::new(PoolCollector::new(pool.clone())));
         let workers = Workers::new(&config, &pool, &stripe, &metrics);
+        let rules = config.inbox_rules();
         // Half the pool at most, so the background workers always have the other half.
         // Shared by both webhook paths (one commit per event, or group commit).
         let connections = ConnectionCache::new(
@@ -96,7 +97,7 @@ impl App {
             true => {
                 let (group, committers) = GroupCommit::start(
                     connections.clone(),
-                    config.retry,
+                    rules,
                     config.group_commit,
                     metrics.clone(),
                 );
@@ -111,7 +112,7 @@ impl App {
             registry: Arc::new(registry),
             webhook_secrets: config.webhook_secrets,
             signature_tolerance: config.signature_tolerance,
-            retry: config.retry,
+            rules,
             group_commit,
         });
         let (router, health) = http::router(state, config.body_limit);
@@ -247,7 +248,7 @@ impl Workers {
             events: EventWorker {
                 pool: pool.clone(),
                 metrics: metrics.clone(),
-                retry: config.retry,
+                rules: config.inbox_rules(),
             },
             event_interval: config.event_worker_interval,
             outbox: OutboxWorker {
@@ -273,7 +274,7 @@ impl Workers {
                     pool: pool.clone(),
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
-                    retry: config.retry,
+                    rules: config.inbox_rules(),
                 };
                 (catch_up, interval)
             }),

@@ -26,7 +26,7 @@ use std::{pin::Pin, sync::Arc};
 
 use futures::Stream;
 use payments_core::store::{self, Wallet};
-use payments_core::{Currency, UserId};
+use payments_core::{Currency, StripeMode, UserId};
 use payments_proto::payments::v1::{self as pb, payments_service_server::PaymentsService};
 use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
@@ -43,6 +43,8 @@ use crate::{
 pub struct AppState {
     pub pool: PgPool,
     pub stripe: Stripe,
+    /// The mode of our Stripe key: the only mode whose events are applied.
+    pub stripe_mode: StripeMode,
     pub wallet: WalletConfig,
     pub hub: WatchHub,
     /// The caps on open WatchTransaction streams.

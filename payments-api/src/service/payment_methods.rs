@@ -10,7 +10,9 @@ use crate::{
 };
 
 /// Attaches the card to the user's Stripe customer (created on first use) and
-/// records it; the stored id is the one the other RPCs take.
+/// records it; the stored id is the one the other RPCs take. A card recorded for
+/// another user is refused before Stripe is called, so a refusal changes nothing
+/// at Stripe.
 #[tracing::instrument(skip_all, fields(user_id = %req.user_id))]
 pub async fn attach(
     state: &AppState,
@@ -19,6 +21,12 @@ pub async fn attach(
 ) -> ApiResult<pb::PaymentMethod> {
     let user = authorize_user(caller, &req.user_id)?;
     let payment_method = input::payment_method_id(&req.payment_method_id)?;
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+    let owner = store::payment_method_owner(&mut conn, payment_method.as_str()).await?;
+    drop(conn);
+    if owner.is_some_and(|owner| owner != user) {
+        return Err(attached_elsewhere());
+    }
     let customer = ensure_customer(state, &user).await?;
     let card = state
         .stripe
@@ -35,11 +43,17 @@ pub async fn attach(
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     match store::upsert_payment_method(&mut conn, &user, &card).await? {
         Upserted::Recorded(row) => Ok(convert::payment_method(&row)),
-        Upserted::OwnedByAnotherUser => Err(ApiError::refused(
-            Reason::PaymentMethodAttachedElsewhere,
-            "this payment method is recorded for another customer",
-        )),
+        // Recorded for another user after our check (a race): Stripe has attached
+        // it to this user's customer meanwhile, which the refusal reports.
+        Upserted::OwnedByAnotherUser => Err(attached_elsewhere()),
     }
+}
+
+fn attached_elsewhere() -> ApiError {
+    ApiError::refused(
+        Reason::PaymentMethodAttachedElsewhere,
+        "this payment method is recorded for another customer",
+    )
 }
 
 pub async fn list(

@@ -83,6 +83,15 @@ async fn check_amount(
             ),
         ));
     }
+    if amount > state.wallet.max_amount {
+        return Err(ApiError::invalid(
+            "amount",
+            format!(
+                "must be at most {} (minor units of {currency})",
+                state.wallet.max_amount
+            ),
+        ));
+    }
     Money::new(amount, currency).map_err(|e| ApiError::invalid("amount", e.to_string()))
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod binding;
 mod coupons;
 mod faults;
 mod grpc_web;
@@ -14,6 +15,7 @@ mod oidc;
 mod payment_methods;
 mod payments;
 mod reflection;
+mod refunds_and_disputes;
 mod resilience;
 mod telemetry;
 mod validation;

@@ -205,3 +205,33 @@ async fn transactions_are_listed_newest_first_a_page_at_a_time() {
     assert!(status.message().contains("page_token"), "{status:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn amounts_above_the_ceiling_are_refused_before_anything_is_charged() {
+    // Stripe's own ceiling by default, or lower by configuration.
+    let app = TestApp::start_with(|config| config.wallet.max_amount = 50_000).await;
+    let card = app.attach("alice", "pm_card_visa").await;
+    for (i, amount) in [50_001, 100_000_000, 1 << 62].into_iter().enumerate() {
+        let status = assert_refused(
+            app.create_payment("alice", &card.id, amount, &format!("big-{i}"))
+                .await,
+            Code::InvalidArgument,
+            "INVALID_FIELD",
+        );
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        let violations = details.bad_request().expect("BadRequest details");
+        assert_eq!(violations.field_violations[0].field, "amount", "{status:?}");
+        assert!(status.message().contains("at most 50000"), "{status:?}");
+    }
+    assert!(app.transactions("alice").await.is_empty());
+    assert!(app.sim_list("payment_intents").await.is_empty());
+    let paid = app
+        .create_payment("alice", &card.id, 50_000, "at-the-ceiling")
+        .await;
+    let tx = paid
+        .expect("the ceiling itself is fine")
+        .transaction
+        .expect("tx");
+    app.wait_for("alice", &tx.id, S::Succeeded).await;
+    app.stop().await;
+}

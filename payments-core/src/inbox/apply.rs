@@ -1,14 +1,17 @@
 //! What one event does, decided by payments-core and written in the caller's database
-//! transaction: find the transaction (or customer) it is about and apply its signal.
+//! transaction: find the transaction (or customer) it is about, make sure the event's
+//! object is that transaction's own ([`binding`]), and apply its signal.
 //! Nothing here commits, and nothing here decides a state rule.
 
 use sqlx::PgConnection;
 
 use crate::{
-    CardDetails, Meaning, Signal, StripeEvent, Target, Transaction, TransactionId,
-    TransactionStatus,
+    CardDetails, Meaning, Signal, StripeEvent, StripeMode, StripeObject, Target, Transaction,
+    TransactionId, TransactionStatus,
+    binding::{self, Binding},
+    reconcile::{self, ObjectKind},
     settle::{self, Cause, Context, Outcome},
-    store::{self, EventState, StoreError, StripeRefs, Upserted},
+    store::{self, EventState, StoreError, Upserted},
 };
 
 /// What one processing attempt found, before it is recorded on the event.
@@ -46,9 +49,26 @@ impl Handled {
     }
 }
 
-/// Applies `event`. Errors are the store's; a missing transaction or customer is an
-/// outcome (unmatched), not an error.
-pub async fn apply(conn: &mut PgConnection, event: &StripeEvent) -> Result<Handled, StoreError> {
+/// Applies `event`, received by a service holding a key of `mode`. Errors are the
+/// store's; a missing transaction or customer is an outcome (unmatched, or foreign
+/// when nothing in the event is ours), not an error.
+pub async fn apply(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    mode: StripeMode,
+) -> Result<Handled, StoreError> {
+    if event.mode() != mode {
+        // The other account's object may carry a real transaction id (a live endpoint
+        // pointed at a test receiver, or the reverse): it is never ours to apply.
+        return Ok(Handled::because(
+            EventState::Flagged,
+            format!(
+                "a {}-mode event, and this service holds a {}-mode key",
+                event.mode().as_str(),
+                mode.as_str()
+            ),
+        ));
+    }
     let meaning = match event.meaning() {
         Ok(meaning) => meaning,
         // The type is one we act on but the object lacks what the rule needs: retrying
@@ -65,12 +85,12 @@ pub async fn apply(conn: &mut PgConnection, event: &StripeEvent) -> Result<Handl
         } => {
             let found = store::lock_by_target(conn, &target).await?;
             let Some(tx) = found else {
-                return Ok(Handled::because(
-                    EventState::Unmatched,
-                    "no transaction matches the event yet",
-                ));
+                return Ok(not_found(&target));
             };
-            let tx = record_stripe_refs(conn, tx, &target).await?;
+            let tx = match bound(conn, event, tx, &signal).await? {
+                Ok(tx) => tx,
+                Err(handled) => return Ok(handled),
+            };
             let context = Context {
                 currency: currency.as_deref(),
                 charge: charge.as_deref(),
@@ -92,35 +112,57 @@ pub async fn apply(conn: &mut PgConnection, event: &StripeEvent) -> Result<Handl
     }
 }
 
-/// When the event found the transaction through our metadata id and Stripe's ids are
-/// not recorded yet (the webhook beat payments-api's own write), records them, so
-/// later events without metadata (refunds, disputes) and the outbox find them.
-async fn record_stripe_refs(
-    conn: &mut PgConnection,
-    tx: Transaction,
-    target: &Target,
-) -> Result<Transaction, StoreError> {
-    let via_metadata = target.transaction_id == Some(tx.id);
-    let pi = target
-        .payment_intent
-        .as_deref()
-        .filter(|_| tx.stripe_payment_intent_id.is_none());
-    let invoice = target
-        .invoice
-        .as_deref()
-        .filter(|_| tx.stripe_invoice_id.is_none());
-    if !via_metadata || (pi.is_none() && invoice.is_none()) {
-        return Ok(tx);
+/// No transaction found: ours but not committed yet if it carries our id (retried
+/// until it is), else about someone else's object.
+fn not_found(target: &Target) -> Handled {
+    match target.transaction_id {
+        Some(_) => Handled::because(
+            EventState::Unmatched,
+            "no transaction matches the event yet",
+        ),
+        None => Handled::because(
+            EventState::Foreign,
+            "not ours: no transaction id of ours and no Stripe id we recorded",
+        ),
     }
-    let refs = StripeRefs {
-        payment_intent_id: pi,
-        invoice_id: invoice,
-        client_secret: None,
+}
+
+/// The transaction, once the event's object is proven to be its own ([`binding`]);
+/// an object adopted on the way is recorded on it. Otherwise what to record on the
+/// event: flagged (another object: nothing moves) or deferred (nothing recorded yet
+/// to compare it with).
+async fn bound(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    tx: Transaction,
+    signal: &Signal,
+) -> Result<Result<Transaction, Handled>, StoreError> {
+    let object = StripeObject::new(event.object());
+    let customer = store::stripe_customer(conn, &tx.user_id).await?;
+    let refused = |state, why: String| Handled {
+        transaction_id: Some(tx.id),
+        ..Handled::because(state, why)
     };
-    store::set_stripe_refs(conn, tx.id, &refs).await?;
-    store::get_transaction(conn, tx.id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))
+    Ok(
+        match binding::bind(&tx, object, Some(signal), customer.as_deref()) {
+            Binding::Bound => Ok(tx),
+            Binding::Adopt => {
+                let kind = match object.kind() {
+                    Some("invoice") => ObjectKind::Invoice,
+                    _ => ObjectKind::PaymentIntent,
+                };
+                Ok(reconcile::adopt(conn, &tx, kind, event.object()).await?)
+            }
+            Binding::NotYet(why) => Err(refused(EventState::Deferred, why.to_owned())),
+            Binding::Mismatch(why) => {
+                tracing::warn!(
+                    event_id = %event.id, event_type = %event.event_type, transaction_id = %tx.id,
+                    reason = %why, "an event about another object than the transaction's: flagged, nothing applied"
+                );
+                Err(refused(EventState::Flagged, why))
+            }
+        },
+    )
 }
 
 async fn settle_transaction(

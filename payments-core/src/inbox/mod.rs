@@ -16,10 +16,18 @@ use chrono::Utc;
 use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::{
-    StripeEvent, TransactionId, TransactionStatus,
+    StripeEvent, StripeMode, TransactionId, TransactionStatus,
     retry::RetryPolicy,
     store::{self, ConnectionCache, EventOutcome, EventSource, EventState, StoreError},
 };
+
+/// How the inbox treats events: their retry budget, and the mode (test or live) of
+/// the service's Stripe key, the only mode whose events are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    pub retry: RetryPolicy,
+    pub mode: StripeMode,
+}
 
 /// What the webhook path did with an event.
 #[derive(Debug)]
@@ -40,10 +48,10 @@ pub async fn receive(
     pool: &PgPool,
     event: &StripeEvent,
     source: EventSource,
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Received, StoreError> {
     let mut conn = pool.acquire().await?;
-    receive_on(&mut conn, event, source, policy).await
+    receive_on(&mut conn, event, source, rules).await
 }
 
 /// [`receive`] on a connection from `cache`, put back in it when the work ended
@@ -52,10 +60,10 @@ pub async fn receive_cached(
     cache: &ConnectionCache,
     event: &StripeEvent,
     source: EventSource,
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Received, StoreError> {
     cache
-        .run(async |conn| receive_on(conn, event, source, policy).await)
+        .run(async |conn| receive_on(conn, event, source, rules).await)
         .await
 }
 
@@ -65,10 +73,10 @@ async fn receive_on(
     conn: &mut PgConnection,
     event: &StripeEvent,
     source: EventSource,
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Received, StoreError> {
     let mut tx = store::begin_on(conn, "receive_event").await?;
-    let failure = match receive_in(&mut tx, event, source, policy).await {
+    let failure = match receive_in(&mut tx, event, source, rules).await {
         Ok(Received::Duplicate) => {
             tx.rollback().await?;
             return Ok(Received::Duplicate);
@@ -93,7 +101,7 @@ async fn receive_on(
         event,
         Handled::failed(failure.to_string()),
         0,
-        policy,
+        &rules.retry,
     )
     .await?;
     tx.commit().await?;
@@ -110,23 +118,23 @@ async fn receive_on(
 pub async fn receive_batch(
     cache: &ConnectionCache,
     events: &[(&StripeEvent, EventSource)],
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Vec<Received>, StoreError> {
     cache
-        .run(async |conn| receive_batch_on(conn, events, policy).await)
+        .run(async |conn| receive_batch_on(conn, events, rules).await)
         .await
 }
 
 async fn receive_batch_on(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Vec<Received>, StoreError> {
     let mut tx = store::begin_on(conn, "receive_events").await?;
     let mut received = Vec::with_capacity(events.len());
     let mut failed = None;
     for (event, source) in events {
-        match receive_in(&mut tx, event, *source, policy).await {
+        match receive_in(&mut tx, event, *source, rules).await {
             Ok(r) => received.push(r),
             Err(e) if e.is_unavailable() => return Err(e),
             Err(e) => {
@@ -146,7 +154,7 @@ async fn receive_batch_on(
     );
     let mut one_by_one = Vec::with_capacity(events.len());
     for (event, source) in events {
-        one_by_one.push(receive_on(conn, event, *source, policy).await?);
+        one_by_one.push(receive_on(conn, event, *source, rules).await?);
     }
     Ok(one_by_one)
 }
@@ -157,14 +165,14 @@ async fn receive_in(
     conn: &mut PgConnection,
     event: &StripeEvent,
     source: EventSource,
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Received, StoreError> {
     if !store::insert_event(conn, event, source).await? {
         return Ok(Received::Duplicate);
     }
-    let handled = apply::apply(conn, event).await?;
+    let handled = apply::apply(conn, event, rules.mode).await?;
     Ok(Received::Stored(
-        record(conn, event, handled, 0, policy).await?,
+        record(conn, event, handled, 0, &rules.retry).await?,
     ))
 }
 
@@ -182,10 +190,10 @@ pub async fn process(
     conn: &mut PgConnection,
     event: &StripeEvent,
     attempts_before: i32,
-    policy: &RetryPolicy,
+    rules: &Rules,
 ) -> Result<Report, StoreError> {
     let mut savepoint = conn.begin().await?;
-    let handled = match apply::apply(&mut savepoint, event).await {
+    let handled = match apply::apply(&mut savepoint, event, rules.mode).await {
         Ok(handled) => {
             savepoint.commit().await?;
             handled
@@ -197,7 +205,7 @@ pub async fn process(
             Handled::failed(e.to_string())
         }
     };
-    record(conn, event, handled, attempts_before, policy).await
+    record(conn, event, handled, attempts_before, &rules.retry).await
 }
 
 /// Records the attempt's outcome; a retryable outcome past the budget becomes dead.

@@ -23,10 +23,14 @@ text_enum!(
         Unmatched = "unmatched",
         /// Presupposes a state not reached yet: retried by the worker.
         Deferred = "deferred",
-        /// Recorded but needs an operator (invalid for its transaction, currency mismatch).
+        /// Recorded but needs an operator (invalid for its transaction, currency mismatch,
+        /// another transaction's object, the other mode's event).
         Flagged = "flagged",
         /// Retry budget exhausted.
         Dead = "dead",
+        /// About an object that is not ours (no metadata of ours, no id we recorded:
+        /// another integration on a shared account): recorded, never retried.
+        Foreign = "foreign",
     }
 );
 

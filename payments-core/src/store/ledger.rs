@@ -5,7 +5,7 @@
 use sqlx::PgConnection;
 
 use super::StoreError;
-use crate::{Money, TransactionId, UserId, text::text_enum};
+use crate::{Money, Moved, Step, TransactionId, UserId, text::text_enum};
 
 text_enum!(
     /// The kinds of wallet movement; each happens at most once per (transaction, key).
@@ -14,6 +14,7 @@ text_enum!(
         CouponCredit = "coupon_credit",
         TrialGrant = "trial_grant",
         RefundDebit = "refund_debit",
+        RefundReversal = "refund_reversal",
         DisputeDebit = "dispute_debit",
         DisputeReversal = "dispute_reversal",
     }
@@ -70,6 +71,30 @@ pub async fn record_movement(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// The transaction's refund and dispute movements, by key, for the state machine.
+pub async fn moved(conn: &mut PgConnection, id: TransactionId) -> Result<Moved, StoreError> {
+    let rows: Vec<(MovementKind, String, i64)> = sqlx::query_as(
+        "SELECT kind, movement_key, amount FROM ledger_entries WHERE transaction_id = $1 \
+         AND kind IN ('refund_debit', 'refund_reversal', 'dispute_debit', 'dispute_reversal')",
+    )
+    .bind(id.as_uuid())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut moved = Moved::default();
+    for (kind, key, amount) in rows {
+        let steps = match kind {
+            MovementKind::RefundDebit | MovementKind::RefundReversal => &mut moved.refunds,
+            _ => &mut moved.disputes,
+        };
+        let step: &mut Step = steps.entry(key).or_default();
+        match kind.is_debit() {
+            true => step.debited = -amount,
+            false => step.reversed = true,
+        }
+    }
+    Ok(moved)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,7 +160,8 @@ mod tests {
         for kind in MovementKind::ALL {
             let expected = match kind {
                 MovementKind::RefundDebit | MovementKind::DisputeDebit => -250,
-                MovementKind::PaymentCredit
+                MovementKind::RefundReversal
+                | MovementKind::PaymentCredit
                 | MovementKind::CouponCredit
                 | MovementKind::TrialGrant
                 | MovementKind::DisputeReversal => 250,

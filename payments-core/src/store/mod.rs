@@ -5,7 +5,8 @@
 //! - `transactions`: the transaction row; creating, reading, locking, writing a
 //!   status change, the reconciliation sweep, the request path's lookups.
 //! - `events`: the inbox of Stripe events and its retry queue.
-//! - `ledger`, `wallets`: money movements, balances, trials.
+//! - `ledger`, `wallets`: money movements, balances, trials; `ledger_audit`: what must
+//!   hold of the whole ledger (the test harness checks it after every test).
 //! - `customers`, `payment_methods`: Stripe customers and cards.
 //! - `outbox`: Stripe calls that follow a commit.
 //! - `signals`: what an on-call engineer watches (events needing attention, unsettled
@@ -19,6 +20,7 @@ mod customers;
 mod db_transaction;
 mod events;
 mod ledger;
+mod ledger_audit;
 mod outbox;
 mod payment_methods;
 mod signals;
@@ -34,14 +36,15 @@ pub use events::{
     lock_event, record_event_outcome, requeue_event, retryable_predicate,
 };
 pub use ledger::{
-    LedgerMismatch, LedgerReport, Movement, MovementKind, check_ledger, record_movement,
+    LedgerMismatch, LedgerReport, Movement, MovementKind, check_ledger, moved, record_movement,
 };
+pub use ledger_audit::audit_ledger;
 pub use outbox::{
     OutboxKind, OutboxRow, claim_outbox, complete_outbox, enqueue, fail_outbox, outbox_depth,
 };
 pub use payment_methods::{
     PaymentMethodRow, Upserted, get_payment_method, list_payment_methods, mark_detached,
-    mark_validated, upsert_payment_method,
+    mark_validated, payment_method_owner, upsert_payment_method,
 };
 pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{

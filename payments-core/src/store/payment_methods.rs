@@ -66,6 +66,21 @@ pub async fn upsert_payment_method(
     Ok(row.map_or(Upserted::OwnedByAnotherUser, Upserted::Recorded))
 }
 
+/// The user a payment method is recorded for, detached or not.
+pub async fn payment_method_owner(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<UserId>, StoreError> {
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT user_id FROM payment_methods WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    owner
+        .map(|u| UserId::parse(&u).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
 /// Marks a card validated, creating its row if the attach has not been recorded yet.
 pub async fn mark_validated(
     conn: &mut PgConnection,

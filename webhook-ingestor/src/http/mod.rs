@@ -22,7 +22,7 @@ use tonic_health::server::HealthReporter;
 
 use payments_telemetry::metrics::MetricsRegistry;
 
-use crate::{group_commit::GroupCommit, metrics::Metrics, retry::RetryPolicy};
+use crate::{group_commit::GroupCommit, inbox::Rules, metrics::Metrics};
 
 /// How long `/readyz` waits for `SELECT 1`.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,7 +37,7 @@ pub struct AppState {
     pub registry: Arc<MetricsRegistry>,
     pub webhook_secrets: Vec<SecretString>,
     pub signature_tolerance: Duration,
-    pub retry: RetryPolicy,
+    pub rules: Rules,
     /// Set when group commit is on: webhooks are committed in groups.
     pub group_commit: Option<GroupCommit>,
 }

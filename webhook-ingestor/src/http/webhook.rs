@@ -122,7 +122,7 @@ async fn store_and_apply(
                 &state.connections,
                 &event,
                 EventSource::Webhook,
-                &state.retry,
+                &state.rules,
             )
             .await?
         }

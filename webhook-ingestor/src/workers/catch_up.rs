@@ -25,9 +25,8 @@ use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::{
-    inbox::{self, Received},
+    inbox::{self, Received, Rules},
     metrics::Metrics,
-    retry::RetryPolicy,
     stripe_api::StripeApi,
 };
 
@@ -35,12 +34,17 @@ use crate::{
 /// the pass read before it kept a cursor, so an upgrade misses nothing it would have found.
 const FIRST_PASS_REACH: chrono::Duration = chrono::Duration::hours(1);
 
+/// The catch-up lists every event and keeps those of [`ACTED_ON_TYPES`]: Stripe takes at
+/// most 20 types in one `types[]` filter, fewer than we act on, and one unfiltered list
+/// keeps one cursor for all of them.
+const EVERY_TYPE: &[&str] = &[];
+
 #[derive(Clone)]
 pub struct CatchUp {
     pub pool: PgPool,
     pub stripe: StripeApi,
     pub metrics: Arc<Metrics>,
-    pub retry: RetryPolicy,
+    pub rules: Rules,
 }
 
 impl CatchUp {
@@ -59,7 +63,7 @@ impl CatchUp {
             let page = self
                 .stripe
                 .reader()
-                .events_page(EventsFrom::After(&cursor.event_id), None, ACTED_ON_TYPES)
+                .events_page(EventsFrom::After(&cursor.event_id), None, EVERY_TYPE)
                 .await;
             let page = match page {
                 Ok(page) => page,
@@ -112,7 +116,7 @@ impl CatchUp {
             let EventPage { events, has_more } = self
                 .stripe
                 .reader()
-                .events_page(from, since, ACTED_ON_TYPES)
+                .events_page(from, since, EVERY_TYPE)
                 .await
                 .context("listing Stripe events")?;
             for raw in &events {
@@ -138,11 +142,7 @@ impl CatchUp {
         let page = self
             .stripe
             .reader()
-            .events_page(
-                EventsFrom::Newest { older_than: None },
-                None,
-                ACTED_ON_TYPES,
-            )
+            .events_page(EventsFrom::Newest { older_than: None }, None, EVERY_TYPE)
             .await
             .context("listing Stripe events")?;
         for raw in &page.events {
@@ -162,6 +162,13 @@ impl CatchUp {
 
     /// Stores one listed event through the inbox (a duplicate changes nothing).
     async fn store(&self, raw: &Value) -> anyhow::Result<()> {
+        let acted_on = raw
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| ACTED_ON_TYPES.contains(&t));
+        if !acted_on {
+            return Ok(());
+        }
         let event = match StripeEvent::from_value(raw.clone()) {
             Ok(event) => event,
             Err(e) => {
@@ -170,7 +177,7 @@ impl CatchUp {
                 return Ok(());
             }
         };
-        let received = inbox::receive(&self.pool, &event, EventSource::CatchUp, &self.retry)
+        let received = inbox::receive(&self.pool, &event, EventSource::CatchUp, &self.rules)
             .await
             .with_context(|| format!("storing caught-up event {}", event.id))?;
         match received {

@@ -14,13 +14,16 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::{inbox, metrics::Metrics, retry::RetryPolicy};
+use crate::{
+    inbox::{self, Rules},
+    metrics::Metrics,
+};
 
 #[derive(Clone)]
 pub struct EventWorker {
     pub pool: PgPool,
     pub metrics: Arc<Metrics>,
-    pub retry: RetryPolicy,
+    pub rules: Rules,
 }
 
 impl EventWorker {
@@ -55,7 +58,7 @@ impl EventWorker {
         );
         let report = match StripeEvent::from_value(stored.payload.clone()) {
             Ok(event) => {
-                inbox::process(&mut tx, &event, stored.attempts, &self.retry)
+                inbox::process(&mut tx, &event, stored.attempts, &self.rules)
                     .instrument(span.clone())
                     .await?
             }

@@ -48,10 +48,13 @@ async fn setup() -> Result<Setup> {
         pool: app.pool().clone(),
         stripe,
         metrics: app.metrics.clone(),
-        retry: RetryPolicy {
-            base: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-            max_attempts: 5,
+        rules: payments_core::inbox::Rules {
+            retry: RetryPolicy {
+                base: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(200),
+                max_attempts: 5,
+            },
+            mode: payments_core::StripeMode::Test,
         },
     };
     Ok(Setup {

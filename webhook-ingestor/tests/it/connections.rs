@@ -143,7 +143,10 @@ async fn a_connection_that_broke_while_cached_is_replaced_before_use() -> Result
 async fn events_received_through_the_cache_reuse_one_connection() -> Result {
     let app = TestApp::start().await?;
     let cache = ConnectionCache::new(app.pool().clone(), 2, HOUR);
-    let policy = RetryPolicy::DEFAULT;
+    let policy = inbox::Rules {
+        retry: RetryPolicy::DEFAULT,
+        mode: payments_core::StripeMode::Test,
+    };
     let mut pids = Vec::new();
     for round in 0..3 {
         let user = format!("cached-{round}");
@@ -171,7 +174,10 @@ async fn a_delivery_abandoned_mid_transaction_stores_nothing_and_its_connection_
 -> Result {
     let app = TestApp::start().await?;
     let cache = ConnectionCache::new(app.pool().clone(), 2, HOUR);
-    let policy = RetryPolicy::DEFAULT;
+    let policy = inbox::Rules {
+        retry: RetryPolicy::DEFAULT,
+        mode: payments_core::StripeMode::Test,
+    };
     let (event, tx) = succeeded(&app, "abandoned").await?;
 
     // Another session holds the transaction's row, so the delivery waits inside its

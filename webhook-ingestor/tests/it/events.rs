@@ -103,8 +103,14 @@ impl Pi<'_> {
         format!("ch_{}", &self.id[3..])
     }
 
-    /// `charge.refunded` with the charge's cumulative refunded amount.
-    pub fn refunded(&self, amount_refunded: i64) -> Value {
+    /// `charge.refunded` listing `refunds` (id, amount), all succeeded, as API versions
+    /// before 2022-11-15 send it; `amount_refunded` is their sum.
+    pub fn refunded(&self, refunds: &[(&str, i64)]) -> Value {
+        let amount_refunded: i64 = refunds.iter().map(|(_, amount)| amount).sum();
+        let listed: Vec<Value> = refunds
+            .iter()
+            .map(|(id, amount)| self.refund_object(id, *amount, "succeeded"))
+            .collect();
         event(
             "charge.refunded",
             json!({
@@ -116,21 +122,51 @@ impl Pi<'_> {
                 "metadata": metadata(self.tx),
                 "payment_intent": self.id,
                 "refunded": amount_refunded == self.amount,
+                "refunds": {"object": "list", "data": listed, "has_more": false},
                 "status": "succeeded",
             }),
         )
     }
 
+    /// A `refund.*` event (`refund.created`, `refund.failed`…) of the refund `id`.
+    pub fn refund(&self, event_type: &str, id: &str, amount: i64, status: &str) -> Value {
+        event(event_type, self.refund_object(id, amount, status))
+    }
+
+    fn refund_object(&self, id: &str, amount: i64, status: &str) -> Value {
+        json!({
+            "id": id,
+            "object": "refund",
+            "amount": amount,
+            "charge": self.charge_id(),
+            "currency": self.currency,
+            "payment_intent": self.id,
+            "status": status,
+        })
+    }
+
+    /// A dispute event; a chargeback (`needs_response`, `under_review`, `won`, `lost`)
+    /// carries its withdrawal, a `won` one its reinstatement too, an inquiry neither.
     pub fn dispute(&self, event_type: &str, dispute: &str, status: &str) -> Value {
+        let withdrawal = json!({"amount": -self.amount, "reporting_category": "dispute"});
+        let reinstatement =
+            json!({"amount": self.amount, "reporting_category": "dispute_reversal"});
+        let balance_transactions = match status {
+            s if s.starts_with("warning_") => json!([]),
+            "won" => json!([withdrawal, reinstatement]),
+            _ => json!([withdrawal]),
+        };
         event(
             event_type,
             json!({
                 "id": dispute,
                 "object": "dispute",
                 "amount": self.amount,
+                "balance_transactions": balance_transactions,
                 "charge": self.charge_id(),
                 "currency": self.currency,
                 "metadata": {},
+                "payment_intent": self.id,
                 "reason": "fraudulent",
                 "status": status,
             }),

@@ -183,16 +183,20 @@ async fn a_partial_then_a_full_refund_debit_each_step_once() -> Result {
     };
     app.deliver(&pi.succeeded()).await?;
 
-    let partial = pi.refunded(300);
+    let partial = pi.refunded(&[("re_gina_1", 300)]);
     app.deliver(&partial).await?;
     app.deliver(&partial).await?;
+    // The same refund's own event changes nothing more.
+    app.deliver(&pi.refund("refund.created", "re_gina_1", 300, "succeeded"))
+        .await?;
     let now = app.transaction(tx.id).await?;
     assert_eq!((now.status, now.amount_refunded), (Status::Succeeded, 300));
     assert_eq!(app.balance("gina").await?, 700);
 
-    app.deliver(&pi.refunded(1_000)).await?;
+    app.deliver(&pi.refunded(&[("re_gina_1", 300), ("re_gina_2", 700)]))
+        .await?;
     // A late copy of the partial step (new event id, older cumulative amount).
-    app.deliver(&pi.refunded(300)).await?;
+    app.deliver(&pi.refunded(&[("re_gina_1", 300)])).await?;
     let now = app.transaction(tx.id).await?;
     assert_eq!((now.status, now.amount_refunded), (Status::Refunded, 1_000));
     assert_eq!(app.balance("gina").await?, 0);
@@ -219,9 +223,26 @@ async fn a_won_dispute_debits_then_gives_the_money_back() -> Result {
     };
     app.deliver(&pi.succeeded()).await?;
 
+    // An inquiry moves no money.
+    app.deliver(&pi.dispute(
+        "charge.dispute.created",
+        "dp_hank",
+        "warning_needs_response",
+    ))
+    .await?;
+    assert_eq!(app.balance("hank").await?, 800);
     // The dispute names the charge only: found through the charge id recorded on success.
-    app.deliver(&pi.dispute("charge.dispute.created", "dp_hank", "needs_response"))
+    // Escalated, it withdraws the funds, once whichever event says so.
+    app.deliver(&pi.dispute("charge.dispute.updated", "dp_hank", "needs_response"))
         .await?;
+    for _ in 0..2 {
+        app.deliver(&pi.dispute(
+            "charge.dispute.funds_withdrawn",
+            "dp_hank",
+            "needs_response",
+        ))
+        .await?;
+    }
     assert_eq!(app.balance("hank").await?, 0);
     app.deliver(&pi.dispute("charge.dispute.closed", "dp_hank", "won"))
         .await?;
@@ -273,6 +294,8 @@ async fn an_event_that_beats_the_api_records_the_payment_intent() -> Result {
     let app = TestApp::start().await?;
     // payments-api inserted the row but has not recorded Stripe's answer yet.
     let tx = app.insert(&NewTx::payment("judy", 600)).await?;
+    // Its Stripe customer was recorded before the PaymentIntent was made.
+    app.customer("judy", "cus_test").await?;
     let pi = Pi {
         id: "pi_judy",
         tx: Some(tx.id),

@@ -83,6 +83,8 @@ async fn an_event_that_fails_in_a_group_does_not_take_the_others_down() -> Resul
     let other = app
         .insert(&crate::helpers::NewTx::payment("claimant", 300))
         .await?;
+    // Its customer matches, so the PaymentIntent is adopted, and recording it fails.
+    app.customer("claimant", "cus_test").await?;
     let failing = Pi {
         id: "pi_taken",
         tx: Some(other.id),

@@ -155,25 +155,7 @@ impl TestApp {
 
     pub async fn insert(&self, new: &NewTx) -> Result<Transaction> {
         let mut conn = self.pool().acquire().await?;
-        let currency = Currency::parse(&new.currency)?;
-        let row = NewTransaction {
-            user_id: UserId::parse(&new.user)?,
-            kind: new.kind,
-            amount: Money::new(new.amount, currency)?,
-            payment_method_id: new.payment_method.clone(),
-            coupon_code: new.coupon.clone(),
-            card_fingerprint: new.fingerprint.clone(),
-            trial_credit: new
-                .trial_credit
-                .map(|credit| Money::new(credit, currency))
-                .transpose()?,
-            idempotency_key: uuid::Uuid::new_v4().to_string(),
-            request_fingerprint: "test".into(),
-        };
-        match store::insert_transaction(&mut conn, &row).await? {
-            Inserted::New(tx) => Ok(tx),
-            Inserted::Existing(_) => bail!("fresh idempotency key was already used"),
-        }
+        insert_on(&mut conn, new).await
     }
 
     pub async fn set_pi(&self, tx: &Transaction, pi: &str) -> Result {
@@ -238,6 +220,30 @@ impl TestApp {
         let user = UserId::parse(user)?;
         store::record_stripe_customer(&mut conn, &user, stripe_customer).await?;
         Ok(())
+    }
+}
+
+/// Inserts a transaction on `conn` (a database transaction left open keeps the row
+/// invisible, as payments-api's not yet committed write is).
+pub async fn insert_on(conn: &mut sqlx::PgConnection, new: &NewTx) -> Result<Transaction> {
+    let currency = Currency::parse(&new.currency)?;
+    let row = NewTransaction {
+        user_id: UserId::parse(&new.user)?,
+        kind: new.kind,
+        amount: Money::new(new.amount, currency)?,
+        payment_method_id: new.payment_method.clone(),
+        coupon_code: new.coupon.clone(),
+        card_fingerprint: new.fingerprint.clone(),
+        trial_credit: new
+            .trial_credit
+            .map(|credit| Money::new(credit, currency))
+            .transpose()?,
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+        request_fingerprint: "test".into(),
+    };
+    match store::insert_transaction(conn, &row).await? {
+        Inserted::New(tx) => Ok(tx),
+        Inserted::Existing(_) => bail!("fresh idempotency key was already used"),
     }
 }
 

@@ -17,6 +17,8 @@ mod fixtures;
 mod flows;
 mod group_commit;
 mod kill;
+mod modes_and_holds;
+mod money_in_any_order;
 mod proxy;
 mod randomized;
 mod rejections;

@@ -39,6 +39,7 @@ fn story(rng: &mut StdRng, index: usize, amount: i64, tx: TransactionId, user: S
         currency: "usd",
     };
     let dispute = format!("dp_rand_{index}");
+    let (re_a, re_b) = (format!("re_a_{index}"), format!("re_b_{index}"));
     let (events, status, net) = match rng.random_range(0..8) {
         0 => (vec![pi.succeeded()], Status::Succeeded, amount),
         1 => (
@@ -54,7 +55,12 @@ fn story(rng: &mut StdRng, index: usize, amount: i64, tx: TransactionId, user: S
         ),
         4 => (vec![pi.processing(), pi.canceled()], Status::Canceled, 0),
         5 => (
-            vec![pi.succeeded(), pi.refunded(amount / 2), pi.refunded(amount)],
+            vec![
+                pi.succeeded(),
+                pi.refunded(&[(&re_a, amount / 2)]),
+                pi.refund("refund.created", &re_b, amount - amount / 2, "succeeded"),
+                pi.refunded(&[(&re_a, amount / 2), (&re_b, amount - amount / 2)]),
+            ],
             Status::Refunded,
             0,
         ),
@@ -74,6 +80,7 @@ fn disputed(pi: &Pi<'_>, dispute: &str, outcome: &str) -> Vec<Value> {
     vec![
         pi.succeeded(),
         pi.dispute("charge.dispute.created", dispute, "needs_response"),
+        pi.dispute("charge.dispute.funds_withdrawn", dispute, "needs_response"),
         pi.dispute("charge.dispute.closed", dispute, outcome),
     ]
 }

@@ -1,18 +1,21 @@
 //! Events that cannot be applied when they arrive are kept and retried, never dropped.
 
-use payments_core::TransactionStatus as Status;
+use payments_core::{TransactionId, TransactionStatus as Status};
 
 use crate::{
     events::{Pi, event_id},
-    helpers::{NewTx, Result, TestApp, eventually},
+    helpers::{NewTx, Result, TestApp, eventually, insert_on},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_beat_its_transaction_is_applied_by_the_worker() -> Result {
     let app = TestApp::start_with(|c| c.retry.max_attempts = 100).await?;
+    // payments-api's row is written but not committed yet when the webhook arrives.
+    let mut pending = app.pool().begin().await?;
+    let tx = insert_on(&mut pending, &NewTx::payment("rita", 1_200)).await?;
     let pi = Pi {
         id: "pi_early",
-        tx: None,
+        tx: Some(tx.id),
         amount: 1_200,
         currency: "usd",
     };
@@ -22,7 +25,8 @@ async fn an_event_that_beat_its_transaction_is_applied_by_the_worker() -> Result
     assert_eq!(app.event_state(&event_id(&event)).await?, "unmatched");
 
     // payments-api commits the row and records the PaymentIntent after Stripe answered.
-    let tx = app.payment("rita", 1_200, "pi_early").await?;
+    pending.commit().await?;
+    app.set_pi(&tx, "pi_early").await?;
     eventually("the worker applies the event", || async {
         Ok(app.transaction(tx.id).await?.status == Status::Succeeded)
     })
@@ -35,9 +39,10 @@ async fn an_event_that_beat_its_transaction_is_applied_by_the_worker() -> Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_never_matches_is_dead_lettered_after_its_budget() -> Result {
     let app = TestApp::start().await?;
+    // It carries a transaction id of ours that never gets its row.
     let event = Pi {
         id: "pi_nobody",
-        tx: None,
+        tx: Some(TransactionId::new()),
         amount: 100,
         currency: "usd",
     }
@@ -72,7 +77,7 @@ async fn a_refund_before_its_success_is_deferred_then_applied() -> Result {
         amount: 500,
         currency: "usd",
     };
-    let refund = pi.refunded(500);
+    let refund = pi.refunded(&[("re_sam", 500)]);
 
     app.deliver(&refund).await?;
     assert_eq!(app.event_state(&event_id(&refund)).await?, "deferred");
@@ -94,6 +99,8 @@ async fn a_failure_while_applying_keeps_the_event_and_retries_it() -> Result {
     // A second transaction whose event claims a PaymentIntent already recorded on the
     // first: recording it violates a unique constraint, which rolls the apply back.
     let other = app.insert(&NewTx::payment("uma", 300)).await?;
+    // Its customer matches, so the PaymentIntent is adopted, and recording it fails.
+    app.customer("uma", "cus_test").await?;
     let event = Pi {
         id: "pi_taken",
         tx: Some(other.id),
@@ -114,5 +121,32 @@ async fn a_failure_while_applying_keeps_the_event_and_retries_it() -> Result {
     })
     .await?;
     assert_eq!(app.balance("uma").await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_about_an_object_that_is_not_ours_is_recorded_and_never_retried() -> Result {
+    let app = TestApp::start().await?;
+    // Another integration's PaymentIntent on a shared account: no metadata of ours,
+    // an id we never recorded.
+    let event = Pi {
+        id: "pi_someone_else",
+        tx: None,
+        amount: 100,
+        currency: "usd",
+    }
+    .succeeded();
+    let id = event_id(&event);
+
+    assert_eq!(app.deliver(&event).await?, "stored");
+    let (state, attempts, why) = app.event_row(&id).await?.unwrap_or_default();
+    assert_eq!(state, "foreign");
+    assert_eq!(attempts, 1);
+    assert!(why.is_some_and(|w| w.contains("not ours")));
+    // The retry worker leaves it alone: still one attempt, never dead.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (state, attempts, _) = app.event_row(&id).await?.unwrap_or_default();
+    assert_eq!((state.as_str(), attempts), ("foreign", 1));
+    assert_eq!(app.metrics.events_dead_lettered(), 0);
     Ok(())
 }

@@ -1,0 +1,214 @@
+//! The database as the second wall: what the code never does, hand-written SQL cannot do
+//! either. Each rule is tried directly against the schema, and tied to the Rust rule it
+//! repeats (the movement kinds' signs, the state machine's transitions).
+
+mod support;
+
+use payments_core::{
+    Signal, TransactionId, TransactionKind, TransactionStatus, settle::Context,
+    store::MovementKind, testing::TestDb, transitions,
+};
+use sqlx::{Connection as _, PgConnection};
+use support::{apply, insert, payment};
+
+/// Runs `sql` with `binds` (text) inside a savepoint; whether the database took it.
+async fn accepted(conn: &mut PgConnection, sql: &str, id: TransactionId, binds: &[&str]) -> bool {
+    let mut savepoint = conn.begin().await.expect("savepoint");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(id.as_uuid());
+    for bind in binds {
+        query = query.bind(*bind);
+    }
+    let done = query.execute(&mut *savepoint).await.is_ok();
+    // Deferred checks run at commit: the savepoint's release does not run them.
+    let done = done
+        && sqlx::query("SET CONSTRAINTS ALL IMMEDIATE")
+            .execute(&mut *savepoint)
+            .await
+            .is_ok();
+    savepoint.rollback().await.expect("rollback");
+    done
+}
+
+const MOVE: &str = "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency) \
+                    VALUES ($2, $1, $3, $4, $5::bigint, $6)";
+
+/// A succeeded payment of 1,000 for `user`, credited through settle.
+async fn paid(db: &TestDb, user: &str) -> TransactionId {
+    let id = insert(db, &payment(user, "k", 1_000)).await;
+    apply(db, id, &Signal::Succeeded, Context::default()).await;
+    id
+}
+
+#[tokio::test]
+async fn each_movement_kind_moves_money_one_way_only() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "ann").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let mut tx = conn.begin().await.expect("begin");
+    for kind in MovementKind::ALL {
+        let (right, wrong) = match kind.is_debit() {
+            true => ("-1", "1"),
+            false => ("1", "-1"),
+        };
+        let row = |amount| ["ann", kind.as_str(), "key", amount, "usd"];
+        assert!(
+            !accepted(&mut tx, MOVE, id, &row(wrong)).await,
+            "{kind} of {wrong}"
+        );
+        // The right sign is refused only by the other rules (credits are the amount).
+        let credit = matches!(
+            kind,
+            MovementKind::PaymentCredit | MovementKind::CouponCredit | MovementKind::TrialGrant
+        );
+        let reversal = matches!(
+            kind,
+            MovementKind::RefundReversal | MovementKind::DisputeReversal
+        );
+        if !credit && !reversal {
+            assert!(accepted(&mut tx, MOVE, id, &row(right)).await, "{kind}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_movement_belongs_to_its_transaction() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "bea").await;
+    paid(&db, "cal").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let cases: [(&[&str], bool); 7] = [
+        (&["bea", "refund_debit", "re_1", "-100", "usd"], true),
+        (&["cal", "refund_debit", "re_1", "-100", "usd"], false), // another user's wallet
+        (&["bea", "payment_credit", "again", "1000", "usd"], true), // the audit refuses this one
+        (&["bea", "payment_credit", "more", "999", "usd"], false), // not the amount
+        (&["bea", "refund_reversal", "re_1", "100", "usd"], false), // nothing to give back
+        (&["bea", "dispute_reversal", "dp_1", "100", "usd"], false),
+        (&["bea", "refund_debit", "re_9", "-1001", "usd"], false), // more than the payment
+    ];
+    for (row, expected) in cases {
+        assert_eq!(
+            accepted(&mut conn, MOVE, id, row).await,
+            expected,
+            "{row:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_disputes_and_refunds_of_a_payment_never_take_more_than_it_brought() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "dan").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let mut tx = conn.begin().await.expect("begin");
+    for (family, first, second) in [("dispute", "dp_1", "dp_2"), ("refund", "re_1", "re_2")] {
+        let (debit, reversal) = (format!("{family}_debit"), format!("{family}_reversal"));
+        let row = |key| ["dan", debit.as_str(), key, "-600", "usd"];
+        record(&mut tx, id, &row(first)).await;
+        assert!(
+            !accepted(&mut tx, MOVE, id, &row(second)).await,
+            "a second {family} of 600 on 1,000"
+        );
+        // Once the first is given back, the second may take it.
+        record(
+            &mut tx,
+            id,
+            &["dan", reversal.as_str(), first, "600", "usd"],
+        )
+        .await;
+        assert!(accepted(&mut tx, MOVE, id, &row(second)).await, "{family}");
+    }
+}
+
+async fn record(conn: &mut PgConnection, id: TransactionId, row: &[&str]) {
+    let mut query = sqlx::query(MOVE).bind(id.as_uuid());
+    for value in row {
+        query = query.bind(*value);
+    }
+    query.execute(&mut *conn).await.expect("recorded");
+}
+
+#[tokio::test]
+async fn a_wallet_balance_moves_only_with_a_ledger_entry() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "eve").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let refused = [
+        "UPDATE wallets SET balance = balance + 1 WHERE user_id = 'eve' AND $1 IS NOT NULL",
+        "INSERT INTO wallets (user_id, currency, balance) SELECT 'fay', 'usd', 5 WHERE $1 IS NOT NULL",
+        // Naming a ledger entry by hand does not help: only the ledger's trigger may.
+        "WITH named AS (SELECT set_config('payments.applying_ledger_entry', \
+           (SELECT id::text FROM ledger_entries WHERE transaction_id = $1), true)) \
+         UPDATE wallets SET balance = balance + 1000 FROM named WHERE user_id = 'eve'",
+    ];
+    for sql in refused {
+        assert!(!accepted(&mut conn, sql, id, &[]).await, "{sql}");
+    }
+    let allowed = [
+        "UPDATE wallets SET trial_state = 'active', trial_started_at = now() WHERE user_id = 'eve' AND $1 IS NOT NULL",
+        "INSERT INTO wallets (user_id, currency) SELECT 'fay', 'usd' WHERE $1 IS NOT NULL",
+    ];
+    for sql in allowed {
+        assert!(accepted(&mut conn, sql, id, &[]).await, "{sql}");
+    }
+}
+
+/// The trigger on `transactions` allows exactly the changes of status the state
+/// machine makes: every (kind, from, to) is tried from hand-written SQL.
+#[tokio::test]
+async fn the_status_trigger_allows_exactly_the_state_machines_transitions() {
+    let db = TestDb::new().await;
+    let legal = transitions();
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let mut tx = conn.begin().await.expect("begin");
+    for kind in TransactionKind::ALL {
+        let new = payments_core::store::NewTransaction {
+            kind: *kind,
+            ..payment("gil", kind.as_str(), 1_000)
+        };
+        let id = match payments_core::store::insert_transaction(&mut tx, &new)
+            .await
+            .expect("insert")
+        {
+            payments_core::store::Inserted::New(t)
+            | payments_core::store::Inserted::Existing(t) => t.id,
+        };
+        for from in TransactionStatus::ALL {
+            // Put the row in `from` with the triggers off, as only a superuser can.
+            sqlx::query("SET LOCAL session_replication_role = replica")
+                .execute(&mut *tx)
+                .await
+                .expect("triggers off");
+            sqlx::query("UPDATE transactions SET status = $2 WHERE id = $1")
+                .bind(id.as_uuid())
+                .bind(from)
+                .execute(&mut *tx)
+                .await
+                .expect("set up");
+            sqlx::query("SET LOCAL session_replication_role = origin")
+                .execute(&mut *tx)
+                .await
+                .expect("triggers on");
+            for to in TransactionStatus::ALL.iter().filter(|to| *to != from) {
+                let sql = "UPDATE transactions SET status = $2 WHERE id = $1";
+                let took = accepted(&mut tx, sql, id, &[to.as_str()]).await;
+                let rule = legal.contains(&(*kind, *from, *to));
+                assert_eq!(took, rule, "{kind} from {from} to {to}");
+            }
+        }
+        let change_kind = "UPDATE transactions SET kind = $2 WHERE id = $1";
+        let other = if *kind == TransactionKind::Coupon {
+            "payment"
+        } else {
+            "coupon"
+        };
+        assert!(
+            !accepted(&mut tx, change_kind, id, &[other]).await,
+            "{kind}"
+        );
+    }
+    let born_settled = "INSERT INTO transactions (id, user_id, kind, status, amount, currency, \
+                        idempotency_key, request_fingerprint) \
+                        VALUES ($1, 'hal', 'payment', $2, 100, 'usd', 'k', 'f')";
+    assert!(!accepted(&mut tx, born_settled, TransactionId::new(), &["succeeded"]).await);
+    assert!(accepted(&mut tx, born_settled, TransactionId::new(), &["created"]).await);
+}
