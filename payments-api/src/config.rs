@@ -134,6 +134,9 @@ pub struct WalletConfig {
     pub validation_amount: i64,
     /// `PAYMENTS_TRIAL_CREDIT`: what a successful StartTrial grants.
     pub trial_credit: i64,
+    /// `PAYMENTS_ACCEPT_COUPON_IDS`: whether ApplyCoupon takes a raw Stripe coupon id as
+    /// well as a promotion code (off: promotion codes only, which carry every restriction).
+    pub accept_coupon_ids: bool,
 }
 
 /// The caps that keep one caller from starving the others.
@@ -239,6 +242,7 @@ impl Config {
             max_amount: env.max_amount("PAYMENTS_MAX_AMOUNT"),
             validation_amount: env.positive("PAYMENTS_VALIDATION_AMOUNT", 100),
             trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
+            accept_coupon_ids: env.parsed("PAYMENTS_ACCEPT_COUPON_IDS", false),
         };
         let watch = env.watch();
         let limits = env.limits();
@@ -288,6 +292,7 @@ impl Config {
                 max_amount: STRIPE_MAX_AMOUNT,
                 validation_amount: 100,
                 trial_credit: 500,
+                accept_coupon_ids: false,
             },
             watch: WatchConfig::default(),
             limits: LimitsConfig::default(),

@@ -173,6 +173,7 @@ pub fn code(reason: Reason) -> Code {
         | R::CouponExpired
         | R::CouponExhausted
         | R::CouponInactive
+        | R::CouponNotEligible
         | R::CouponCurrencyMismatch
         | R::TrialAlreadyUsed
         | R::CardFingerprintMissing
