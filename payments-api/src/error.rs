@@ -174,6 +174,7 @@ pub fn code(reason: Reason) -> Code {
         | R::CouponExpired
         | R::CouponExhausted
         | R::CouponInactive
+        | R::CouponNotEligible
         | R::CouponCurrencyMismatch
         | R::TrialAlreadyUsed
         | R::CardFingerprintMissing

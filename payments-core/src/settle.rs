@@ -213,6 +213,13 @@ async fn run_effect(
                 return Ok(Some(flag));
             }
         }
+        Effect::VoidInvoice => {
+            // No invoice recorded: the attempt never got one to leave behind.
+            if let Some(invoice) = &tx.stripe_invoice_id {
+                let key = format!("void-invoice-{}", tx.id);
+                store::enqueue(conn, OutboxKind::VoidInvoice, tx.id, invoice, &key).await?;
+            }
+        }
         Effect::DebitRefund { refund_id, amount } => {
             let m = (MovementKind::RefundDebit, refund_id.as_str(), *amount);
             record_keyed(conn, tx, m, event_id).await?;

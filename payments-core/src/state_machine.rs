@@ -77,6 +77,9 @@ pub enum Effect {
     /// Release the validation hold by cancelling the PaymentIntent, through the outbox;
     /// once per [`Release`].
     ReleaseHold(Release),
+    /// Void (a draft: delete) the invoice of a coupon attempt that failed or was
+    /// canceled, through the outbox, so nothing is left open that could still be paid.
+    VoidInvoice,
     /// Debit a refund (keyed by refund id).
     DebitRefund { refund_id: String, amount: i64 },
     /// Give a failed refund's amount back (keyed by refund id).
@@ -190,10 +193,12 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
                 to: Failed,
                 amount_refunded: current.amount_refunded,
                 failure: Some((code.clone(), message.clone())),
-                effects: vec![],
+                effects: current.leftover_invoice(),
             })
         }
-        Signal::Canceled if current.may_still_succeed() => current.to(Canceled, vec![]),
+        Signal::Canceled if current.may_still_succeed() => {
+            current.to(Canceled, current.leftover_invoice())
+        }
         Signal::Canceled => Decision::Stale,
         Signal::Refunded {
             refunds,
@@ -212,6 +217,14 @@ impl Current<'_> {
     /// Unsettled, or FAILED (the customer may retry the same PaymentIntent).
     fn may_still_succeed(self) -> bool {
         !self.status.is_settled() || self.status == Status::Failed
+    }
+
+    /// A coupon attempt that ends without success leaves no invoice to pay.
+    fn leftover_invoice(self) -> Vec<Effect> {
+        match self.kind {
+            Kind::Coupon => vec![Effect::VoidInvoice],
+            _ => vec![],
+        }
     }
 
     /// A move to `status` with `effects`, keeping the refunded amount.

@@ -553,3 +553,21 @@ fn no_decision_changes_status_outside_the_transitions() {
         }
     }
 }
+
+#[test]
+fn a_coupon_attempt_that_fails_or_is_canceled_voids_its_invoice_and_a_payment_does_not() {
+    let failed = Signal::Failed {
+        code: "invalid_request_error".into(),
+        message: "refused".into(),
+    };
+    for signal in [&failed, &Signal::Canceled] {
+        let Decision::Apply(t) = decide(current(Kind::Coupon, Pending), signal) else {
+            panic!("{signal:?} must apply to a pending coupon");
+        };
+        assert_eq!(t.effects, vec![Effect::VoidInvoice], "{signal:?}");
+        let Decision::Apply(t) = decide(current(Kind::Payment, Pending), signal) else {
+            panic!("{signal:?} must apply to a pending payment");
+        };
+        assert_eq!(t.effects, vec![], "{signal:?}");
+    }
+}

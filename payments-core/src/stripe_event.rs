@@ -87,8 +87,8 @@ pub struct StripeEvent {
 }
 
 /// The event types [`StripeEvent::meaning`] acts on: what a webhook endpoint subscribes
-/// to and what the catch-up pass asks `GET /v1/events` for (in lists of at most 20,
-/// Stripe's limit).
+/// to and what the catch-up pass keeps of `GET /v1/events` (it lists them unfiltered:
+/// Stripe takes at most 20 types in one filter).
 pub const ACTED_ON_TYPES: &[&str] = &[
     "payment_intent.succeeded",
     "payment_intent.amount_capturable_updated",

@@ -1,6 +1,6 @@
 //! Reading back from Stripe as JSON, for payments-core to interpret the way it reads a
 //! webhook's object: the reconciliation reader ([`StripeReader`]) and the event list of
-//! the catch-up pass ([`StripeClient::events_since`]).
+//! the catch-up pass ([`StripeClient::events_page`]).
 
 use payments_core::reconcile::{ObjectKind, ObjectRef, StripeReader};
 use serde_json::Value;
@@ -8,11 +8,22 @@ use stripe_client_core::{RequestBuilder, StripeMethod};
 
 use crate::{StripeClient, StripeFailure};
 
-/// How many event types `GET /v1/events` takes in one `types[]` list.
-pub const MAX_TYPES_PER_LIST: usize = 20;
+/// Where a page of `GET /v1/events` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventsFrom<'a> {
+    /// The newest events Stripe lists (`starting_after` with `Some`: older than that one).
+    Newest { older_than: Option<&'a str> },
+    /// The events just after this one (`ending_before`): paging forward in time.
+    After(&'a str),
+}
 
-/// Pages of `GET /v1/events` read in one catch-up pass at most (100 events each).
-pub const MAX_EVENT_PAGES: usize = 20;
+/// One page of `GET /v1/events`, newest first as Stripe lists it.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    pub events: Vec<Value>,
+    /// More events lie beyond the page in the direction it was read.
+    pub has_more: bool,
+}
 
 impl StripeClient {
     /// `GET /v1{path}?{query}` as JSON.
@@ -48,53 +59,34 @@ impl StripeClient {
         self.get("retrieve_invoice", &path, &[]).await
     }
 
-    /// Events created at or after `since` (Unix seconds) whose type matches one of
-    /// `types` (`payment_intent.*` style), oldest first within each list of at most
-    /// [`MAX_TYPES_PER_LIST`] types (Stripe's limit; more types are asked for in several
-    /// lists); at most [`MAX_EVENT_PAGES`] pages per list.
-    pub async fn events_since(
+    /// One page (up to 100) of the events whose type matches one of `types`
+    /// (`payment_intent.*` style), from `from`, created at or after `since` (Unix
+    /// seconds) if given. A cursor event Stripe no longer holds is a `resource_missing`
+    /// rejection ([`StripeFailure::is_missing`]).
+    pub async fn events_page(
         &self,
-        since: i64,
+        from: EventsFrom<'_>,
+        since: Option<i64>,
         types: &[&str],
-    ) -> Result<Vec<Value>, StripeFailure> {
-        let mut events = Vec::new();
-        for types in types.chunks(MAX_TYPES_PER_LIST) {
-            events.extend(self.events_of_types_since(since, types).await?);
+    ) -> Result<EventPage, StripeFailure> {
+        let since = since.map(|s| s.to_string());
+        let mut query = vec![("limit", "100")];
+        match from {
+            EventsFrom::Newest { older_than: None } => {}
+            EventsFrom::Newest {
+                older_than: Some(id),
+            } => query.push(("starting_after", id)),
+            EventsFrom::After(id) => query.push(("ending_before", id)),
         }
-        Ok(events)
-    }
-
-    async fn events_of_types_since(
-        &self,
-        since: i64,
-        types: &[&str],
-    ) -> Result<Vec<Value>, StripeFailure> {
-        let since = since.to_string();
-        let mut events = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_EVENT_PAGES {
-            let mut query = vec![("created[gte]", since.as_str()), ("limit", "100")];
-            query.extend(types.iter().map(|t| ("types[]", *t)));
-            if let Some(id) = &after {
-                query.push(("starting_after", id));
-            }
-            let page = self.get("list_events", "/events", &query).await?;
-            let data = list_data(&page, "an event list")?;
-            let last = data
-                .last()
-                .and_then(|e| e.get("id"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            events.extend(data.iter().cloned());
-            let more = page.get("has_more").and_then(Value::as_bool) == Some(true);
-            after = last;
-            if !more || after.is_none() {
-                break;
-            }
+        if let Some(since) = &since {
+            query.push(("created[gte]", since));
         }
-        // Stripe lists newest first; apply in the order things happened.
-        events.reverse();
-        Ok(events)
+        query.extend(types.iter().map(|t| ("types[]", *t)));
+        let page = self.get("list_events", "/events", &query).await?;
+        Ok(EventPage {
+            events: list_data(&page, "an event list")?.to_vec(),
+            has_more: page.get("has_more").and_then(Value::as_bool) == Some(true),
+        })
     }
 }
 

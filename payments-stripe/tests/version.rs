@@ -76,7 +76,11 @@ async fn reads_writes_and_searches_all_send_the_pinned_version() {
         .await
         .expect("search");
     client
-        .events_since(0, &["payment_intent.succeeded"])
+        .events_page(
+            payments_stripe::reader::EventsFrom::Newest { older_than: None },
+            Some(0),
+            &["payment_intent.succeeded"],
+        )
         .await
         .expect("events");
     let cancel = stripe_core::payment_intent::CancelPaymentIntent::new("pi_1").build();
@@ -102,6 +106,6 @@ async fn reads_writes_and_searches_all_send_the_pinned_version() {
             .any(|h| h.starts_with("get /v1/invoices/in_1 "))
     );
     assert!(heads.iter().any(|h| h.starts_with(
-        "get /v1/events?created%5bgte%5d=0&limit=100&types%5b%5d=payment_intent.succeeded "
+        "get /v1/events?limit=100&created%5bgte%5d=0&types%5b%5d=payment_intent.succeeded "
     )));
 }

@@ -193,10 +193,12 @@ impl System {
 }
 
 impl System {
-    /// A coupon of `amount_off` minor units in usd, once, created in stripe-sim; its id
-    /// is a code ApplyCoupon takes.
+    /// A coupon of `amount_off` minor units in usd, once, created in stripe-sim, and a
+    /// promotion code of it: the code, which ApplyCoupon takes (raw coupon ids only when
+    /// configured to).
     pub async fn create_coupon(&self, amount_off: i64) -> String {
-        let coupon: serde_json::Value = reqwest::Client::new()
+        let http = reqwest::Client::new();
+        let coupon: serde_json::Value = http
             .post(format!("{}/v1/coupons", self.sim.base_url()))
             .bearer_auth("sk_test_tests")
             .form(&[
@@ -210,7 +212,25 @@ impl System {
             .json()
             .await
             .expect("the coupon");
-        coupon["id"].as_str().expect("coupon id").to_owned()
+        let coupon = coupon["id"].as_str().expect("coupon id");
+        let code = format!(
+            "CODE{}",
+            coupon.trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        )
+        .to_uppercase();
+        http.post(format!("{}/v1/promotion_codes", self.sim.base_url()))
+            .bearer_auth("sk_test_tests")
+            .form(&[
+                ("promotion[type]", "coupon"),
+                ("promotion[coupon]", coupon),
+                ("code", code.as_str()),
+            ])
+            .send()
+            .await
+            .expect("create a promotion code")
+            .error_for_status()
+            .expect("the promotion code");
+        code
     }
 }
 

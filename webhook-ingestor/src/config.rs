@@ -36,10 +36,11 @@ pub struct Config {
     pub reconcile_after: Duration,
     /// How often the reconciliation sweeper runs; None turns it off.
     pub reconcile_interval: Option<Duration>,
+    /// A transaction still CREATED or REQUIRES_ACTION this long after its creation is
+    /// abandoned: the sweeper cancels it at Stripe (through the outbox).
+    pub abandon_after: Duration,
     /// How often `GET /v1/events` is read for events we missed; None turns it off.
     pub catch_up_interval: Option<Duration>,
-    /// How far before the newest stored event the catch-up pass starts reading.
-    pub catch_up_overlap: Duration,
     /// How often the database's health signals are read into the metrics; None: never.
     pub signals_interval: Option<Duration>,
     /// After a shutdown signal, how long in-flight work may take before we give up.
@@ -91,8 +92,8 @@ impl FromEnv for Config {
             stripe_timeout: env.seconds("INGESTOR_STRIPE_TIMEOUT_SECS", 10),
             reconcile_after: env.seconds("INGESTOR_RECONCILE_AFTER_SECS", 900),
             reconcile_interval: env.optional_seconds("INGESTOR_RECONCILE_INTERVAL_SECS", 60),
+            abandon_after: env.seconds("INGESTOR_ABANDON_AFTER_SECS", 86_400),
             catch_up_interval: env.optional_seconds("INGESTOR_CATCH_UP_INTERVAL_SECS", 300),
-            catch_up_overlap: env.seconds("INGESTOR_CATCH_UP_OVERLAP_SECS", 3_600),
             signals_interval: env.optional_seconds("INGESTOR_SIGNALS_INTERVAL_SECS", 15),
             shutdown_grace: env.seconds("INGESTOR_SHUTDOWN_GRACE_SECS", 25),
             group_commit: GroupCommitConfig {
@@ -143,8 +144,8 @@ impl Config {
             stripe_timeout: Duration::from_secs(5),
             reconcile_after: Duration::from_secs(60),
             reconcile_interval: None,
+            abandon_after: Duration::from_secs(86_400),
             catch_up_interval: None,
-            catch_up_overlap: Duration::from_secs(3_600),
             signals_interval: None,
             shutdown_grace: Duration::from_secs(10),
             group_commit: GroupCommitConfig::OFF,

@@ -214,6 +214,7 @@ impl Workers {
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
                     after: config.reconcile_after,
+                    abandon_after: config.abandon_after,
                 };
                 (reconciler, interval)
             }),
@@ -223,7 +224,6 @@ impl Workers {
                     stripe: stripe.clone(),
                     metrics: metrics.clone(),
                     rules: config.inbox_rules(),
-                    overlap: config.catch_up_overlap,
                 };
                 (catch_up, interval)
             }),

@@ -81,6 +81,9 @@ pub struct WalletConfig {
     pub validation_amount: i64,
     /// `PAYMENTS_TRIAL_CREDIT`: what a successful StartTrial grants.
     pub trial_credit: i64,
+    /// `PAYMENTS_ACCEPT_COUPON_IDS`: whether ApplyCoupon takes a raw Stripe coupon id as
+    /// well as a promotion code (off: promotion codes only, which carry every restriction).
+    pub accept_coupon_ids: bool,
 }
 
 pub const DEFAULT_ADDR: &str = "0.0.0.0:50051";
@@ -117,6 +120,7 @@ impl FromEnv for Config {
                 max_amount: read_max_amount(env, "PAYMENTS_MAX_AMOUNT"),
                 validation_amount: env.positive("PAYMENTS_VALIDATION_AMOUNT", 100),
                 trial_credit: env.positive("PAYMENTS_TRIAL_CREDIT", 500),
+                accept_coupon_ids: env.parsed("PAYMENTS_ACCEPT_COUPON_IDS", false),
             },
             watch: read_watch(env),
             limits: limits::read(env),
@@ -151,6 +155,7 @@ impl Config {
                 max_amount: STRIPE_MAX_AMOUNT,
                 validation_amount: 100,
                 trial_credit: 500,
+                accept_coupon_ids: false,
             },
             watch: WatchConfig::default(),
             limits: LimitsConfig::default(),

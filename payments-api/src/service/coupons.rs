@@ -13,7 +13,7 @@ use super::{AppState, charge, convert, customers::ensure_customer, idempotency, 
 use crate::{
     auth::{Caller, authorize_user},
     error::{ApiError, ApiResult, Reason, Refusal, code as code_of},
-    stripe_client::{CouponInvoice, CouponProblem, Redeemable},
+    stripe_client::{CouponInvoice, CouponProblem, Redeemable, Redeemer},
 };
 
 /// The index that lets a user redeem a code once (unless the redemption failed).
@@ -47,9 +47,15 @@ pub async fn apply_coupon(
             if store::coupon_redeemed(&mut conn, &user, &code).await? {
                 return Err(StoreError::Conflict(COUPON_ONCE.into()).into());
             }
+            let customer = store::stripe_customer(&mut conn, &user).await?;
+            let has_paid_before = store::has_paid_before(&mut conn, &user).await?;
             // No connection is held while Stripe looks the code up.
             drop(conn);
-            let redeemable = redeemable(state, &code, currency).await?;
+            let redeemer = Redeemer {
+                customer: customer.as_deref(),
+                has_paid_before,
+            };
+            let redeemable = redeemable(state, &code, currency, redeemer).await?;
             let new = NewTransaction {
                 user_id: user.clone(),
                 kind: TransactionKind::Coupon,
@@ -72,11 +78,16 @@ pub async fn apply_coupon(
 }
 
 /// Looks the code up at Stripe and checks it can be credited to this wallet.
-async fn redeemable(state: &AppState, code: &str, currency: Currency) -> ApiResult<Redeemable> {
+async fn redeemable(
+    state: &AppState,
+    code: &str,
+    currency: Currency,
+    redeemer: Redeemer<'_>,
+) -> ApiResult<Redeemable> {
     let now = chrono::Utc::now().timestamp();
     let redeemable = state
         .stripe
-        .find_redeemable(code, now)
+        .find_redeemable(code, now, state.wallet.accept_coupon_ids, redeemer)
         .await?
         .map_err(|problem| refusal(problem, code))?;
     if redeemable.amount_off.currency() != currency {
@@ -103,7 +114,7 @@ fn refusal(problem: CouponProblem, code: &str) -> ApiError {
         CouponProblem::Unknown => ApiError::invalid_as(
             Reason::CouponNotFound,
             "code",
-            format!("{code} is neither an active promotion code nor a coupon"),
+            format!("{code} is not a promotion code (nor, where accepted, a coupon id)"),
         ),
         CouponProblem::PercentOff => ApiError::invalid_as(
             Reason::CouponNotFixedAmount,
@@ -121,6 +132,12 @@ fn refusal(problem: CouponProblem, code: &str) -> ApiError {
         CouponProblem::Expired => {
             ApiError::refused(Reason::CouponExpired, format!("{code} has expired"))
         }
+        CouponProblem::NotEligible(restriction) => Refusal::new(
+            Reason::CouponNotEligible,
+            format!("{code} cannot be redeemed here: its {restriction} restriction excludes it"),
+        )
+        .with("restriction", restriction)
+        .into(),
         CouponProblem::Exhausted => ApiError::refused(
             Reason::CouponExhausted,
             format!("{code} has reached its maximum number of redemptions"),
@@ -185,7 +202,7 @@ async fn create_invoice(
     // A retry finds the code again: the first attempt's answer was not kept.
     let redeemable = match redeemable {
         Some(r) => r,
-        None => match redeemable_again(state, &code, tx.currency()).await {
+        None => match redeemable_again(state, &code, tx.currency(), customer).await {
             Ok(r) => r,
             Err(e) => return Err(e),
         },
@@ -210,8 +227,14 @@ async fn redeemable_again(
     state: &AppState,
     code: &str,
     currency: Currency,
+    customer: &str,
 ) -> Result<Redeemable, Failed> {
-    match redeemable(state, code, currency).await {
+    // The first attempt checked the user's history; the code's own rules are checked again.
+    let redeemer = Redeemer {
+        customer: Some(customer),
+        has_paid_before: false,
+    };
+    match redeemable(state, code, currency, redeemer).await {
         Ok(r) => Ok(r),
         // A refusal of the code itself (not a limit or an outage) fails the transaction.
         Err(ApiError::Refused(refusal))

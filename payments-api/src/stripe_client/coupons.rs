@@ -43,8 +43,20 @@ pub enum CouponProblem {
     Expired,
     Exhausted,
     PercentOff,
+    /// A restriction of the promotion code excludes this redemption: `customer`,
+    /// `first_time_transaction` or `minimum_amount`.
+    NotEligible(&'static str),
     /// A coupon without a positive amount in a currency we can read.
     NoAmount,
+}
+
+/// Who redeems: what a promotion code's restrictions are checked against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redeemer<'a> {
+    /// The user's Stripe customer, if they have one yet.
+    pub customer: Option<&'a str>,
+    /// The user already has a successful payment or redemption.
+    pub has_paid_before: bool,
 }
 
 /// A zero-total invoice carrying a coupon's credit.
@@ -57,25 +69,30 @@ pub struct CouponInvoice<'a> {
 }
 
 impl Stripe {
-    /// Finds an active promotion code named `code`, else a coupon with that id, and
-    /// checks that it can be redeemed now (`now` in Unix seconds).
+    /// Finds the promotion code named `code` (an inactive one is refused as such), else,
+    /// when `coupon_ids` allows it, a coupon with that id, and checks that it can be
+    /// redeemed now (`now` in Unix seconds).
     pub async fn find_redeemable(
         &self,
         code: &str,
         now: i64,
+        coupon_ids: bool,
+        redeemer: Redeemer<'_>,
     ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
-        let request = ListPromotionCode::new()
-            .code(code)
-            .active(true)
-            .limit(1)
-            .customize();
+        let request = ListPromotionCode::new().code(code).limit(10).customize();
         let promos = self.client.send("find_redeemable", request).await?;
-        if let Some(promo) = promos
+        // Codes are unique among active codes only: prefer the active one.
+        let mut matching: Vec<PromotionCode> = promos
             .data
             .into_iter()
-            .find(|p| p.code.eq_ignore_ascii_case(code))
-        {
-            return self.redeemable_promotion(promo, now).await;
+            .filter(|p| p.code.eq_ignore_ascii_case(code))
+            .collect();
+        matching.sort_by_key(|p| !p.active);
+        if let Some(promo) = matching.into_iter().next() {
+            return self.redeemable_promotion(promo, now, redeemer).await;
+        }
+        if !coupon_ids {
+            return Ok(Err(CouponProblem::Unknown));
         }
         match self.coupon(code).await {
             Ok(coupon) => Ok(redeemable_coupon(
@@ -92,6 +109,7 @@ impl Stripe {
         &self,
         promo: PromotionCode,
         now: i64,
+        redeemer: Redeemer<'_>,
     ) -> Result<Result<Redeemable, CouponProblem>, StripeFailure> {
         if !promo.active {
             return Ok(Err(CouponProblem::NotValid));
@@ -105,6 +123,14 @@ impl Stripe {
         {
             return Ok(Err(CouponProblem::Exhausted));
         }
+        let for_customer = promo.customer.as_ref().map(|c| c.id().as_str().to_owned());
+        if for_customer.is_some_and(|c| redeemer.customer != Some(c.as_str())) {
+            return Ok(Err(CouponProblem::NotEligible("customer")));
+        }
+        if promo.restrictions.first_time_transaction && redeemer.has_paid_before {
+            return Ok(Err(CouponProblem::NotEligible("first_time_transaction")));
+        }
+        let minimum = promo.restrictions.minimum_amount;
         let Some(coupon) = promo.promotion.coupon else {
             return Ok(Err(CouponProblem::NoAmount));
         };
@@ -112,11 +138,15 @@ impl Stripe {
             Expandable::Object(coupon) => *coupon,
             Expandable::Id(id) => self.coupon(id.as_ref()).await?,
         };
-        Ok(redeemable_coupon(
-            &coupon,
-            Discount::PromotionCode(promo.id.to_string()),
-            now,
-        ))
+        let redeemable =
+            redeemable_coupon(&coupon, Discount::PromotionCode(promo.id.to_string()), now);
+        // The invoice's subtotal is the credit itself.
+        Ok(redeemable.and_then(|r| match minimum {
+            Some(min) if r.amount_off.minor() < min => {
+                Err(CouponProblem::NotEligible("minimum_amount"))
+            }
+            _ => Ok(r),
+        }))
     }
 
     async fn coupon(&self, id: &str) -> Result<Coupon, StripeFailure> {

@@ -15,7 +15,7 @@ mod customers;
 mod payment_intents;
 mod payment_methods;
 
-pub use coupons::{CouponInvoice, CouponProblem, Discount, Redeemable};
+pub use coupons::{CouponInvoice, CouponProblem, Discount, Redeemable, Redeemer};
 pub use payment_intents::{IntentOutcome, IntentRequest};
 pub use payments_stripe::StripeFailure;
 

@@ -64,8 +64,17 @@ async fn a_promotion_code_credits_the_wallet_through_a_zero_invoice() {
 }
 
 #[tokio::test]
-async fn a_coupon_id_works_as_a_code_too() {
+async fn a_raw_coupon_id_is_refused_unless_accepted_by_configuration() {
     let app = TestApp::start().await;
+    app.coupon("plain-coupon", None, None).await;
+    assert_refused(
+        app.apply_coupon("alice", "plain-coupon", "coupon-id").await,
+        Code::InvalidArgument,
+        "COUPON_NOT_FOUND",
+    );
+    app.stop().await;
+
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
     app.coupon("plain-coupon", None, None).await;
     let tx = app
         .apply_coupon("alice", "plain-coupon", "coupon-id")
@@ -107,7 +116,8 @@ async fn a_code_redeemed_again_by_the_same_user_is_refused() {
 
 #[tokio::test]
 async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
-    let app = TestApp::start().await;
+    // Raw coupon ids too, to see the coupon's own rules.
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
     let status = assert_refused(
         app.apply_coupon("alice", "NOPE", "k1").await,
         Code::InvalidArgument,
@@ -152,7 +162,8 @@ async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
 
 #[tokio::test]
 async fn an_expired_code_and_a_coupon_in_another_currency_say_why() {
-    let app = TestApp::start().await;
+    // Raw coupon ids too, to see the coupon's own rules.
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
     app.coupon("LATE", None, None).await;
     let promotion = CreatePromotionCodePromotion {
         coupon: Some("LATE".to_owned()),
@@ -192,5 +203,170 @@ async fn an_expired_code_and_a_coupon_in_another_currency_say_why() {
         app.transactions("alice").await.is_empty(),
         "nothing created"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_coupon_attempt_leaves_no_invoice_behind_and_may_be_retried() {
+    let app = TestApp::start().await;
+    app.coupon("RETRY", Some("RETRY5"), None).await;
+    // Stripe refuses the finalization: the attempt fails with its draft invoice created.
+    app.sim
+        .faults()
+        .scope("/v1/invoices/")
+        .fail_next_with_status(1, axum::http::StatusCode::BAD_REQUEST);
+    let failed = app
+        .apply_coupon("alice", "RETRY5", "first")
+        .await
+        .expect("the attempt is answered");
+    assert_eq!(failed.status, S::Failed as i32, "{failed:?}");
+    let invoice = failed.stripe_invoice_id.clone();
+    assert!(invoice.starts_with("in_"), "{failed:?}");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let found = app.sim_get(&format!("invoices/{invoice}")).await;
+        if found["error"]["code"] == "resource_missing" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the failed attempt's invoice is still there: {found}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let deleted =
+        app.sim.events().into_iter().any(|e| {
+            e["type"] == "invoice.deleted" && e["data"]["object"]["id"] == invoice.as_str()
+        });
+    assert!(deleted, "the draft was deleted at Stripe");
+
+    let retried = app
+        .apply_coupon("alice", "RETRY5", "second")
+        .await
+        .expect("a failed attempt may be retried");
+    app.wait_for("alice", &retried.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    assert_eq!(
+        app.transaction("alice", &failed.id).await.status,
+        S::Failed as i32
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_inactive_promotion_code_is_refused_as_inactive() {
+    let app = TestApp::start().await;
+    app.coupon("PAUSED", Some("PAUSED5"), None).await;
+    let promo = app.sim_get("promotion_codes?code=PAUSED5").await;
+    let id = promo["data"][0]["id"]
+        .as_str()
+        .expect("promotion code id")
+        .to_owned();
+    reqwest::Client::new()
+        .post(format!("{}/v1/promotion_codes/{id}", app.sim.base_url()))
+        .bearer_auth("sk_test_tests")
+        .form(&[("active", "false")])
+        .send()
+        .await
+        .expect("deactivate")
+        .error_for_status()
+        .expect("deactivated");
+    assert_refused(
+        app.apply_coupon("alice", "PAUSED5", "paused").await,
+        Code::FailedPrecondition,
+        "COUPON_INACTIVE",
+    );
+    assert!(
+        app.transactions("alice").await.is_empty(),
+        "nothing created"
+    );
+    app.stop().await;
+}
+
+impl TestApp {
+    /// A promotion code of coupon `coupon` with `extra` parameters, made at stripe-sim.
+    async fn restricted_code(&self, coupon: &str, code: &str, extra: &[(&str, &str)]) {
+        let mut form = vec![
+            ("promotion[type]", "coupon"),
+            ("promotion[coupon]", coupon),
+            ("code", code),
+        ];
+        form.extend_from_slice(extra);
+        reqwest::Client::new()
+            .post(format!("{}/v1/promotion_codes", self.sim.base_url()))
+            .bearer_auth("sk_test_tests")
+            .form(&form)
+            .send()
+            .await
+            .expect("create a promotion code")
+            .error_for_status()
+            .expect("the promotion code");
+    }
+}
+
+fn restriction(status: &tonic::Status) -> String {
+    let details = status.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    info.metadata["restriction"].clone()
+}
+
+#[tokio::test]
+async fn a_promotion_codes_restrictions_are_enforced_with_the_reason() {
+    let app = TestApp::start().await;
+    app.coupon("RULES", Some("WELCOME5"), None).await;
+    let other: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1/customers", app.sim.base_url()))
+        .bearer_auth("sk_test_tests")
+        .send()
+        .await
+        .expect("customer")
+        .json()
+        .await
+        .expect("customer body");
+    let other = other["id"].as_str().expect("customer id");
+    app.restricted_code("RULES", "THEIRS5", &[("customer", other)])
+        .await;
+    app.restricted_code(
+        "RULES",
+        "FIRST5",
+        &[("restrictions[first_time_transaction]", "true")],
+    )
+    .await;
+    app.restricted_code(
+        "RULES",
+        "BIG5",
+        &[
+            ("restrictions[minimum_amount]", "1000"),
+            ("restrictions[minimum_amount_currency]", "usd"),
+        ],
+    )
+    .await;
+
+    for (code, why) in [("THEIRS5", "customer"), ("BIG5", "minimum_amount")] {
+        let status = assert_refused(
+            app.apply_coupon("alice", code, code).await,
+            Code::FailedPrecondition,
+            "COUPON_NOT_ELIGIBLE",
+        );
+        assert_eq!(restriction(&status), why, "{status:?}");
+    }
+    let first = app
+        .apply_coupon("alice", "WELCOME5", "welcome")
+        .await
+        .expect("a plain code");
+    app.wait_for("alice", &first.id, S::Succeeded).await;
+    let status = assert_refused(
+        app.apply_coupon("alice", "FIRST5", "first").await,
+        Code::FailedPrecondition,
+        "COUPON_NOT_ELIGIBLE",
+    );
+    assert_eq!(restriction(&status), "first_time_transaction");
+    let newcomer = app
+        .apply_coupon("bob", "FIRST5", "bob-first")
+        .await
+        .expect("a first-time user may");
+    app.wait_for("bob", &newcomer.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
     app.stop().await;
 }

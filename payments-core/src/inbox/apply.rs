@@ -23,6 +23,9 @@ pub struct Handled {
     pub note: Option<String>,
     /// The status change committed, if any (from, to).
     pub transition: Option<(TransactionStatus, TransactionStatus)>,
+    /// Where a retryable event ends when its retry budget is spent: dead (an operator
+    /// must look) unless said otherwise.
+    pub when_spent: EventState,
 }
 
 impl Handled {
@@ -32,6 +35,7 @@ impl Handled {
             transaction_id: None,
             note: None,
             transition: None,
+            when_spent: EventState::Dead,
         }
     }
 
@@ -85,7 +89,7 @@ pub async fn apply(
         } => {
             let found = store::lock_by_target(conn, &target).await?;
             let Some(tx) = found else {
-                return Ok(not_found(&target));
+                return Ok(not_found(&target, StripeObject::new(event.object()).kind()));
             };
             let tx = match bound(conn, event, tx, &signal).await? {
                 Ok(tx) => tx,
@@ -113,17 +117,29 @@ pub async fn apply(
 }
 
 /// No transaction found: ours but not committed yet if it carries our id (retried
-/// until it is), else about someone else's object.
-fn not_found(target: &Target) -> Handled {
-    match target.transaction_id {
-        Some(_) => Handled::because(
+/// until it is). A PaymentIntent or invoice without our id is someone else's: we put
+/// our id on every one we create. A charge, dispute or refund without it, naming no
+/// Stripe id we recorded, may still be ours before its PaymentIntent is recorded (the
+/// request's answer still on its way to payments-api; Stripe's dispute test cards make
+/// that immediate): retried the same, and `foreign` rather than dead once the budget
+/// is spent, so a shared account fills no dead-letter list.
+fn not_found(target: &Target, kind: Option<&str>) -> Handled {
+    match (target.transaction_id, kind) {
+        (Some(_), _) => Handled::because(
             EventState::Unmatched,
             "no transaction matches the event yet",
         ),
-        None => Handled::because(
+        (None, Some("payment_intent" | "invoice")) => Handled::because(
             EventState::Foreign,
             "not ours: no transaction id of ours and no Stripe id we recorded",
         ),
+        (None, _) => Handled {
+            when_spent: EventState::Foreign,
+            ..Handled::because(
+                EventState::Unmatched,
+                "no transaction id of ours and no Stripe id we recorded (yet)",
+            )
+        },
     }
 }
 

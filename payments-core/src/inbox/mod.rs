@@ -209,7 +209,8 @@ pub async fn process(
     record(conn, event, handled, attempts_before, &rules.retry).await
 }
 
-/// Records the attempt's outcome; a retryable outcome past the budget becomes dead.
+/// Records the attempt's outcome; a retryable outcome past the budget becomes dead (or
+/// what the outcome says it becomes then).
 async fn record(
     conn: &mut PgConnection,
     event: &StripeEvent,
@@ -222,7 +223,7 @@ async fn record(
         false => (handled.state, None),
         true => match policy.next_attempt_at(attempts, Utc::now()) {
             Some(at) => (handled.state, Some(at)),
-            None => (EventState::Dead, None),
+            None => (handled.when_spent, None),
         },
     };
     let outcome = EventOutcome {

@@ -209,3 +209,37 @@ pub async fn latest_event_created(
         .fetch_one(&mut *conn)
         .await?)
 }
+
+/// The catch-up pass's place in Stripe's event list: every listed event up to this one
+/// (inclusive) has been stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CatchUpCursor {
+    pub event_id: String,
+    pub event_created: DateTime<Utc>,
+}
+
+pub async fn catch_up_cursor(conn: &mut PgConnection) -> Result<Option<CatchUpCursor>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT event_id, event_created FROM catch_up_cursor")
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// Moves the cursor to `to`, never back past a newer one another instance recorded
+/// (two passes racing only read the same events twice).
+pub async fn advance_catch_up_cursor(
+    conn: &mut PgConnection,
+    to: &CatchUpCursor,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO catch_up_cursor (event_id, event_created) VALUES ($1, $2) \
+         ON CONFLICT (singleton) DO UPDATE SET event_id = $1, event_created = $2, updated_at = now() \
+         WHERE catch_up_cursor.event_created <= $2",
+    )
+    .bind(&to.event_id)
+    .bind(to.event_created)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

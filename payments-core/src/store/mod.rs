@@ -33,9 +33,9 @@ pub use connection_cache::{CachedConnection, ConnectionCache};
 pub use customers::{record_stripe_customer, stripe_customer, user_for_customer};
 pub use db_transaction::{DbTransaction, begin, begin_on};
 pub use events::{
-    EventOutcome, EventSource, EventState, StoredEvent, claim_due_events, insert_event,
-    latest_event_created, list_dead_events, lock_event, record_event_outcome, requeue_event,
-    retryable_predicate,
+    CatchUpCursor, EventOutcome, EventSource, EventState, StoredEvent, advance_catch_up_cursor,
+    catch_up_cursor, claim_due_events, insert_event, latest_event_created, list_dead_events,
+    lock_event, record_event_outcome, requeue_event, retryable_predicate,
 };
 pub use ledger::{
     LedgerMismatch, LedgerReport, Movement, MovementKind, check_ledger, moved, record_movement,
@@ -50,11 +50,12 @@ pub use payment_methods::{
 };
 pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{
-    Inserted, ListCursor, NewTransaction, StatusChange, StripeRefs, SweepCursor, change_status,
-    claim_unsettled, coupon_redeemed, failed_attempts, find_by_idempotency_key, flag_transaction,
-    get_transaction, get_transactions, insert_transaction, list_transactions, lock_by_target,
-    lock_transaction, set_stripe_refs, unsettled_page, unsettled_predicate, unsuccessful_predicate,
-    validating_transaction,
+    Inserted, ListCursor, NewTransaction, StatusChange, StripeRefs, SweepCursor,
+    back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed, failed_attempts,
+    find_by_idempotency_key, flag_transaction, get_transaction, get_transactions, has_paid_before,
+    insert_transaction, list_transactions, lock_by_target, lock_transaction,
+    oldest_transaction_created, set_stripe_refs, unsettled_page, unsettled_predicate,
+    unsuccessful_predicate, validating_transaction,
 };
 pub use wallets::{
     TrialState, Wallet, card_had_trial, claim_trial_for_card, end_trial, ensure_wallet, get_wallet,

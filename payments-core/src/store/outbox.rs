@@ -10,9 +10,11 @@ use super::StoreError;
 use crate::{TransactionId, text::text_enum};
 
 text_enum!(
-    /// A call to Stripe that must follow a commit.
+    /// A call to Stripe that must follow a commit: releasing a hold, or voiding the
+    /// invoice of a coupon attempt that failed or was canceled.
     OutboxKind as "outbox kind" {
         CancelPaymentIntent = "cancel_payment_intent",
+        VoidInvoice = "void_invoice",
     }
 );
 

@@ -6,6 +6,7 @@
 use payments_core::StripeObject;
 use payments_stripe::{StripeClient, StripeConfig, StripeFailure, idempotent};
 use stripe::StripeRequest as _;
+use stripe_billing::invoice::{DeleteInvoice, VoidInvoiceInvoice};
 use stripe_core::payment_intent::CancelPaymentIntent;
 
 /// What a call's result asks of its caller.
@@ -59,6 +60,53 @@ impl StripeApi {
             Ok(_) => CallResult::Done,
             Err(e) if e.is_rejected_with("payment_intent_unexpected_state") => {
                 self.done_if_canceled(id, e).await
+            }
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Leaves nothing payable behind a coupon attempt that ended without success: an
+    /// open invoice is voided, a draft deleted (Stripe voids only finalized invoices).
+    /// One already void, deleted, paid or uncollectible needs nothing: a paid one is the
+    /// late success the invoice's own events report.
+    pub async fn void_invoice(&self, id: &str, idempotency_key: &str) -> CallResult {
+        let invoice = match self.client.invoice(id).await {
+            Ok(invoice) => invoice,
+            Err(e) if e.is_missing() => return CallResult::Done,
+            Err(e) => return e.into(),
+        };
+        if invoice.get("deleted").and_then(serde_json::Value::as_bool) == Some(true) {
+            return CallResult::Done;
+        }
+        let strategy = match idempotent(idempotency_key) {
+            Ok(strategy) => strategy,
+            Err(e) => return CallResult::Permanent(e.to_string()),
+        };
+        let sent = match StripeObject::new(&invoice).status() {
+            Some("draft") => {
+                let request = DeleteInvoice::new(id)
+                    .customize()
+                    .request_strategy(strategy);
+                self.client.send("delete_invoice", request).await.map(drop)
+            }
+            Some("open") => {
+                let request = VoidInvoiceInvoice::new(id)
+                    .build()
+                    .customize()
+                    .request_strategy(strategy);
+                self.client
+                    .send_json("void_invoice", request)
+                    .await
+                    .map(drop)
+            }
+            _ => return CallResult::Done,
+        };
+        match sent {
+            Ok(_) => CallResult::Done,
+            Err(e) if e.is_missing() => CallResult::Done,
+            // Its state moved between the read and the call: read it again next time.
+            Err(e) if e.is_rejected_with("invoice_unexpected_state") => {
+                CallResult::Retry(e.to_string())
             }
             Err(e) => e.into(),
         }

@@ -1,5 +1,6 @@
-//! Sends the calls to Stripe that transitions queued in the `outbox` table (today:
-//! cancelling a card-validation PaymentIntent to release its hold). A row is leased
+//! Sends the calls to Stripe that transitions queued in the `outbox` table: cancelling
+//! a card-validation PaymentIntent to release its hold, and voiding (or deleting, for a
+//! draft) the invoice of a coupon attempt that failed or was canceled. A row is leased
 //! (claimed with `SKIP LOCKED` and pushed past the lease in one short statement, so no
 //! lock is held during the call), called with its own idempotency key, then completed
 //! or rescheduled with backoff; past the retry budget it is dead and logged. Each call is
@@ -82,6 +83,11 @@ impl OutboxWorker {
             OutboxKind::CancelPaymentIntent => {
                 self.stripe
                     .cancel_payment_intent(&row.target, &row.idempotency_key)
+                    .await
+            }
+            OutboxKind::VoidInvoice => {
+                self.stripe
+                    .void_invoice(&row.target, &row.idempotency_key)
                     .await
             }
         }

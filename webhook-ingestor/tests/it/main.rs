@@ -10,6 +10,7 @@ mod helpers;
 
 mod availability;
 mod cards;
+mod catch_up;
 mod concurrency;
 mod connections;
 mod fixtures;

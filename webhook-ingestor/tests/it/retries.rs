@@ -150,3 +150,29 @@ async fn an_event_about_an_object_that_is_not_ours_is_recorded_and_never_retried
     assert_eq!(app.metrics.events_dead_lettered(), 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispute_of_a_charge_not_recorded_yet_is_retried_then_foreign_never_dead() -> Result {
+    let app = TestApp::start().await?;
+    // A dispute names its charge and PaymentIntent, never our metadata: before the
+    // PaymentIntent is recorded it may be ours or someone else's, so it is retried,
+    // and ends foreign (not dead) when nothing of ours ever matches it.
+    let pi = Pi {
+        id: "pi_unknown",
+        tx: None,
+        amount: 700,
+        currency: "usd",
+    };
+    let event = pi.dispute("charge.dispute.created", "dp_unknown", "needs_response");
+    let id = event_id(&event);
+    assert_eq!(app.deliver(&event).await?, "stored");
+    assert_eq!(app.event_state(&id).await?, "unmatched");
+    eventually("the budget is spent", || async {
+        Ok(app.event_state(&id).await? == "foreign")
+    })
+    .await?;
+    let (_, attempts, _) = app.event_row(&id).await?.unwrap_or_default();
+    assert_eq!(attempts, 5, "the test budget is five attempts");
+    assert_eq!(app.metrics.events_dead_lettered(), 0);
+    Ok(())
+}

@@ -207,3 +207,50 @@ async fn a_missed_event_is_caught_up_from_the_event_list() -> Result {
     sim.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_transactions_are_canceled_at_stripe_and_read_back_ever_less_often() -> Result {
+    let (sim, app, client) = sim_and_app(|c| {
+        c.reconcile_after = Duration::from_millis(200);
+        c.reconcile_interval = Some(Duration::from_millis(50));
+        c.abandon_after = Duration::from_secs(3);
+    })
+    .await?;
+    sim.add_webhook_endpoint(app.url("/v1/stripe-webhook"));
+    // A 3DS challenge the customer never answers, and a request that never reached Stripe.
+    let waiting = app.insert(&NewTx::payment("uma", 2_000)).await?;
+    let metadata = HashMap::from([("transaction_id".to_owned(), waiting.id.to_string())]);
+    let pi = CreatePaymentIntent::new(2_000, stripe_types::Currency::USD)
+        .payment_method("pm_card_threeDSecure2Required")
+        .confirm(true)
+        .metadata(metadata)
+        .send(&client)
+        .await?;
+    app.set_pi(&waiting, pi.id.as_str()).await?;
+    let lost = app.insert(&NewTx::payment("uma", 700)).await?;
+    eventually("the challenge is recorded", || async {
+        Ok(status_of(&app, &waiting).await? == Status::RequiresAction)
+    })
+    .await?;
+
+    eventually("both abandoned transactions end canceled", || async {
+        Ok(status_of(&app, &waiting).await? == Status::Canceled
+            && status_of(&app, &lost).await? == Status::Canceled)
+    })
+    .await?;
+    let at_stripe = RetrievePaymentIntent::new(pi.id.as_str())
+        .send(&client)
+        .await?;
+    assert_eq!(at_stripe.status, PaymentIntentStatus::Canceled);
+    // Two rows read back every 50 ms for 3 s would be some 120 reads; backing off
+    // (200 ms, doubling) keeps it to a handful each.
+    let reads =
+        app.metrics.reconciliations("unchanged") + app.metrics.reconciliations("not_at_stripe");
+    assert!(
+        reads <= 12,
+        "the sweeper kept re-reading the same rows: {reads}"
+    );
+    assert_eq!(app.balance("uma").await?, 0);
+    sim.shutdown().await;
+    Ok(())
+}

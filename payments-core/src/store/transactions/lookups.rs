@@ -89,3 +89,15 @@ pub async fn coupon_redeemed(
         .await?;
     Ok(found.is_some())
 }
+
+/// Whether the user has a successful top-up or redemption (a promotion code restricted to
+/// first-time transactions excludes them), as Stripe counts a customer's prior payments.
+pub async fn has_paid_before(conn: &mut PgConnection, user: &UserId) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM transactions WHERE user_id = $1 \
+           AND kind IN ('payment', 'coupon') AND status IN ('succeeded', 'refunded'))",
+    )
+    .bind(user.as_str())
+    .fetch_one(&mut *conn)
+    .await?)
+}

@@ -11,10 +11,13 @@ mod sweep;
 mod writes;
 
 pub use lookups::{
-    coupon_redeemed, failed_attempts, find_by_idempotency_key, unsuccessful_predicate,
-    validating_transaction,
+    coupon_redeemed, failed_attempts, find_by_idempotency_key, has_paid_before,
+    unsuccessful_predicate, validating_transaction,
 };
-pub use sweep::{SweepCursor, claim_unsettled, unsettled_page, unsettled_predicate};
+pub use sweep::{
+    SweepCursor, back_off_reconciliation, claim_unsettled, oldest_transaction_created,
+    unsettled_page, unsettled_predicate,
+};
 pub use writes::{StatusChange, StripeRefs, change_status, flag_transaction, set_stripe_refs};
 
 use chrono::{DateTime, Utc};

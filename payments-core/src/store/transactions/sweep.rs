@@ -25,8 +25,8 @@ pub struct SweepCursor {
     pub id: Uuid,
 }
 
-/// One page of unsettled transactions untouched since `older_than`, after `after`:
-/// candidates for reconciliation. Keyset paging, so transactions that stay unsettled
+/// One page of unsettled transactions untouched since `older_than`, after `after`, and
+/// not backed off ([`back_off_reconciliation`]): candidates for reconciliation. Keyset paging, so transactions that stay unsettled
 /// for good (an abandoned 3DS) cannot starve the ones behind them.
 pub async fn unsettled_page(
     conn: &mut PgConnection,
@@ -37,6 +37,8 @@ pub async fn unsettled_page(
     let sql = format!(
         "SELECT updated_at, id FROM transactions WHERE {} AND updated_at < $1 \
            AND ($2::timestamptz IS NULL OR (updated_at, id) > ($2, $3)) \
+           AND NOT EXISTS (SELECT 1 FROM reconcile_backoff b \
+                           WHERE b.transaction_id = transactions.id AND b.next_attempt_at > now()) \
          ORDER BY updated_at, id LIMIT $4",
         unsettled_predicate()
     );
@@ -68,4 +70,41 @@ pub async fn claim_unsettled(
         .fetch_optional(&mut *conn)
         .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// When the oldest transaction was created: nothing we made at Stripe is older (the
+/// catch-up's first pass reads back to here when it has no event to start from).
+pub async fn oldest_transaction_created(
+    conn: &mut PgConnection,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT min(created_at) FROM transactions")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Reading the transaction back changed nothing: it is not read again before a delay
+/// that doubles with each such read, from `base` up to `max`.
+pub async fn back_off_reconciliation(
+    conn: &mut PgConnection,
+    id: TransactionId,
+    base: std::time::Duration,
+    max: std::time::Duration,
+) -> Result<(), StoreError> {
+    let base_ms = i64::try_from(base.as_millis()).unwrap_or(i64::MAX);
+    let max_ms = i64::try_from(max.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO reconcile_backoff AS b (transaction_id, attempts, next_attempt_at) \
+         VALUES ($1, 1, now() + $2 * interval '1 millisecond') \
+         ON CONFLICT (transaction_id) DO UPDATE SET attempts = b.attempts + 1, \
+           next_attempt_at = now() + least($3::float8, $2::float8 * power(2, least(b.attempts, 40))) \
+                                     * interval '1 millisecond'",
+    )
+    .bind(id.as_uuid())
+    .bind(base_ms)
+    .bind(max_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
