@@ -85,18 +85,48 @@ pub struct BenchDb {
     /// A few connections for setup, checks and sampling.
     pub pool: PgPool,
     server: PgPool,
+    server_url: DbUrl,
     next_row: AtomicU64,
 }
 
 impl BenchDb {
     pub async fn create(server_url: &str) -> anyhow::Result<BenchDb> {
+        BenchDb::create_named(
+            server_url,
+            &format!("payments_bench_{}", std::process::id()),
+        )
+        .await
+    }
+
+    /// A database of this run besides the services' own (`<name>_<suffix>`), for work
+    /// that must be counted apart from theirs.
+    pub async fn companion(&self, suffix: &str) -> anyhow::Result<BenchDb> {
+        let name = format!("{}_{suffix}", self.name);
+        self.drop_companion(suffix).await?;
+        BenchDb::create_named(&self.server_url.url(), &name).await
+    }
+
+    /// Drops `<name>_<suffix>` if it exists (also after an interrupted run).
+    pub async fn drop_companion(&self, suffix: &str) -> anyhow::Result<()> {
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {}_{suffix} WITH (FORCE)",
+            self.name
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&self.server)
+            .await
+            .with_context(|| format!("dropping database {}_{suffix}", self.name))?;
+        Ok(())
+    }
+
+    async fn create_named(server_url: &str, name: &str) -> anyhow::Result<BenchDb> {
         let server_url = DbUrl::parse(server_url)?;
         let server = PgPoolOptions::new()
             .max_connections(2)
             .connect(&server_url.url())
             .await
             .with_context(|| format!("connecting to PostgreSQL at {}", server_url.url()))?;
-        let name = format!("payments_bench_{}", std::process::id());
+        let name = name.to_owned();
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&server)
             .await
@@ -112,6 +142,7 @@ impl BenchDb {
             url,
             pool,
             server,
+            server_url,
             next_row: AtomicU64::new(1),
         })
     }

@@ -2,6 +2,7 @@
 //! (tables of medians, with the spread over runs), the scaling analysis and the method.
 //! Every sentence that states a result is computed from the figures.
 
+mod anchor;
 mod history;
 mod ingest;
 mod watch;
@@ -25,6 +26,11 @@ pub fn render(settings: &Settings, machine: &Machine, results: &Results, minutes
     header(&mut out, settings, machine, minutes);
     let mut targets = Vec::new();
     let mut body = String::new();
+    if !results.anchor.is_empty() {
+        targets.extend(anchor::targets(results));
+        anchor::section(&mut body, settings, results);
+    }
+    anchor::designs_section(&mut body, settings, results);
     if !results.ingest.is_empty() {
         targets.extend(ingest::targets(results, machine.cpus));
         ingest::section(&mut body, settings, results);
