@@ -15,10 +15,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 
 /// How long after the load stopped the closing snapshot waits for the backends' counters.
-pub const FLUSH: Duration = Duration::from_millis(1_500);
+pub const FLUSH: Duration = Duration::from_millis(2_500);
 
 /// Cumulative counters of one database (and the cluster's WAL) at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -141,15 +141,24 @@ pub struct Window {
     pool: PgPool,
     before: Snapshot,
     started: std::time::Instant,
+    /// A connection of its own holding a temporary replication slot from the opening
+    /// snapshot on, so no checkpoint removes the window's WAL before it is read back
+    /// (the slot goes with the connection, also when the window is dropped unfinished).
+    slot: Option<sqlx::PgConnection>,
 }
 
 impl Window {
+    /// Waits [`FLUSH`] first, so what the benchmark itself just did (inserting the rows,
+    /// vacuuming) is counted before the window, not in it.
     pub async fn open(pool: &PgPool) -> anyhow::Result<Window> {
+        tokio::time::sleep(FLUSH).await;
+        let slot = hold_wal(pool).await;
         let before = Snapshot::take(pool).await?;
         Ok(Window {
             pool: pool.clone(),
             before,
             started: std::time::Instant::now(),
+            slot,
         })
     }
 
@@ -159,6 +168,9 @@ impl Window {
         tokio::time::sleep(FLUSH).await;
         let after = Snapshot::take(&self.pool).await?;
         let wal_of_db = wal_of_db(&self.pool, &self.before.lsn, &after.lsn).await;
+        if let Some(conn) = self.slot {
+            let _ = conn.close().await;
+        }
         Ok(Work {
             events,
             secs,
@@ -175,6 +187,25 @@ impl Window {
             wal_of_db,
         })
     }
+}
+
+/// A detached connection with a temporary physical replication slot reserving WAL from
+/// now on (None where the server refuses one: the read-back may then fail).
+async fn hold_wal(pool: &PgPool) -> Option<sqlx::PgConnection> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut conn = pool.acquire().await.ok()?.detach();
+    let name = format!(
+        "bench_window_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    sqlx::query("SELECT pg_create_physical_replication_slot($1, true, true)")
+        .bind(name)
+        .execute(&mut conn)
+        .await
+        .ok()?;
+    Some(conn)
 }
 
 /// Creates `pg_walinspect` in the database if the server has it (a superuser may).
