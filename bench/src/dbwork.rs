@@ -17,8 +17,13 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sqlx::{Connection, PgPool};
 
-/// How long after the load stopped the closing snapshot waits for the backends' counters.
+/// How long after the load stopped the closing snapshot waits for the counters of
+/// backends that exited (pgbench's), and the opening one for the benchmark's own.
 pub const FLUSH: Duration = Duration::from_millis(2_500);
+/// The same for backends that stay connected (the services' pools): PostgreSQL 15 flushes
+/// an idle backend's counters at most once a second, and when it could not, only 10 s
+/// later (`PGSTAT_IDLE_INTERVAL`).
+pub const IDLE_FLUSH: Duration = Duration::from_millis(11_000);
 
 /// Cumulative counters of one database (and the cluster's WAL) at one moment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -162,10 +167,15 @@ impl Window {
         })
     }
 
-    /// Call after the load stopped; waits for the counters to be flushed.
+    /// Call after the load stopped; waits [`FLUSH`] for the counters to be flushed.
     pub async fn finish(self, events: u64) -> anyhow::Result<Work> {
+        self.finish_after(events, FLUSH).await
+    }
+
+    /// [`Window::finish`], waiting `flush` (e.g. [`IDLE_FLUSH`]).
+    pub async fn finish_after(self, events: u64, flush: Duration) -> anyhow::Result<Work> {
         let secs = self.started.elapsed().as_secs_f64();
-        tokio::time::sleep(FLUSH).await;
+        tokio::time::sleep(flush).await;
         let after = Snapshot::take(&self.pool).await?;
         let wal_of_db = wal_of_db(&self.pool, &self.before.lsn, &after.lsn).await;
         if let Some(conn) = self.slot {

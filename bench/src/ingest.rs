@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::BenchDb,
-    dbwork::{Window, Work},
+    dbwork::{IDLE_FLUSH, Window, Work},
     events::{Change, Connection, Request, Sender},
     procfs::{CpuMeter, CpuUse},
     sampler::{WaitProfile, WaitSampler},
@@ -129,7 +129,7 @@ impl Ingest<'_> {
         let exhausted = shared.next.load(Ordering::Relaxed) >= rows;
         let acknowledged = shared.acknowledged.load(Ordering::Relaxed);
         let work = match window {
-            Some(window) => Some(window.finish(acknowledged).await?),
+            Some(window) => Some(window.finish_after(acknowledged, IDLE_FLUSH).await?),
             None => None,
         };
         let credited = self.db.credited(first, rows).await?;

@@ -201,7 +201,7 @@ impl Suite<'_> {
         // The idle stack's own background (retry worker, outbox, pools) in its database.
         let idle = Window::open(&self.db.pool).await?;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let idle = idle.finish(0).await?;
+        let idle = idle.finish_after(0, dbwork::IDLE_FLUSH).await?;
         println!(
             "idle stack, per second: {:.1} commits, {:.0} buffer accesses, {:.0} WAL records of its database",
             idle.total.xact_commit / idle.secs,
