@@ -75,6 +75,7 @@ pub struct WalOfDb {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Work {
     pub events: u64,
+    /// From the opening snapshot to the closing one (the wait for the flush included).
     pub secs: f64,
     pub total: Counters,
     pub tables: BTreeMap<String, TableCounters>,
@@ -174,8 +175,9 @@ impl Window {
 
     /// [`Window::finish`], waiting `flush` (e.g. [`IDLE_FLUSH`]).
     pub async fn finish_after(self, events: u64, flush: Duration) -> anyhow::Result<Work> {
-        let secs = self.started.elapsed().as_secs_f64();
         tokio::time::sleep(flush).await;
+        // The span the counters cover, the wait for the flush included.
+        let secs = self.started.elapsed().as_secs_f64();
         let after = Snapshot::take(&self.pool).await?;
         let wal_of_db = wal_of_db(&self.pool, &self.before.lsn, &after.lsn).await;
         if let Some(conn) = self.slot {
