@@ -70,7 +70,8 @@ fn header(out: &mut String, s: &Settings, m: &Machine, minutes: f64) {
          All processes — PostgreSQL, stripe-sim, webhook-ingestor, payments-api and the load \
          generator itself — share one {cpus}-core machine (details at the end), so the load \
          generator's own CPU is part of every figure.\n\n\
-         Reproduce: `cargo run --release -p payments-bench` (12–15 minutes; it builds the \
+         Reproduce: `cargo run --release -p payments-bench` (about 40 minutes with the \
+         comparison against the fixed bar and the candidate designs; it builds the \
          services with `cargo build --release` first) or `bench/run.sh`; `--quick` is a \
          two-minute smoke run; `--help` lists the sizes. It needs PostgreSQL at `DATABASE_URL` \
          (default `postgres://postgres@127.0.0.1:5432/postgres`) and `pgbench`; it creates and \
