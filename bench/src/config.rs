@@ -41,6 +41,23 @@ struct Flags {
     /// Measured seconds per ingest / pgbench run [default: 8; --quick: 3]
     #[arg(long, env = "BENCH_INGEST_SECS", value_name = "S", value_parser = seconds)]
     ingest_secs: Option<Duration>,
+    /// Senders (and pgbench clients) of the side-by-side run against the fixed bar
+    /// (bench/anchor/) [default: 1,4,16,64, also with --quick]
+    #[arg(
+        long,
+        env = "BENCH_ANCHOR_SENDERS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    anchor_senders: Vec<usize>,
+    /// pgbench clients of the candidate designs and the anchor beside them [default: 16]
+    #[arg(
+        long,
+        env = "BENCH_DESIGN_CLIENTS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    design_clients: Vec<usize>,
     /// Events per database transaction for the group-commit bound [default: 4,16; --quick: 8]
     #[arg(
         long,
@@ -173,6 +190,8 @@ pub struct Settings {
     pub runs: usize,
     pub phases: Vec<Phase>,
     pub senders: Vec<usize>,
+    pub anchor_senders: Vec<usize>,
+    pub design_clients: Vec<usize>,
     pub ingest_secs: Duration,
     pub batch_sizes: Vec<usize>,
     pub batch_clients: usize,
@@ -200,6 +219,10 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Phase {
+    /// The ingestor side by side with the fixed bar (bench/anchor/), with per-event work.
+    Anchor,
+    /// Candidate per-event transactions as pgbench scripts against the real schema.
+    Designs,
     Ingest,
     Watch,
     E2e,
@@ -249,7 +272,14 @@ impl Settings {
             ]
         };
         let phases = if flags.only.is_empty() {
-            vec![Phase::Ingest, Phase::Watch, Phase::E2e, Phase::Scaling]
+            vec![
+                Phase::Anchor,
+                Phase::Designs,
+                Phase::Ingest,
+                Phase::Watch,
+                Phase::E2e,
+                Phase::Scaling,
+            ]
         } else {
             flags.only
         };
@@ -263,6 +293,8 @@ impl Settings {
             runs: flags.runs.unwrap_or(if quick { 1 } else { 3 }),
             phases,
             senders: or(flags.senders, &[1, 4, 16, 64], &[1, 16]),
+            anchor_senders: or(flags.anchor_senders, &[1, 4, 16, 64], &[1, 4, 16, 64]),
+            design_clients: or(flags.design_clients, &[16], &[16]),
             ingest_secs: flags.ingest_secs.unwrap_or(pick(8.0, 3.0)),
             batch_sizes: or(flags.batch_sizes, &[4, 16], &[8]),
             batch_clients: flags.batch_clients,
@@ -297,7 +329,12 @@ impl Settings {
         if self.runs == 0 || self.channels == 0 || self.watchers == 0 || self.e2e_users == 0 {
             bail!("--runs, --channels, --watchers and --e2e-users must be positive");
         }
-        if self.senders.contains(&0) || self.batch_sizes.contains(&0) || self.batch_clients == 0 {
+        if self.senders.contains(&0)
+            || self.anchor_senders.contains(&0)
+            || self.design_clients.contains(&0)
+            || self.batch_sizes.contains(&0)
+            || self.batch_clients == 0
+        {
             bail!("sender counts and batch sizes must be positive");
         }
         let positive = |r: f64| r > 0.0 && r.is_finite();
@@ -356,8 +393,14 @@ mod tests {
 
     #[test]
     fn flags_override_and_lists_parse() {
-        let s = parse("--senders 2,8 --scaling=100@10,200@20 --only ingest --no-build");
+        let s = parse(
+            "--senders 2,8 --scaling=100@10,200@20 --only ingest --no-build --anchor-senders 4",
+        );
         assert_eq!(s.senders, vec![2, 8]);
+        assert_eq!(s.anchor_senders, vec![4]);
+        let anchor = parse("--quick --only anchor,designs");
+        assert_eq!(anchor.phases, vec![Phase::Anchor, Phase::Designs]);
+        assert_eq!(anchor.anchor_senders, vec![1, 4, 16, 64]);
         assert_eq!(s.scaling, vec![(100, 10.0), (200, 20.0)]);
         assert_eq!(s.phases, vec![Phase::Ingest]);
         assert!(!s.build);

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, bail};
-use sqlx::{PgPool, postgres::PgPoolOptions};
+use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
 use uuid::Uuid;
 
 /// The pieces of a `postgres://` URL the benchmark rewrites (host, port, database).
@@ -85,18 +85,48 @@ pub struct BenchDb {
     /// A few connections for setup, checks and sampling.
     pub pool: PgPool,
     server: PgPool,
+    server_url: DbUrl,
     next_row: AtomicU64,
 }
 
 impl BenchDb {
     pub async fn create(server_url: &str) -> anyhow::Result<BenchDb> {
+        BenchDb::create_named(
+            server_url,
+            &format!("payments_bench_{}", std::process::id()),
+        )
+        .await
+    }
+
+    /// A database of this run besides the services' own (`<name>_<suffix>`), for work
+    /// that must be counted apart from theirs.
+    pub async fn companion(&self, suffix: &str) -> anyhow::Result<BenchDb> {
+        let name = format!("{}_{suffix}", self.name);
+        self.drop_companion(suffix).await?;
+        BenchDb::create_named(&self.server_url.url(), &name).await
+    }
+
+    /// Drops `<name>_<suffix>` if it exists (also after an interrupted run).
+    pub async fn drop_companion(&self, suffix: &str) -> anyhow::Result<()> {
+        let sql = format!(
+            "DROP DATABASE IF EXISTS {}_{suffix} WITH (FORCE)",
+            self.name
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&self.server)
+            .await
+            .with_context(|| format!("dropping database {}_{suffix}", self.name))?;
+        Ok(())
+    }
+
+    async fn create_named(server_url: &str, name: &str) -> anyhow::Result<BenchDb> {
         let server_url = DbUrl::parse(server_url)?;
         let server = PgPoolOptions::new()
             .max_connections(2)
             .connect(&server_url.url())
             .await
             .with_context(|| format!("connecting to PostgreSQL at {}", server_url.url()))?;
-        let name = format!("payments_bench_{}", std::process::id());
+        let name = name.to_owned();
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&server)
             .await
@@ -112,6 +142,7 @@ impl BenchDb {
             url,
             pool,
             server,
+            server_url,
             next_row: AtomicU64::new(1),
         })
     }
@@ -136,6 +167,7 @@ impl BenchDb {
     /// the PaymentIntent already recorded (as payments-api does before the webhook comes).
     pub async fn insert_transactions(&self, first: u64, count: u64) -> anyhow::Result<()> {
         const CHUNK: u64 = 20_000;
+        let mut conn = self.own_connection().await?;
         let mut start = first;
         while start < first + count {
             let end = (start + CHUNK).min(first + count) - 1;
@@ -148,11 +180,12 @@ impl BenchDb {
             )
             .bind(i64::try_from(start)?)
             .bind(i64::try_from(end)?)
-            .execute(&self.pool)
+            .execute(&mut conn)
             .await
             .context("pre-inserting transactions")?;
             start = end + 1;
         }
+        conn.close().await?;
         Ok(())
     }
 
@@ -168,15 +201,26 @@ impl BenchDb {
     /// it: otherwise the autovacuum and checkpoint their writes call for fall on whichever
     /// run comes next, and a ratio of two runs measures their order.
     pub async fn settle(&self) -> anyhow::Result<()> {
+        let mut conn = self.own_connection().await?;
         sqlx::raw_sql("VACUUM (ANALYZE)")
-            .execute(&self.pool)
+            .execute(&mut conn)
             .await
             .context("vacuuming the benchmark database")?;
         sqlx::raw_sql("CHECKPOINT")
-            .execute(&self.pool)
+            .execute(&mut conn)
             .await
             .context("CHECKPOINT (the benchmark needs a superuser or pg_checkpoint)")?;
+        conn.close().await?;
         Ok(())
+    }
+
+    /// A connection closed after use: a backend that exits flushes its statistics at
+    /// once, where an idle one may hold them up to 10 s, so the setup's rows and vacuum
+    /// are not counted in the measured window that follows.
+    async fn own_connection(&self) -> anyhow::Result<sqlx::PgConnection> {
+        sqlx::PgConnection::connect(&self.url.url())
+            .await
+            .context("connecting to the benchmark database")
     }
 
     /// How many of rows `first..first+count` were credited (one ledger entry each at most).

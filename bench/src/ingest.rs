@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::BenchDb,
+    dbwork::{IDLE_FLUSH, Window, Work},
     events::{Change, Connection, Request, Sender},
     procfs::{CpuMeter, CpuUse},
     sampler::{WaitProfile, WaitSampler},
@@ -40,6 +41,10 @@ pub struct IngestRun {
     /// Machine, webhook-ingestor (processes[0]) and PostgreSQL CPU over the window.
     pub cpu: CpuUse,
     pub waits: WaitProfile,
+    /// The database's work over the whole run (warm-up included) divided by its 200s,
+    /// when measured ([`Ingest::run_measured`]; the wait sampler is off then).
+    #[serde(default)]
+    pub work: Option<Work>,
 }
 
 pub struct Ingest<'a> {
@@ -64,6 +69,21 @@ struct Shared {
 
 impl Ingest<'_> {
     pub async fn run(&self, senders: usize, secs: Duration) -> anyhow::Result<IngestRun> {
+        self.run_inner(senders, secs, false).await
+    }
+
+    /// [`Ingest::run`] with the database's work counted from its statistics views over
+    /// the run, and without the wait sampler (whose queries would be counted too).
+    pub async fn run_measured(&self, senders: usize, secs: Duration) -> anyhow::Result<IngestRun> {
+        self.run_inner(senders, secs, true).await
+    }
+
+    async fn run_inner(
+        &self,
+        senders: usize,
+        secs: Duration,
+        measure: bool,
+    ) -> anyhow::Result<IngestRun> {
         let rows = ((WARMUP + secs).as_secs_f64() * self.rate_cap).ceil() as u64;
         let first = self.db.fresh_transactions(rows).await?;
         let requests = (first..first + rows)
@@ -73,6 +93,10 @@ impl Ingest<'_> {
         for _ in 0..senders {
             connections.push(self.sender.connect().await?);
         }
+        let window = match measure {
+            true => Some(Window::open(&self.db.pool).await?),
+            false => None,
+        };
         let start = Instant::now();
         let shared = Arc::new(Shared {
             sender: self.sender.clone(),
@@ -89,17 +113,25 @@ impl Ingest<'_> {
             .map(|connection| tokio::spawn(send_until_done(connection, shared.clone())))
             .collect();
         tokio::time::sleep_until(shared.window_start.into()).await;
-        let sampler = WaitSampler::start(self.db.pool.clone(), Duration::from_millis(20));
+        let sampler =
+            (!measure).then(|| WaitSampler::start(self.db.pool.clone(), Duration::from_millis(20)));
         let cpu = CpuMeter::start(&[self.ingestor_pid]);
         tokio::time::sleep_until(shared.window_end.into()).await;
         let cpu = cpu.stop();
-        let waits = sampler.stop().await;
+        let waits = match sampler {
+            Some(sampler) => sampler.stop().await,
+            None => WaitProfile::default(),
+        };
         let mut samples = Vec::new();
         for task in tasks {
             samples.extend(task.await?);
         }
         let exhausted = shared.next.load(Ordering::Relaxed) >= rows;
         let acknowledged = shared.acknowledged.load(Ordering::Relaxed);
+        let work = match window {
+            Some(window) => Some(window.finish_after(acknowledged, IDLE_FLUSH).await?),
+            None => None,
+        };
         let credited = self.db.credited(first, rows).await?;
         let events = samples.len() as u64;
         let first_error = shared
@@ -119,6 +151,7 @@ impl Ingest<'_> {
             exhausted,
             cpu,
             waits,
+            work,
         })
     }
 }

@@ -6,6 +6,9 @@
 //! - [`services`]: building and starting stripe-sim, webhook-ingestor and payments-api,
 //!   stopping them on every path; [`proxy`] counts payments-api's statements; [`db`] the
 //!   benchmark database and its pre-inserted rows.
+//! - [`anchor`]: the ingestor side by side with the fixed bar of `bench/anchor/` (the
+//!   minimal ingest transaction), with the database's work per event counted by
+//!   [`dbwork`]; [`designs`]: candidate per-event transactions against the real schema.
 //! - [`ingest`] and [`pgbench`]: webhook throughput against the database's own limit for
 //!   the same SQL, and the group-commit bound; [`events`] builds and signs the webhooks.
 //! - [`watch`] and [`poll`]: WatchTransaction fan-out against the polling it replaces,
@@ -14,9 +17,12 @@
 //! - [`suite`] runs the phases; [`report`] writes the document; [`stats`], [`procfs`],
 //!   [`sampler`] and [`machine`] measure.
 
+mod anchor;
 mod changes;
 mod config;
 mod db;
+mod dbwork;
+mod designs;
 mod e2e;
 mod events;
 mod ingest;
@@ -106,10 +112,18 @@ async fn run(settings: &Settings, root: &Path) -> anyhow::Result<()> {
     };
     if settings.keep_db {
         println!("kept database {}", db.name);
-    } else if let Err(e) = db.drop_database().await {
+    } else if let Err(e) = drop_all(db).await {
         eprintln!("warning: {e:#}");
     }
     outcome
+}
+
+/// The run's database and its companions (also those an interrupted phase left).
+async fn drop_all(db: BenchDb) -> anyhow::Result<()> {
+    for suffix in ["anchor", "designs"] {
+        db.drop_companion(suffix).await?;
+    }
+    db.drop_database().await
 }
 
 async fn measure(
@@ -143,6 +157,7 @@ async fn measure(
         db,
         stack: &mut stack,
         log_dir,
+        root,
     }
     .run(&mut results)
     .await;

@@ -18,13 +18,14 @@ use crate::{
 };
 
 /// The columns payments-core reads for a transaction and a wallet.
-const TX_COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refunded, failure_code, \
+pub(crate) const TX_COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refunded, failure_code, \
     failure_message, payment_method_id, coupon_code, card_fingerprint, trial_credit, flagged, \
     stripe_payment_intent_id, stripe_invoice_id, stripe_charge_id, client_secret, idempotency_key, \
     request_fingerprint, version, created_at, updated_at";
-const WALLET_COLUMNS: &str =
+pub(crate) const WALLET_COLUMNS: &str =
     "user_id, balance, currency, trial_state, trial_credit, trial_started_at, trial_ended_at";
-const TX_ID: &str = "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
+pub(crate) const TX_ID: &str =
+    "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
 /// One event's statements, in the ingestor's order (`inbox::receive` between its BEGIN
 /// and COMMIT: insert the event, lock, change the status with its audit row, ensure
@@ -82,15 +83,20 @@ fn event_block(payload_literal: &str) -> String {
     .join("\n")
 }
 
-/// The pgbench script for `k` events per database transaction.
-pub fn script(k: usize) -> anyhow::Result<String> {
+/// The webhook's JSON as an SQL string literal's body, with `__N__` and `__UUID__` where
+/// the row number and the transaction id go.
+pub(crate) fn payload_literal() -> anyhow::Result<String> {
     let payload = event_json(Change::Succeeded, "evt_pgb__N__", "__N__", "__UUID__");
     // pgbench substitutes `:name` anywhere, even inside literals: keep a space after
     // every JSON colon (no value in this document contains `":`).
-    let literal = serde_json::to_string(&payload)?
+    Ok(serde_json::to_string(&payload)?
         .replace("\":", "\": ")
-        .replace('\'', "''");
-    let block = event_block(&literal);
+        .replace('\'', "''"))
+}
+
+/// The pgbench script for `k` events per database transaction.
+pub fn script(k: usize) -> anyhow::Result<String> {
+    let block = event_block(&payload_literal()?);
     let mut out = String::from("BEGIN;\n");
     for _ in 0..k {
         out.push_str(&block);
@@ -187,15 +193,15 @@ pub async fn run(
 }
 
 #[derive(Debug, PartialEq)]
-struct Parsed {
-    tps: f64,
-    latency_avg_ms: f64,
-    processed: u64,
-    failed: u64,
+pub(crate) struct Parsed {
+    pub tps: f64,
+    pub latency_avg_ms: f64,
+    pub processed: u64,
+    pub failed: u64,
 }
 
 impl Parsed {
-    fn from(stdout: &str) -> anyhow::Result<Parsed> {
+    pub(crate) fn from(stdout: &str) -> anyhow::Result<Parsed> {
         let after = |prefix: &str| {
             stdout
                 .lines()

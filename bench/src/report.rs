@@ -8,6 +8,7 @@
 //! - `watch`: fan-out against polling, end to end; `watch_scaling`: the watch curves.
 //! - `history`: what earlier runs led to, and the same figures now.
 
+mod anchor;
 mod history;
 mod ingest;
 mod ingest_scaling;
@@ -32,6 +33,11 @@ pub fn render(settings: &Settings, machine: &Machine, results: &Results, minutes
     header(&mut out, settings, machine, minutes);
     let mut targets = Vec::new();
     let mut body = String::new();
+    if !results.anchor.is_empty() {
+        targets.extend(anchor::targets(results));
+        anchor::section(&mut body, settings, results);
+    }
+    anchor::designs_section(&mut body, settings, results);
     if !results.ingest.is_empty() {
         targets.extend(ingest::targets(results, machine.cpus));
         ingest::section(&mut body, settings, results);
@@ -71,7 +77,8 @@ fn header(out: &mut String, s: &Settings, m: &Machine, minutes: f64) {
          All processes — PostgreSQL, stripe-sim, webhook-ingestor, payments-api and the load \
          generator itself — share one {cpus}-core machine (details at the end), so the load \
          generator's own CPU is part of every figure.\n\n\
-         Reproduce: `cargo run --release -p payments-bench` (12–15 minutes; it builds the \
+         Reproduce: `cargo run --release -p payments-bench` (about 40 minutes with the \
+         comparison against the fixed bar and the candidate designs; it builds the \
          services with `cargo build --release` first) or `bench/run.sh`; `--quick` is a \
          two-minute smoke run; `--help` lists the sizes. It needs PostgreSQL at `DATABASE_URL` \
          (default `postgres://postgres@127.0.0.1:5432/postgres`) and `pgbench`; it creates and \

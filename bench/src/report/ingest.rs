@@ -49,10 +49,14 @@ pub(super) fn targets(r: &Results, cpus: usize) -> Vec<Target> {
         .iter()
         .min_by(|a, b| median(ratios(a)).total_cmp(&median(ratios(b))));
     let why = worst.map_or(String::new(), |l| why_ingest_trails(l, cpus));
+    // Since issue 20 the bar is the fixed minimal transaction (the anchor section): a
+    // heavier design raises this comparison's bar with it, so it is shown, not judged.
     vec![Target {
-        what: "ingest events/s ≥ 0.8 × pgbench tps of the same SQL, same concurrency".to_owned(),
+        what: "for reference (not a target: it moves with the design): ingest events/s ÷ pgbench \
+               tps of the ingestor's own SQL, same concurrency"
+            .to_owned(),
         measured,
-        met: Some(per_level.iter().all(|(_, ratio)| *ratio >= 0.8)),
+        met: None,
         why,
     }]
 }

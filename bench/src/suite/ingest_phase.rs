@@ -9,9 +9,9 @@ use crate::{config::Settings, events::Sender, ingest::Ingest, pgbench, services:
 
 /// Row budget when nothing has been measured yet: comfortably above any rate the
 /// ingest path reaches on a small machine.
-const RATE_CAP: f64 = 4_000.0;
+pub(super) const RATE_CAP: f64 = 4_000.0;
 /// Concurrency of the unmeasured pass before the first ingest run.
-const WARM_UP_SENDERS: usize = 4;
+pub(super) const WARM_UP_SENDERS: usize = 4;
 
 impl Suite<'_> {
     pub(super) async fn ingest(

@@ -7,16 +7,22 @@
 //! - `ingest_phase`: the ingest phase (the ingestor against pgbench, batched pgbench, group
 //!   commit) and its warm-up.
 
+mod anchor_phase;
 mod ingest_phase;
 
 use std::{path::Path, sync::Arc};
+
+use anyhow::Context;
 
 use payments_client::MintedToken;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    anchor::{self, AnchorScript, ScriptRun},
     config::{Phase, Settings},
     db::BenchDb,
+    dbwork::{self, Window, Work},
+    designs::{self, Design},
     e2e::{self, E2eRun},
     events::Sender,
     ingest::IngestRun,
@@ -29,6 +35,11 @@ use crate::{
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Results {
+    /// The ingestor side by side with the fixed bar, per sender count.
+    pub anchor: Vec<AnchorLevel>,
+    /// The services' database with no load: its background work over a few seconds.
+    pub anchor_idle: Option<Work>,
+    pub designs: Vec<DesignResult>,
     pub ingest: Vec<IngestLevel>,
     pub batching: Vec<BatchLevel>,
     /// The ingestor with group commit on, at the group-commit concurrency levels.
@@ -51,6 +62,38 @@ pub struct IngestLevel {
     pub pgbench: Vec<PgbenchRun>,
 }
 
+/// One sender count of the side-by-side run: the ingestor one commit per event, the
+/// ingestor with group commit, and the anchor's two scripts, each once per run.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AnchorLevel {
+    pub senders: usize,
+    pub ingest: Vec<IngestRun>,
+    pub grouped: Vec<IngestRun>,
+    pub notify: Vec<ScriptRun>,
+    pub nonotify: Vec<ScriptRun>,
+}
+
+/// One candidate design at one client count, with the anchor (NOTIFY) run beside it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DesignResult {
+    pub design: Design,
+    pub clients: usize,
+    pub runs: Vec<ScriptRun>,
+    pub anchor: Vec<ScriptRun>,
+    /// Transactions pgbench committed and ledger credits the database holds for them.
+    pub processed: u64,
+    pub credited: u64,
+}
+
+/// The four contenders of a run, in the order they take turns.
+#[derive(Debug, Clone, Copy)]
+enum Contender {
+    Ingest,
+    Grouped,
+    Notify,
+    NoNotify,
+}
+
 /// pgbench with K events per transaction, at the group-commit concurrency.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct BatchLevel {
@@ -70,6 +113,8 @@ pub struct Suite<'a> {
     pub db: &'a BenchDb,
     pub stack: &'a mut Stack,
     pub log_dir: &'a Path,
+    /// The workspace root (the anchor's scripts are under `bench/anchor/`).
+    pub root: &'a Path,
 }
 
 impl Suite<'_> {
@@ -81,6 +126,16 @@ impl Suite<'_> {
             WEBHOOK_SECRET.to_owned(),
             connections,
         )?;
+        if s.runs_phase(Phase::Anchor) || s.runs_phase(Phase::Designs) {
+            let adb = self.db.companion("anchor").await?;
+            let outcome = self.against_anchor(&adb, &sender, results).await;
+            if !s.keep_db
+                && let Err(e) = adb.drop_database().await
+            {
+                eprintln!("warning: {e:#}");
+            }
+            outcome?;
+        }
         if s.runs_phase(Phase::Ingest) {
             self.ingest(&sender, results).await?;
         }

@@ -1,0 +1,607 @@
+//! The ingestor against the fixed bar (issue 20): throughput side by side with the
+//! anchor's pgbench scripts, the database's work per event, and the candidate designs.
+
+use std::fmt::Write as _;
+
+use super::{Target, ms, num, pct, times, with_spread};
+use crate::{
+    anchor::{AnchorScript, ScriptRun},
+    config::Settings,
+    dbwork::{PerEvent, Work},
+    designs::Design,
+    ingest::IngestRun,
+    stats::{median, median_by, spread},
+    suite::{AnchorLevel, DesignResult, Results},
+};
+
+/// The sender counts the throughput targets name.
+const TARGET_SENDERS: [usize; 4] = [1, 4, 16, 64];
+const GROUPED_TARGET_SENDERS: [usize; 2] = [16, 64];
+/// The level whose per-event work the work targets compare.
+const WORK_LEVEL: usize = 16;
+
+fn ingest_ratios(l: &AnchorLevel) -> Vec<f64> {
+    l.ingest
+        .iter()
+        .zip(&l.notify)
+        .map(|(i, a)| i.events_per_s / a.tps)
+        .collect()
+}
+
+fn grouped_ratios(l: &AnchorLevel) -> Vec<f64> {
+    l.grouped
+        .iter()
+        .zip(&l.nonotify)
+        .map(|(i, a)| i.events_per_s / a.tps)
+        .collect()
+}
+
+/// The median of each per-event figure over runs.
+fn median_work<'a>(works: impl Iterator<Item = &'a Work>) -> PerEvent {
+    let all: Vec<PerEvent> = works.map(Work::per_event).collect();
+    let m = |f: fn(&PerEvent) -> f64| median(all.iter().map(f));
+    PerEvent {
+        commits: m(|p| p.commits),
+        buffers: m(|p| p.buffers),
+        rows_written: m(|p| p.rows_written),
+        rows_updated: m(|p| p.rows_updated),
+        hot_ratio: m(|p| p.hot_ratio),
+        wal_records: m(|p| p.wal_records),
+        wal_bytes: m(|p| p.wal_bytes),
+        wal_fpi_bytes: m(|p| p.wal_fpi_bytes),
+        wal_own: !all.is_empty() && all.iter().all(|p| p.wal_own),
+        cluster_wal_records: m(|p| p.cluster_wal_records),
+        cluster_wal_bytes: m(|p| p.cluster_wal_bytes),
+    }
+}
+
+fn ingest_work(runs: &[IngestRun]) -> PerEvent {
+    median_work(runs.iter().filter_map(|r| r.work.as_ref()))
+}
+
+fn script_work(runs: &[ScriptRun]) -> PerEvent {
+    median_work(runs.iter().map(|r| &r.work))
+}
+
+fn ingest_cpu(runs: &[IngestRun]) -> f64 {
+    median_by(runs, |r| r.cpu.postgres * 1_000.0 / r.events_per_s)
+}
+
+fn script_cpu(runs: &[ScriptRun]) -> f64 {
+    median_by(runs, |r| r.cpu.postgres * 1_000.0 / r.tps)
+}
+
+fn level(r: &Results, senders: usize) -> Option<&AnchorLevel> {
+    r.anchor.iter().find(|l| l.senders == senders)
+}
+
+/// The level the work targets are judged at: 16 senders, else the busiest measured.
+fn work_level(r: &Results) -> Option<&AnchorLevel> {
+    level(r, WORK_LEVEL).or_else(|| r.anchor.iter().max_by_key(|l| l.senders))
+}
+
+pub(super) fn targets(r: &Results) -> Vec<Target> {
+    let mut out = Vec::new();
+    let ratio_target =
+        |what: &str, wanted: &[usize], bar: f64, ratios: fn(&AnchorLevel) -> Vec<f64>| {
+            let measured: Vec<(usize, f64)> = r
+                .anchor
+                .iter()
+                .filter(|l| wanted.contains(&l.senders))
+                .map(|l| (l.senders, median(ratios(l))))
+                .collect();
+            let all_there = wanted.iter().all(|w| measured.iter().any(|(s, _)| s == w));
+            let text = measured
+                .iter()
+                .map(|(s, v)| format!("{} at {s}", times(*v)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let met = all_there.then(|| measured.iter().all(|(_, v)| *v >= bar));
+            (what.to_owned(), text, met)
+        };
+    let (what, measured, met) = ratio_target(
+        "ingestor, one commit per event, ≥ 0.8 × the minimal transaction with NOTIFY (bench/anchor/) at 1, 4, 16 and 64 senders",
+        &TARGET_SENDERS,
+        0.8,
+        ingest_ratios,
+    );
+    let why = work_level(r).map_or(String::new(), why_slower);
+    out.push(Target {
+        what,
+        measured,
+        met,
+        why: why.clone(),
+    });
+    let (what, measured, met) = ratio_target(
+        "ingestor with group commit ≥ 1.0 × the minimal transaction without NOTIFY at 16 and 64 senders",
+        &GROUPED_TARGET_SENDERS,
+        1.0,
+        grouped_ratios,
+    );
+    out.push(Target {
+        what,
+        measured,
+        met,
+        why,
+    });
+    if let Some(l) = work_level(r) {
+        let ours = ingest_work(&l.ingest);
+        let bar = script_work(&l.notify);
+        let wal_note = if ours.wal_own && bar.wal_own {
+            ""
+        } else {
+            " (cluster-wide WAL)"
+        };
+        for (name, a, b) in [
+            ("buffer accesses", ours.buffers, bar.buffers),
+            ("WAL records", ours.wal_records, bar.wal_records),
+        ] {
+            let ratio = a / b;
+            out.push(Target {
+                what: format!(
+                    "{name} per event ≤ 1.5 × the minimal transaction's ({} senders, one commit per event against the anchor with NOTIFY)",
+                    l.senders
+                ),
+                measured: format!(
+                    "{:.1} against {:.1}: {}{}",
+                    a,
+                    b,
+                    times(ratio),
+                    if name == "WAL records" { wal_note } else { "" }
+                ),
+                met: ratio.is_finite().then_some(ratio <= 1.5),
+                why: format!(
+                    "Where the extra {name} go is in the per-event work table of the side-by-side \
+                     section; the candidate designs below measure what writing the event once, in \
+                     one statement, saves."
+                ),
+            });
+        }
+    }
+    out
+}
+
+/// Why the ingestor is slower than the anchor: its work per event against the anchor's.
+fn why_slower(l: &AnchorLevel) -> String {
+    let ours = ingest_work(&l.ingest);
+    let bar = script_work(&l.notify);
+    format!(
+        "At {} senders, per event, the ingestor cost PostgreSQL {:.0} buffer accesses, {:.1} WAL \
+         records and {} of WAL, writing {:.1} rows ({} of its updates HOT), and {} of its CPU; \
+         the minimal transaction {:.0}, {:.1}, {}, {:.1} rows ({} HOT) and {}. The database \
+         work is the gap; the designs section measures one-statement designs of the same event \
+         against the real schema.",
+        l.senders,
+        ours.buffers,
+        ours.wal_records,
+        kb(ours.wal_bytes),
+        ours.rows_written,
+        pct(ours.hot_ratio),
+        ms(ingest_cpu(&l.ingest)),
+        bar.buffers,
+        bar.wal_records,
+        kb(bar.wal_bytes),
+        bar.rows_written,
+        pct(bar.hot_ratio),
+        ms(script_cpu(&l.notify)),
+    )
+}
+
+fn kb(bytes: f64) -> String {
+    if bytes.is_finite() {
+        format!("{:.1} KB", bytes / 1_000.0)
+    } else {
+        "–".to_owned()
+    }
+}
+
+pub(super) fn section(out: &mut String, s: &Settings, r: &Results) {
+    let runs = s.runs;
+    let _ = writeln!(
+        out,
+        "## Ingest against the minimal transaction (the fixed bar)\n\n\
+         The bar is fixed, whatever the ingestor's design: `bench/anchor/ingest_notify.sql` and \
+         `ingest_nonotify.sql` (the least work any correct design does per webhook: insert the \
+         event at its real size, update the transaction, insert the ledger row, update the \
+         wallet, with and without NOTIFY, in one commit), run by `pgbench -M prepared -n -c N \
+         -j min(N,2)` on their own tables (`bench/anchor/schema.sql`) in a database of their \
+         own. In each run and at each sender count the four take turns back to back (each run \
+         starting the turn at another one): the ingestor answering each webhook after its own \
+         commit, the ingestor with group commit (up to {} events per commit, {} committers), \
+         and the two anchor scripts. Ratios are taken within a run, then their median.\n\n\
+         | senders | ingestor, one commit per event | group commit | anchor with NOTIFY | anchor without NOTIFY | ingestor ÷ anchor with NOTIFY | group commit ÷ anchor without NOTIFY | ingestor p50 / p99 |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|",
+        crate::services::GROUP_COMMIT_MAX_EVENTS,
+        crate::services::GROUP_COMMIT_COMMITTERS,
+    );
+    for l in &r.anchor {
+        let rate = |v: &[IngestRun]| {
+            with_spread(
+                median_by(v, |x| x.events_per_s),
+                spread(v, |x| x.events_per_s),
+                runs,
+                num,
+            )
+        };
+        let tps =
+            |v: &[ScriptRun]| with_spread(median_by(v, |x| x.tps), spread(v, |x| x.tps), runs, num);
+        let ratio =
+            |v: Vec<f64>| with_spread(median(v.iter().copied()), spread(&v, |x| *x), runs, times);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            l.senders,
+            rate(&l.ingest),
+            rate(&l.grouped),
+            tps(&l.notify),
+            tps(&l.nonotify),
+            ratio(ingest_ratios(l)),
+            ratio(grouped_ratios(l)),
+            ms(median_by(&l.ingest, |x| x.latency.p50_ms)),
+            ms(median_by(&l.ingest, |x| x.latency.p99_ms)),
+        );
+    }
+    let answered: u64 = r
+        .anchor
+        .iter()
+        .flat_map(|l| l.ingest.iter().chain(&l.grouped))
+        .map(|x| x.acknowledged)
+        .sum();
+    let credited: u64 = r
+        .anchor
+        .iter()
+        .flat_map(|l| l.ingest.iter().chain(&l.grouped))
+        .map(|x| x.credited)
+        .sum();
+    let _ = writeln!(
+        out,
+        "\nCheck: {} webhooks answered 200 in these runs and the database holds {} credits for \
+         them ({}).\n",
+        num(answered as f64),
+        num(credited as f64),
+        if answered == credited {
+            "one each"
+        } else {
+            "**they differ**"
+        }
+    );
+    work_table(out, r);
+}
+
+fn work_table(out: &mut String, r: &Results) {
+    let _ = writeln!(
+        out,
+        "### The database's work per event\n\n\
+         From PostgreSQL's statistics views, a snapshot before and after each measured run, the \
+         difference divided by the events of the run (medians over runs): commits and buffer \
+         accesses (`blks_hit + blks_read`, catalog included) from `pg_stat_database`; rows \
+         written (inserted + updated + deleted, triggers' writes included) and the share of \
+         updates that were HOT from `pg_stat_user_tables`; WAL records and bytes. Round trips \
+         are counted from the code: the ingestor's `inbox::receive` path for a matched \
+         `payment_intent.succeeded` sends BEGIN, seven statements and COMMIT (the statements \
+         `pgbench.rs` reproduces); with group commit BEGIN and COMMIT are shared by a batch.\n\n\
+         | senders | | round trips | commits | buffer accesses | rows written | HOT updates | WAL records | WAL bytes (of which full-page images) | PostgreSQL CPU |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let row = |out: &mut String, senders: usize, name: &str, trips: &str, p: PerEvent, cpu: f64| {
+        let _ = writeln!(
+            out,
+            "| {senders} | {name} | {trips} | {:.2} | {:.0} | {:.1} | {} | {:.1} | {} ({}) | {} |",
+            p.commits,
+            p.buffers,
+            p.rows_written,
+            pct(p.hot_ratio),
+            p.wal_records,
+            kb(p.wal_bytes),
+            kb(p.wal_fpi_bytes),
+            ms(cpu),
+        );
+    };
+    for l in &r.anchor {
+        row(
+            out,
+            l.senders,
+            "ingestor",
+            "9",
+            ingest_work(&l.ingest),
+            ingest_cpu(&l.ingest),
+        );
+        row(
+            out,
+            l.senders,
+            "group commit",
+            "7 + 2 per batch",
+            ingest_work(&l.grouped),
+            ingest_cpu(&l.grouped),
+        );
+        row(
+            out,
+            l.senders,
+            "anchor with NOTIFY",
+            &AnchorScript::Notify.statements().to_string(),
+            script_work(&l.notify),
+            script_cpu(&l.notify),
+        );
+        row(
+            out,
+            l.senders,
+            "anchor without NOTIFY",
+            &AnchorScript::NoNotify.statements().to_string(),
+            script_work(&l.nonotify),
+            script_cpu(&l.nonotify),
+        );
+    }
+    let own = r
+        .anchor
+        .iter()
+        .all(|l| ingest_work(&l.ingest).wal_own && script_work(&l.notify).wal_own);
+    let wal = if own {
+        "WAL is each database's own: the run's WAL is read back with `pg_walinspect` and only the \
+         records of transactions that touched that database's relations are counted (with their \
+         commit records), so other work on the server does not count."
+    } else {
+        "**WAL is cluster-wide here** (`pg_stat_wal`; `pg_walinspect` could not read some \
+         windows back): whatever else ran on the server during a window is in its WAL figures, \
+         so only a quiet server gives them."
+    };
+    let idle = r.anchor_idle.as_ref().map_or(String::new(), |w| {
+        // The background's share of an ingestor run: its rate over the run's span.
+        let share = |f: fn(&Work) -> f64| {
+            median(r.anchor.iter().flat_map(|l| &l.ingest).filter_map(|x| {
+                let run = x.work.as_ref()?;
+                Some(f(w) / w.secs * run.secs / (run.events as f64).max(1.0))
+            }))
+        };
+        format!(
+            " The services' database with no load did {:.1} commits and {:.0} buffer accesses a \
+             second (the retry worker, the outbox and the pools of both ingestors and \
+             payments-api); that is counted in the ingestor's figures, not subtracted: about \
+             {:.2} commits and {:.1} buffer accesses per event in the median run.",
+            w.total.xact_commit / w.secs,
+            (w.total.blks_hit + w.total.blks_read) / w.secs,
+            share(|w| w.total.xact_commit),
+            share(|w| w.total.blks_hit + w.total.blks_read),
+        )
+    });
+    let _ = writeln!(
+        out,
+        "\nNotes. {wal} Buffer accesses and rows are per database, so each contender has one of \
+         its own (the services' database, the anchor's). A run's window is the whole run: the \
+         ingestor's 1 s warm-up is counted with its events (and divided by all of its 200s), \
+         pgbench's connection start-up with its transactions. PostgreSQL CPU is every \
+         `postgres` process on the machine over the measured window.{idle} Each run starts \
+         after a VACUUM and a CHECKPOINT of its database, so the first change of each page in \
+         a run writes a full-page image, shown apart. The anchor's events \
+         land on 10,000 existing wallets and random transactions among 2,000,000 (some \
+         repeatedly: later updates of an already succeeded row are cheaper); each ingestor \
+         event is a payment of a new user, so it also creates the wallet.\n"
+    );
+}
+
+pub(super) fn designs_section(out: &mut String, s: &Settings, r: &Results) {
+    if r.designs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Candidate designs of the per-event transaction\n\n\
+         Evidence for the redesign, not what the ingestor runs: pgbench scripts \
+         (`bench/src/designs.rs`, written to `target/bench/design-*.sql`) doing one \
+         `payment_intent.succeeded` of a CREATED payment each against the real schema \
+         (`migrations/` applied to a database of their own, rows pre-inserted as for the \
+         ingestor), each run back to back with the anchor with NOTIFY at the same client count. \
+         The designs run in this order and the last two change the schema first (kept for the \
+         next), so each step shows what one feature costs. The one-statement designs insert \
+         the event once, already `applied` (or `unmatched`, for the retry worker, when no \
+         payment matched), update the transaction only from the status they read (so the audit \
+         row has its `from_status` without a lock), and a repeated event id fails the \
+         statement (the caller answers 200 as for a duplicate).\n\n\
+         | design | clients | round trips | events/s | ÷ anchor with NOTIFY | buffer accesses | rows written | HOT updates | WAL records | WAL bytes (full-page images) | PostgreSQL CPU |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let ratios = |d: &DesignResult| -> Vec<f64> {
+        d.runs
+            .iter()
+            .zip(&d.anchor)
+            .map(|(x, a)| x.tps / a.tps)
+            .collect()
+    };
+    for d in &r.designs {
+        let p = script_work(&d.runs);
+        let rs = ratios(d);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {:.0} | {:.1} | {} | {:.1} | {} ({}) | {} |",
+            d.design.label(),
+            d.clients,
+            d.design.statements(),
+            with_spread(
+                median_by(&d.runs, |x| x.tps),
+                spread(&d.runs, |x| x.tps),
+                s.runs,
+                num
+            ),
+            with_spread(
+                median(rs.iter().copied()),
+                spread(&rs, |x| *x),
+                s.runs,
+                times
+            ),
+            p.buffers,
+            p.rows_written,
+            pct(p.hot_ratio),
+            p.wal_records,
+            kb(p.wal_bytes),
+            kb(p.wal_fpi_bytes),
+            ms(script_cpu(&d.runs)),
+        );
+    }
+    let anchor_runs: Vec<ScriptRun> = r.designs.iter().flat_map(|d| d.anchor.clone()).collect();
+    let a = script_work(&anchor_runs);
+    let _ = writeln!(
+        out,
+        "| anchor with NOTIFY (all its runs here) | {} | 7 | {} | 1.00× | {:.0} | {:.1} | {} | {:.1} | {} ({}) | {} |\n",
+        r.designs.first().map_or(0, |d| d.clients),
+        num(median_by(&anchor_runs, |x| x.tps)),
+        a.buffers,
+        a.rows_written,
+        pct(a.hot_ratio),
+        a.wal_records,
+        kb(a.wal_bytes),
+        kb(a.wal_fpi_bytes),
+        ms(script_cpu(&anchor_runs)),
+    );
+    let processed: u64 = r.designs.iter().map(|d| d.processed).sum();
+    let credited: u64 = r.designs.iter().map(|d| d.credited).sum();
+    let _ = writeln!(
+        out,
+        "Check: {} events committed by the designs' pgbench runs and {} ledger credits for them \
+         ({}).\n",
+        num(processed as f64),
+        num(credited as f64),
+        if processed == credited {
+            "one each"
+        } else {
+            "**they differ**"
+        }
+    );
+    tables_breakdown(out, r);
+    findings(out, r);
+}
+
+/// Per table and design: rows inserted / updated (HOT) and blocks touched per event.
+fn tables_breakdown(out: &mut String, r: &Results) {
+    let designs: Vec<&DesignResult> = {
+        let first = r.designs.first().map_or(0, |d| d.clients);
+        r.designs.iter().filter(|d| d.clients == first).collect()
+    };
+    let mut names: Vec<String> = designs
+        .iter()
+        .flat_map(|d| d.runs.iter().flat_map(|x| x.work.tables.keys().cloned()))
+        .collect();
+    names.sort();
+    names.dedup();
+    let _ = write!(
+        out,
+        "Per table, per event (median run): rows inserted / updated (of which HOT), and heap + \
+         index + TOAST blocks touched:\n\n| table |"
+    );
+    for d in &designs {
+        let _ = write!(out, " {} |", d.design.slug());
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in &designs {
+        let _ = write!(out, "---|");
+    }
+    out.push('\n');
+    for name in names {
+        let _ = write!(out, "| `{name}` |");
+        for d in &designs {
+            let Some(run) = middle(&d.runs) else {
+                let _ = write!(out, " – |");
+                continue;
+            };
+            let per = run.work.tables_per_event();
+            let cell = per.iter().find(|(n, _)| *n == name).map_or_else(
+                || "–".to_owned(),
+                |(_, t)| {
+                    format!(
+                        "{:.1} ins / {:.1} upd ({:.1} HOT), {:.1} blks",
+                        t.ins,
+                        t.upd,
+                        t.hot_upd,
+                        t.heap_blks + t.idx_blks + t.toast_blks
+                    )
+                },
+            );
+            let _ = write!(out, " {cell} |");
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+}
+
+fn middle(runs: &[ScriptRun]) -> Option<&ScriptRun> {
+    let m = median_by(runs, |r| r.tps);
+    runs.iter().find(|r| r.tps == m)
+}
+
+/// What each step between designs saved, and which measured best.
+fn findings(out: &mut String, r: &Results) {
+    let first = r.designs.first().map_or(0, |d| d.clients);
+    let find = |d: Design| {
+        r.designs
+            .iter()
+            .find(|x| x.design == d && x.clients == first)
+    };
+    let ratio = |d: &DesignResult| median(d.runs.iter().zip(&d.anchor).map(|(x, a)| x.tps / a.tps));
+    let mut lines = Vec::new();
+    let steps = [
+        (
+            Design::Today,
+            Design::Cte,
+            "one statement instead of nine, the event written once in its final state",
+        ),
+        (
+            Design::Cte,
+            Design::Function,
+            "a plpgsql function instead of the CTE",
+        ),
+        (
+            Design::Cte,
+            Design::CtePayloadText,
+            "the payload stored as text instead of jsonb",
+        ),
+        (
+            Design::CtePayloadText,
+            Design::CteLeanTransactions,
+            "no index on `transactions.status` / `updated_at` (fillfactor 85)",
+        ),
+    ];
+    for (from, to, what) in steps {
+        let (Some(a), Some(b)) = (find(from), find(to)) else {
+            continue;
+        };
+        let (pa, pb) = (script_work(&a.runs), script_work(&b.runs));
+        lines.push(format!(
+            "- **{what}** ({} → {}): buffer accesses {:.0} → {:.0}, WAL records {:.1} → {:.1}, \
+             WAL {} → {}, rows written {:.1} → {:.1}, PostgreSQL CPU {} → {}; ÷ anchor {} → {}.",
+            from.slug(),
+            to.slug(),
+            pa.buffers,
+            pb.buffers,
+            pa.wal_records,
+            pb.wal_records,
+            kb(pa.wal_bytes),
+            kb(pb.wal_bytes),
+            pa.rows_written,
+            pb.rows_written,
+            ms(script_cpu(&a.runs)),
+            ms(script_cpu(&b.runs)),
+            times(ratio(a)),
+            times(ratio(b)),
+        ));
+    }
+    let best = r
+        .designs
+        .iter()
+        .filter(|d| d.clients == first)
+        .max_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    let _ = writeln!(out, "What each step changed, at {first} clients:\n");
+    for line in lines {
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(b) = best {
+        let p = script_work(&b.runs);
+        let _ = writeln!(
+            out,
+            "\nMeasured best: **{}**, {} of the anchor with NOTIFY, with {:.0} buffer accesses and \
+             {:.1} WAL records per event.",
+            b.design.label(),
+            times(ratio(b)),
+            p.buffers,
+            p.wal_records,
+        );
+    }
+    out.push('\n');
+}
