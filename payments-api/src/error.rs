@@ -213,6 +213,11 @@ fn conflict(constraint: &str) -> ApiError {
             Reason::CouponAlreadyRedeemed,
             "this code was already redeemed by this user (an earlier redemption did not fail)",
         ),
+        "transactions_coupon_once_per_coupon" => ApiError::refused(
+            Reason::CouponAlreadyRedeemed,
+            "this coupon was already redeemed by this user, through this or another code \
+             (an earlier redemption did not fail)",
+        ),
         other => ApiError::internal("unexpected unique violation", format!("constraint {other}")),
     }
 }

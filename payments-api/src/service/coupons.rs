@@ -16,7 +16,8 @@ use crate::{
     stripe_client::{CouponInvoice, CouponProblem, Redeemable, Redeemer},
 };
 
-/// The index that lets a user redeem a code once (unless the redemption failed).
+/// The index that lets a user redeem a code once (unless the redemption failed); its
+/// sibling `transactions_coupon_once_per_coupon` does the same per Stripe coupon.
 const COUPON_ONCE: &str = "transactions_coupon_once";
 
 #[tracing::instrument(skip_all, fields(user_id = %req.user_id, idempotency_key = %req.idempotency_key))]
@@ -67,8 +68,13 @@ pub async fn apply_coupon(
                 idempotency_key: key.clone(),
                 request_fingerprint: fingerprint.clone(),
             };
-            let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
-            (idempotency::claim(&mut conn, &new).await?, Some(redeemable))
+            // The coupon behind the code is recorded with the row: the index on it
+            // refuses a second live redemption of the coupon under any code.
+            let mut db = store::begin(&state.pool, "apply_coupon").await?;
+            let tx = idempotency::claim(&mut db, &new).await?;
+            store::set_coupon_id(&mut db, tx.id, &redeemable.coupon_id).await?;
+            db.commit().await?;
+            (tx, Some(redeemable))
         }
     };
     let tx = drive(state, tx, redeemable).await?;

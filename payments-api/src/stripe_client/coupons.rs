@@ -30,6 +30,8 @@ pub enum Discount {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redeemable {
     pub discount: Discount,
+    /// The Stripe coupon behind the code: what a user redeems once.
+    pub coupon_id: String,
     /// The credit, in the coupon's currency (which may not be the wallet's).
     pub amount_off: Money,
 }
@@ -243,6 +245,7 @@ fn redeemable_coupon(
         (Some(amount_off), Some(Ok(currency))) => Money::new(amount_off, currency)
             .map(|amount_off| Redeemable {
                 discount,
+                coupon_id: coupon.id.to_string(),
                 amount_off,
             })
             .map_err(|_| CouponProblem::NoAmount),

@@ -115,6 +115,49 @@ async fn a_code_redeemed_again_by_the_same_user_is_refused() {
 }
 
 #[tokio::test]
+async fn one_coupon_credits_once_whichever_code_or_id_names_it() {
+    let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;
+    app.coupon("SHARED", Some("SPRING5"), None).await;
+    let promotion = CreatePromotionCodePromotion {
+        coupon: Some("SHARED".to_owned()),
+        ..CreatePromotionCodePromotion::new(CreatePromotionCodePromotionType::Coupon)
+    };
+    CreatePromotionCode::new(promotion)
+        .code("SUMMER5")
+        .customize()
+        .send(&app.stripe)
+        .await
+        .expect("a second promotion code of the coupon");
+    let first = app
+        .apply_coupon("alice", "SPRING5", "spring")
+        .await
+        .expect("coupon");
+    // Another promotion code of the same coupon, and the coupon id itself.
+    for (code, key) in [("SUMMER5", "summer"), ("SHARED", "raw")] {
+        assert_refused(
+            app.apply_coupon("alice", code, key).await,
+            Code::AlreadyExists,
+            "COUPON_ALREADY_REDEEMED",
+        );
+    }
+    app.wait_for("alice", &first.id, S::Succeeded).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    // The coupon id first, then a promotion code of it.
+    let raw = app
+        .apply_coupon("bob", "SHARED", "raw")
+        .await
+        .expect("the coupon id, where accepted");
+    assert_refused(
+        app.apply_coupon("bob", "SUMMER5", "summer").await,
+        Code::AlreadyExists,
+        "COUPON_ALREADY_REDEEMED",
+    );
+    app.wait_for("bob", &raw.id, S::Succeeded).await;
+    app.wait_for_balance("bob", CREDIT).await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_percent_off_and_exhausted_codes_are_refused_with_the_reason() {
     // Raw coupon ids too, to see the coupon's own rules.
     let app = TestApp::start_with(|c| c.wallet.accept_coupon_ids = true).await;

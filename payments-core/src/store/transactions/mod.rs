@@ -18,7 +18,9 @@ pub use sweep::{
     SweepCursor, back_off_reconciliation, claim_unsettled, oldest_transaction_created,
     unsettled_page, unsettled_predicate,
 };
-pub use writes::{StatusChange, StripeRefs, change_status, flag_transaction, set_stripe_refs};
+pub use writes::{
+    StatusChange, StripeRefs, change_status, flag_transaction, set_coupon_id, set_stripe_refs,
+};
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, Row, postgres::PgRow};

@@ -103,3 +103,21 @@ pub async fn flag_transaction(
     .await?;
     Ok(())
 }
+
+/// Records the Stripe coupon a coupon transaction redeems, once; the
+/// `transactions_coupon_once_per_coupon` index refuses a second live redemption of it.
+pub async fn set_coupon_id(
+    conn: &mut PgConnection,
+    id: TransactionId,
+    coupon_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE transactions SET stripe_coupon_id = $2 \
+         WHERE id = $1 AND kind = 'coupon' AND stripe_coupon_id IS NULL",
+    )
+    .bind(id.as_uuid())
+    .bind(coupon_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
