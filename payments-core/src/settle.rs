@@ -88,10 +88,57 @@ pub async fn apply(
         moved: &moved,
     };
     match decide(current, signal) {
-        Decision::Apply(transition) => write(conn, tx, &transition, cause, context).await,
+        Decision::Apply(transition) => {
+            if transition.to == TransactionStatus::Succeeded
+                && tx.status != TransactionStatus::Succeeded
+                && tx.kind == TransactionKind::Coupon
+                && let Some(flag) = make_way_for_late_coupon(conn, tx, cause).await?
+            {
+                store::flag_transaction(conn, tx.id, &flag).await?;
+                return Ok(Outcome::Flagged(flag));
+            }
+            write(conn, tx, &transition, cause, context).await
+        }
         Decision::Stale => Ok(Outcome::Stale),
         Decision::Defer(why) => Ok(Outcome::Deferred(why)),
         Decision::Invalid(why) => Ok(Outcome::Flagged(why.to_owned())),
+    }
+}
+
+/// A coupon attempt Stripe paid after all, when the user already retried it: the
+/// paid one is credited and a retry still unsettled is canceled (its invoice voided
+/// through the outbox), so one redemption per coupon holds. If the retry already
+/// succeeded too, the late one is not credited: the reason to flag it for an operator.
+async fn make_way_for_late_coupon(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+    cause: Cause<'_>,
+) -> Result<Option<String>, StoreError> {
+    let Some(sibling) = store::lock_live_coupon_sibling(conn, tx).await? else {
+        return Ok(None);
+    };
+    if sibling.status.is_settled() {
+        return Ok(Some(format!(
+            "coupon paid after the user's retry {} already redeemed it: not credited twice",
+            sibling.id
+        )));
+    }
+    let current = Current {
+        kind: sibling.kind,
+        status: sibling.status,
+        amount: sibling.amount.minor(),
+        amount_refunded: sibling.amount_refunded,
+        moved: &Moved::default(),
+    };
+    match decide(current, &Signal::Canceled) {
+        Decision::Apply(cancel) => {
+            Box::pin(write(conn, &sibling, &cancel, cause, Context::default())).await?;
+            Ok(None)
+        }
+        _ => Ok(Some(format!(
+            "coupon paid after the user's retry {}, which cannot be canceled",
+            sibling.id
+        ))),
     }
 }
 

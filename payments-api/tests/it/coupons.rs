@@ -413,3 +413,137 @@ async fn a_promotion_codes_restrictions_are_enforced_with_the_reason() {
     app.wait_for_balance("alice", CREDIT).await;
     app.stop().await;
 }
+
+impl TestApp {
+    /// A coupon attempt that failed (Stripe refused the finalization) while its draft
+    /// invoice survived (the outbox's read of it was refused too): it can still be paid.
+    async fn failed_attempt_left_payable(&self, user: &str, code: &str, key: &str) -> String {
+        let before = self.sim.faults().injected();
+        self.sim
+            .faults()
+            .scope("/v1/invoices/")
+            .fail_next_with_status(2, axum::http::StatusCode::BAD_REQUEST);
+        let failed = self
+            .apply_coupon(user, code, key)
+            .await
+            .expect("the attempt is answered");
+        assert_eq!(failed.status, S::Failed as i32, "{failed:?}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+        while self.sim.faults().injected() < before + 2 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the outbox never tried"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.sim.faults().clear();
+        let invoice = self
+            .sim_get(&format!("invoices/{}", failed.stripe_invoice_id))
+            .await;
+        assert_eq!(invoice["status"], "draft", "{invoice}");
+        failed.id
+    }
+
+    /// Stripe pays the failed attempt's invoice after all.
+    async fn pay_late(&self, user: &str, id: &str) {
+        let invoice = self.transaction(user, id).await.stripe_invoice_id;
+        stripe_billing::invoice::FinalizeInvoiceInvoice::new(invoice.as_str())
+            .customize()
+            .send(&self.stripe)
+            .await
+            .expect("finalize the late invoice");
+    }
+}
+
+#[tokio::test]
+async fn a_late_success_of_a_failed_attempt_is_credited_and_cancels_the_unsettled_retry() {
+    let app = TestApp::start().await;
+    app.coupon("LATE", Some("LATE5"), None).await;
+    let first = app
+        .failed_attempt_left_payable("alice", "LATE5", "first")
+        .await;
+    // The retry's finalization fails at Stripe's side: it stays unsettled.
+    app.sim
+        .faults()
+        .scope("/v1/invoices/")
+        .fail_next_with_status(1, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+    let _ = app.apply_coupon("alice", "LATE5", "second").await;
+    app.sim.faults().clear();
+    let second = app
+        .transactions("alice")
+        .await
+        .into_iter()
+        .find(|t| t.id != first)
+        .expect("the retry");
+    assert_ne!(second.status, S::Succeeded as i32, "{second:?}");
+    let retry_invoice = second.stripe_invoice_id.clone();
+    assert!(retry_invoice.starts_with("in_"), "{second:?}");
+
+    app.pay_late("alice", &first).await;
+    app.wait_for("alice", &first, S::Succeeded).await;
+    app.wait_for("alice", &second.id, S::Canceled).await;
+    app.wait_for_balance("alice", CREDIT).await;
+    // Nothing payable is left behind the canceled retry.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let found = app.sim_get(&format!("invoices/{retry_invoice}")).await;
+        if found["error"]["code"] == "resource_missing" || found["status"] == "void" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retry's invoice is still payable: {found}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_late_success_after_the_retry_succeeded_is_flagged_not_retried() {
+    let app = TestApp::start().await;
+    app.coupon("LATER", Some("LATER5"), None).await;
+    let first = app
+        .failed_attempt_left_payable("alice", "LATER5", "first")
+        .await;
+    let second = app
+        .apply_coupon("alice", "LATER5", "second")
+        .await
+        .expect("the retry");
+    app.wait_for("alice", &second.id, S::Succeeded).await;
+
+    app.pay_late("alice", &first).await;
+    let pool = sqlx::PgPool::connect(app.db_url()).await.expect("db");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let flagged: bool =
+            sqlx::query_scalar("SELECT flagged IS NOT NULL FROM transactions WHERE id = $1::uuid")
+                .bind(&first)
+                .fetch_one(&pool)
+                .await
+                .expect("the late attempt");
+        if flagged {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the late success was not flagged"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let state: String = sqlx::query_scalar(
+        "SELECT state FROM stripe_events WHERE type = 'invoice.paid' \
+         AND payload -> 'data' -> 'object' ->> 'id' = $1",
+    )
+    .bind(app.transaction("alice", &first).await.stripe_invoice_id)
+    .fetch_one(&pool)
+    .await
+    .expect("the late invoice.paid");
+    assert_eq!(state, "flagged");
+    assert_eq!(
+        app.transaction("alice", &first).await.status,
+        S::Failed as i32
+    );
+    assert_eq!(app.wallet("alice").await.balance, CREDIT);
+    app.stop().await;
+}

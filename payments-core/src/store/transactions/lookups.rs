@@ -101,3 +101,28 @@ pub async fn has_paid_before(conn: &mut PgConnection, user: &UserId) -> Result<b
     .fetch_one(&mut *conn)
     .await?)
 }
+
+/// Locks the other live (neither failed nor canceled) redemption of `tx`'s coupon by
+/// its user, if any: the one a late success of `tx` would meet in the
+/// `transactions_coupon_once` indexes (the same Stripe coupon where both recorded it,
+/// else the same code).
+pub async fn lock_live_coupon_sibling(
+    conn: &mut PgConnection,
+    tx: &Transaction,
+) -> Result<Option<Transaction>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM transactions s WHERE s.user_id = $2 AND s.kind = 'coupon' \
+         AND s.id <> $1 AND NOT {} \
+         AND (s.stripe_coupon_id = (SELECT stripe_coupon_id FROM transactions WHERE id = $1) \
+              OR lower(s.coupon_code) = lower($3)) \
+         ORDER BY s.created_at LIMIT 1 FOR UPDATE",
+        unsuccessful_predicate()
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(tx.id.as_uuid())
+        .bind(&tx.user_id)
+        .bind(&tx.coupon_code)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

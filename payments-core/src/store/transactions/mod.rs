@@ -12,7 +12,7 @@ mod writes;
 
 pub use lookups::{
     coupon_redeemed, failed_attempts, find_by_idempotency_key, has_paid_before,
-    unsuccessful_predicate, validating_transaction,
+    lock_live_coupon_sibling, unsuccessful_predicate, validating_transaction,
 };
 pub use sweep::{
     SweepCursor, back_off_reconciliation, claim_unsettled, oldest_transaction_created,
