@@ -3,6 +3,8 @@
 //! Every sentence that states a result is computed from the figures.
 //!
 //! - this file: the document, the summary and the method.
+//! - `anchor`: the ingestor against the fixed minimal transaction, the database's work
+//!   per event, and the candidate designs.
 //! - `ingest`: the ingestor against pgbench, group commit; `ingest_scaling`: the ingest
 //!   curve.
 //! - `watch`: fan-out against polling, end to end; `watch_scaling`: the watch curves.

@@ -15,6 +15,10 @@
 //!
 //! [`transitions`] lists every status change `decide` can make; the database refuses
 //! any other (a trigger written from this list, tied to it by a test).
+//!
+//! - this file: [`Signal`], [`Effect`], [`decide`] and the payment rules.
+//! - `state_machine_money.rs`: refunds and disputes against what the ledger holds.
+//! - `state_machine_transitions.rs`: [`transitions`], derived by running `decide`.
 
 use std::collections::BTreeMap;
 

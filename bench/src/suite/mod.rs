@@ -4,6 +4,8 @@
 //!
 //! - this file: [`Results`], the order of the phases, and the watch, end-to-end and
 //!   scaling phases.
+//! - `anchor_phase`: the ingestor against the fixed minimal transaction (bench/anchor/),
+//!   with and without NOTIFY, and the candidate designs.
 //! - `ingest_phase`: the ingest phase (the ingestor against pgbench, batched pgbench, group
 //!   commit) and its warm-up.
 
