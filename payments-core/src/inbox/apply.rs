@@ -106,10 +106,7 @@ pub async fn apply(
             match store::mark_detached(conn, &payment_method_id).await? {
                 Some(_) => Ok(Handled::new(EventState::Applied)),
                 // The attach may still be on its way (events are not delivered in order).
-                None => Ok(Handled::because(
-                    EventState::Unmatched,
-                    "payment method not known yet",
-                )),
+                None => Ok(not_ours_yet("payment method not known yet")),
             }
         }
         Meaning::Nothing => Ok(Handled::new(EventState::Ignored)),
@@ -140,6 +137,17 @@ fn not_found(target: &Target, kind: Option<&str>) -> Handled {
                 "no transaction id of ours and no Stripe id we recorded (yet)",
             )
         },
+    }
+}
+
+/// A payment method (or its customer) we do not know. A PaymentMethod carries no
+/// metadata of ours, so nothing says whose it is: ours before payments-api's write is
+/// committed, or another integration's on a shared account. It is retried like an
+/// unmatched event, and ends `foreign` rather than dead once the budget is spent.
+fn not_ours_yet(why: &str) -> Handled {
+    Handled {
+        when_spent: EventState::Foreign,
+        ..Handled::because(EventState::Unmatched, why)
     }
 }
 
@@ -213,8 +221,7 @@ async fn attach(conn: &mut PgConnection, card: &CardDetails) -> Result<Handled, 
     // The customer row may not be committed yet (payments-api creates it around the
     // same time), so this is retried like any unmatched event.
     let Some(user) = user else {
-        return Ok(Handled::because(
-            EventState::Unmatched,
+        return Ok(not_ours_yet(
             "no user for the payment method's customer yet",
         ));
     };

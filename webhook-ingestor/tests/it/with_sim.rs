@@ -254,3 +254,68 @@ async fn abandoned_transactions_are_canceled_at_stripe_and_read_back_ever_less_o
     sim.shutdown().await;
     Ok(())
 }
+
+/// `POST /v1{path}` at stripe-sim with a form, as any Stripe client would: the status
+/// and the body.
+async fn sim_post(
+    sim: &StripeSim,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Result<(u16, serde_json::Value)> {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1{path}", sim.base_url()))
+        .bearer_auth("sk_test_from_the_tests")
+        .form(form)
+        .send()
+        .await?;
+    Ok((response.status().as_u16(), response.json().await?))
+}
+
+/// The `id` of an object stripe-sim answered with.
+fn id_of(object: &serde_json::Value) -> Result<String> {
+    object["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no id in {object}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_of_a_customer_we_do_not_know_end_foreign_never_dead() -> Result {
+    let (sim, app, _client) = sim_and_app(|_| {}).await?;
+    sim.add_webhook_endpoint(app.url("/v1/stripe-webhook"));
+    // Another integration on the shared account: its customer, its card, attached and
+    // detached. Nothing in the events is ours, and nothing of ours ever matches them.
+    let (_, customer) = sim_post(&sim, "/customers", &[]).await?;
+    let customer = id_of(&customer)?;
+    let attach = [("customer", customer.as_str())];
+    let (_, card) = sim_post(&sim, "/payment_methods/pm_card_visa/attach", &attach).await?;
+    let card = id_of(&card)?;
+    sim_post(&sim, &format!("/payment_methods/{card}/detach"), &[]).await?;
+    assert!(sim.wait_for_deliveries(Duration::from_secs(10)).await);
+
+    let states = || async {
+        let rows: Vec<(String, String, i32)> = sqlx::query_as(
+            "SELECT type, state, attempts FROM stripe_events \
+             WHERE type LIKE 'payment_method.%' ORDER BY type",
+        )
+        .fetch_all(app.pool())
+        .await?;
+        anyhow::Ok(rows)
+    };
+    eventually("both retry budgets are spent", || async {
+        let rows = states().await?;
+        Ok(rows.len() == 2 && rows.iter().all(|(_, state, _)| state != "unmatched"))
+    })
+    .await?;
+    // Retried first (an attach may beat payments-api's customer row), then foreign.
+    assert_eq!(
+        states().await?,
+        [
+            ("payment_method.attached".into(), "foreign".into(), 5),
+            ("payment_method.detached".into(), "foreign".into(), 5),
+        ]
+    );
+    assert_eq!(app.metrics.events_dead_lettered(), 0);
+    sim.shutdown().await;
+    Ok(())
+}
