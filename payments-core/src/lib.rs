@@ -46,8 +46,8 @@ pub use ids::{IdError, PaymentMethodId, StripeEventId, TransactionId, UserId};
 pub use money::{Currency, Money, MoneyError, STRIPE_MAX_AMOUNT};
 pub use retry::RetryPolicy;
 pub use state_machine::{
-    Current, Decision, Effect, Moved, Refund, Release, Signal, Step, Transition, decide,
-    transitions,
+    Current, Decision, Effect, Moved, Refund, Release, Signal, Step, Transition,
+    UNEXPLAINED_FAILURE, decide, transitions,
 };
 pub use stripe_event::{EventError, Meaning, StripeEvent, StripeMode};
 pub use stripe_object::{CardDetails, StripeObject, Target};

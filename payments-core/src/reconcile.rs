@@ -11,6 +11,10 @@
 //! Stripe ties up neither the pool nor the webhooks of that transaction; the state
 //! machine orders what it is told, so an answer overtaken by a webhook is only stale.
 //! Stripe is reached through [`StripeReader`], which `payments-stripe` implements.
+//!
+//! [`record_payment_error`] is the same read-back for one thing an event cannot say:
+//! why an invoice's payment failed, read from its payment before the failed coupon
+//! attempt's invoice is voided.
 
 use std::future::Future;
 
@@ -301,7 +305,12 @@ pub async fn apply_object(
         charge: object.charge(),
     };
     let outcome = settle::apply(conn, tx, &signal, Cause::Reconciliation, context).await?;
-    Ok(match outcome {
+    Ok(reconciled(tx, outcome))
+}
+
+/// What applying a read-back did to `tx`.
+fn reconciled(tx: &Transaction, outcome: Outcome) -> Reconciled {
+    match outcome {
         Outcome::Applied(updated) => Reconciled::Applied {
             from: tx.status,
             to: updated.status,
@@ -309,5 +318,43 @@ pub async fn apply_object(
         Outcome::Stale => Reconciled::Unchanged,
         Outcome::Deferred(why) => Reconciled::Deferred(why.to_owned()),
         Outcome::Flagged(why) => Reconciled::Flagged(why),
-    })
+    }
+}
+
+/// Records why transaction `id`'s invoice payment failed, when the event that reported
+/// the failure could not say (`invoice.payment_failed` carries no payment error, see
+/// [`crate::UNEXPLAINED_FAILURE`]). `invoice` is the transaction's invoice read back
+/// with its payments ([`StripeObject::invoice_payment_failure`]); once bound to the
+/// transaction like any read-back, its failure goes through [`settle::apply`] in a
+/// database transaction of its own, so the state machine decides: only a failure not
+/// explained yet is replaced (the audit trail and the doorbell follow), anything else
+/// is unchanged. The caller asks Stripe before and after this, never during.
+pub async fn record_payment_error(
+    pool: &PgPool,
+    id: TransactionId,
+    invoice: &Value,
+) -> Result<Reconciled, StoreError> {
+    let object = StripeObject::new(invoice);
+    let Some(failure) = object.invoice_payment_failure() else {
+        return Ok(Reconciled::Unchanged);
+    };
+    let mut db = store::begin(pool, "record_payment_error").await?;
+    let Some(tx) = store::lock_transaction(&mut db, id).await? else {
+        db.rollback().await?;
+        return Ok(Reconciled::Skipped);
+    };
+    let tx = match bound(&mut db, tx, std::slice::from_ref(invoice)).await? {
+        Ok((tx, _)) => tx,
+        Err(why) => {
+            db.rollback().await?;
+            return Ok(Reconciled::Flagged(why));
+        }
+    };
+    let context = Context {
+        currency: object.currency(),
+        charge: None,
+    };
+    let outcome = settle::apply(&mut db, &tx, &failure, Cause::Reconciliation, context).await?;
+    db.commit().await?;
+    Ok(reconciled(&tx, outcome))
 }

@@ -20,7 +20,8 @@ pub enum Cause<'a> {
     StripeEvent(&'a str),
     /// Stripe's synchronous answer to our own request.
     Request,
-    /// The reconciliation sweeper read the object from Stripe.
+    /// We read the object back from Stripe: the reconciliation sweeper, an operator's
+    /// reconciliation, or the outbox reading an invoice's payment before voiding it.
     Reconciliation,
 }
 
@@ -86,6 +87,7 @@ pub async fn apply(
         amount: tx.amount.minor(),
         amount_refunded: tx.amount_refunded,
         moved: &moved,
+        failure_code: tx.failure_code.as_deref(),
     };
     match decide(current, signal) {
         Decision::Apply(transition) => {
@@ -129,6 +131,7 @@ async fn make_way_for_late_coupon(
         amount: sibling.amount.minor(),
         amount_refunded: sibling.amount_refunded,
         moved: &Moved::default(),
+        failure_code: sibling.failure_code.as_deref(),
     };
     match decide(current, &Signal::Canceled) {
         Decision::Apply(cancel) => {

@@ -115,7 +115,17 @@ pub struct Current<'a> {
     pub amount_refunded: i64,
     /// The transaction's refund and dispute movements already in the ledger.
     pub moved: &'a Moved,
+    /// The recorded failure's code (FAILED): one Stripe did not explain
+    /// ([`UNEXPLAINED_FAILURE`], or none) gives way to the payment's real reason.
+    pub failure_code: Option<&'a str>,
 }
+
+/// The code of a failure Stripe did not explain: `invoice.payment_failed` carries no
+/// payment error (its invoice's `last_finalization_error` is empty for a declined
+/// card), so the failure it reports says only that the payment failed. The real reason,
+/// read later from the invoice's payment or given by our own request's answer, replaces
+/// it; a failure that was explained is never replaced.
+pub const UNEXPLAINED_FAILURE: &str = "payment_failed";
 
 /// A transaction's refund and dispute movements, by movement key (the Stripe id;
 /// refunds recorded before refunds were keyed by id carry their cumulative amount).
@@ -189,17 +199,7 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
             _ => Decision::Stale,
         },
         Signal::Succeeded | Signal::Authorized => success(current, signal),
-        Signal::Failed { code, message } => {
-            if current.status.is_settled() {
-                return Decision::Stale;
-            }
-            Decision::Apply(Transition {
-                to: Failed,
-                amount_refunded: current.amount_refunded,
-                failure: Some((code.clone(), message.clone())),
-                effects: current.leftover_invoice(),
-            })
-        }
+        Signal::Failed { code, message } => failure(current, code, message),
         Signal::Canceled if current.may_still_succeed() => {
             current.to(Canceled, current.leftover_invoice())
         }
@@ -239,6 +239,30 @@ impl Current<'_> {
             failure: None,
             effects,
         })
+    }
+}
+
+/// A payment failed: an unsettled transaction fails; a FAILED one whose failure was
+/// not explained learns the real reason (nothing else changes); anything else is stale.
+fn failure(current: Current, code: &str, message: &str) -> Decision {
+    let failed = |effects| {
+        Decision::Apply(Transition {
+            to: Status::Failed,
+            amount_refunded: current.amount_refunded,
+            failure: Some((code.to_owned(), message.to_owned())),
+            effects,
+        })
+    };
+    if !current.status.is_settled() {
+        return failed(current.leftover_invoice());
+    }
+    let explains = code != UNEXPLAINED_FAILURE;
+    let unexplained = current
+        .failure_code
+        .is_none_or(|c| c == UNEXPLAINED_FAILURE);
+    match current.status == Status::Failed && unexplained && explains {
+        true => failed(vec![]),
+        false => Decision::Stale,
     }
 }
 

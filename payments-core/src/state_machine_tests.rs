@@ -39,6 +39,8 @@ fn current(kind: Kind, status: Status) -> Current<'static> {
         amount: AMOUNT,
         amount_refunded,
         moved,
+        // A FAILED transaction knows why (`failed()`'s reason).
+        failure_code: (status == Failed).then_some("card_declined"),
     }
 }
 
@@ -264,6 +266,41 @@ fn a_failure_records_the_code_and_message() {
     );
 }
 
+#[test]
+fn a_failure_stripe_did_not_explain_gives_way_to_the_real_reason_whichever_arrives_first() {
+    let unexplained = Signal::Failed {
+        code: UNEXPLAINED_FAILURE.into(),
+        message: "The payment failed.".into(),
+    };
+    for kind in [Kind::Coupon, Kind::Payment] {
+        let generic_first = Current {
+            failure_code: Some(UNEXPLAINED_FAILURE),
+            ..current(kind, Failed)
+        };
+        let Decision::Apply(t) = decide(generic_first, &failed()) else {
+            panic!("the real reason must replace an unexplained failure");
+        };
+        assert_eq!(t.to, Failed);
+        assert_eq!(
+            t.failure,
+            Some(("card_declined".into(), "Your card was declined.".into()))
+        );
+        assert_eq!(t.effects, vec![], "the first failure did its effects");
+        // The real reason first: the unexplained one, or another, replaces nothing.
+        assert_eq!(decide(current(kind, Failed), &unexplained), Decision::Stale);
+        assert_eq!(decide(current(kind, Failed), &failed()), Decision::Stale);
+        assert_eq!(decide(generic_first, &unexplained), Decision::Stale);
+    }
+    // Only a failure is refined: a success or a cancellation keeps no failure to refine.
+    for status in [Succeeded, Canceled, Refunded] {
+        let now = Current {
+            failure_code: Some(UNEXPLAINED_FAILURE),
+            ..current(Kind::Payment, status)
+        };
+        assert_eq!(decide(now, &failed()), Decision::Stale, "{status}");
+    }
+}
+
 /// Applies `signals` in order as the ingestor would, keeping the ledger as settle
 /// does (a movement per key, once); returns the end and the money moved.
 fn run(kind: Kind, status: Status, signals: &[Signal]) -> (Status, i64, i64) {
@@ -275,6 +312,7 @@ fn run(kind: Kind, status: Status, signals: &[Signal]) -> (Status, i64, i64) {
             amount: AMOUNT,
             amount_refunded: refunded,
             moved: &ledger,
+            failure_code: None,
         };
         let Decision::Apply(t) = decide(now, signal) else {
             continue;
@@ -526,6 +564,7 @@ fn no_decision_changes_status_outside_the_transitions() {
             amount: AMOUNT,
             amount_refunded: refunded,
             moved: &ledger,
+            failure_code: None,
         };
         let amount = amounts[next(amounts.len())];
         let mut all = signals();

@@ -24,6 +24,7 @@ pub fn transitions() -> BTreeSet<(Kind, Status, Status)> {
                     amount: AMOUNT,
                     amount_refunded,
                     moved: &moved,
+                    failure_code: None,
                 };
                 for signal in signals() {
                     if let Decision::Apply(t) = decide(current, &signal)

@@ -12,11 +12,13 @@
 //!   [`StripeObject::answer`]: what it says as the answer to our own request, which
 //!   never settles money.
 //! - [`StripeObject::target`]: how to find the transaction the object is about.
+//! - [`StripeObject::invoice_payment_failure`]: why an invoice's payment failed, which
+//!   the invoice itself no longer says.
 //! - [`payment_error`]: the code and message of a failed payment, with the one default.
 
 use serde_json::Value;
 
-use crate::{Refund, Signal, TransactionId};
+use crate::{Refund, Signal, TransactionId, state_machine::UNEXPLAINED_FAILURE};
 
 /// The metadata key that carries our transaction id on everything we create at
 /// Stripe, so that an event (or a search) leads back to the transaction.
@@ -53,7 +55,7 @@ pub fn payment_error(
     let present = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
     let code = present(decline_code)
         .or_else(|| present(code))
-        .unwrap_or_else(|| "payment_failed".to_owned());
+        .unwrap_or_else(|| UNEXPLAINED_FAILURE.to_owned());
     let message = present(message).unwrap_or_else(|| "The payment failed.".to_owned());
     (code, message)
 }
@@ -145,6 +147,32 @@ impl<'a> StripeObject<'a> {
             error.text("message"),
         );
         Signal::Failed { code, message }
+    }
+
+    /// The failure of an Invoice's payment, from its PaymentIntent's
+    /// `last_payment_error`: since API version 2025-03-31.basil an invoice names its
+    /// PaymentIntent only in its `payments` (read with
+    /// `expand[]=payments.data.payment.payment_intent`), before that in `payment_intent`
+    /// (read with `expand[]=payment_intent`). The newest payment that holds an error
+    /// says; None when none does (or nothing was expanded).
+    pub fn invoice_payment_failure(&self) -> Option<Signal> {
+        let payments = self
+            .0
+            .pointer("/payments/data")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|p| p.pointer("/payment/payment_intent"));
+        payments
+            .chain(self.0.get("payment_intent"))
+            .map(StripeObject)
+            .find(|intent| {
+                intent
+                    .0
+                    .get("last_payment_error")
+                    .is_some_and(Value::is_object)
+            })
+            .map(|intent| intent.failure("last_payment_error"))
     }
 
     /// The signal a PaymentIntent or Invoice in its present state gives, if any (None

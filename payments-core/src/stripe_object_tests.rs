@@ -165,3 +165,31 @@ fn a_card_needs_an_id_and_reads_its_details_when_present() {
     );
     assert_eq!(StripeObject::new(&json!({ "card": {} })).card(), None);
 }
+
+#[test]
+fn an_invoices_payment_failure_is_read_from_its_payment_in_any_api_version() {
+    let error = json!({
+        "code": "card_declined", "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds."
+    });
+    let insufficient = Some(Signal::Failed {
+        code: "insufficient_funds".into(),
+        message: "Your card has insufficient funds.".into(),
+    });
+    let failure = |invoice: &Value| StripeObject::new(invoice).invoice_payment_failure();
+    // Since basil: the newest payment holding an error, through `payments`.
+    let basil = json!({ "object": "invoice", "payments": { "data": [
+        { "payment": { "payment_intent": { "id": "pi_2", "last_payment_error": null } } },
+        { "payment": { "payment_intent": { "id": "pi_1", "last_payment_error": error } } },
+    ] } });
+    assert_eq!(failure(&basil), insufficient);
+    // Before basil: the invoice's own `payment_intent`, expanded.
+    let older = json!({ "object": "invoice", "payment_intent": { "last_payment_error": error } });
+    assert_eq!(failure(&older), insufficient);
+    // Not expanded, or no error: nothing to say.
+    let unexpanded = json!({ "object": "invoice", "payments": { "data": [
+        { "payment": { "payment_intent": "pi_1" } },
+    ] }, "payment_intent": "pi_1" });
+    assert_eq!(failure(&unexpanded), None);
+    assert_eq!(failure(&json!({ "object": "invoice" })), None);
+}

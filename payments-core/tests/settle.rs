@@ -5,7 +5,7 @@ mod support;
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Refund, Signal, TransactionStatus,
+    Currency, Refund, Signal, Transaction, TransactionId, TransactionStatus, UNEXPLAINED_FAILURE,
     settle::{Context, Outcome},
     store::{self, Movement, MovementKind, StoreError},
     testing::TestDb,
@@ -273,4 +273,51 @@ async fn the_ledger_check_reports_a_wallet_edited_by_hand() {
         message.contains("wallet jack holds 9999 but its ledger sums to 700"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn the_real_reason_of_a_failure_replaces_an_unexplained_one_whichever_arrives_first() {
+    let db = TestDb::new().await;
+    let failure = |code: &str, message: &str| Signal::Failed {
+        code: code.into(),
+        message: message.into(),
+    };
+    let unexplained = failure(UNEXPLAINED_FAILURE, "The payment failed.");
+    let declined = failure("insufficient_funds", "Your card has insufficient funds.");
+
+    // The event that could not say why first, then the reason (the request's answer,
+    // or the invoice's payment read back).
+    let id = insert(&db, &payment("dora", "generic-first", 700)).await;
+    apply(&db, id, &unexplained, Context::default()).await;
+    let before = read(&db, id).await;
+    let outcome = apply(&db, id, &declined, Context::default()).await;
+    assert!(matches!(outcome, Outcome::Applied(_)), "{outcome:?}");
+    let after = read(&db, id).await;
+    assert_eq!(after.status, TransactionStatus::Failed);
+    assert_eq!(after.failure_code.as_deref(), Some("insufficient_funds"));
+    assert!(after.version > before.version, "the doorbell rings");
+    let trail: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM transaction_transitions \
+         WHERE transaction_id = $1 AND from_status = 'failed' AND to_status = 'failed'",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(&db.pool)
+    .await
+    .expect("audit trail");
+    assert_eq!(trail, 1);
+
+    // The reason first: the unexplained failure arriving later replaces nothing.
+    let id = insert(&db, &payment("dora", "reason-first", 700)).await;
+    apply(&db, id, &declined, Context::default()).await;
+    let outcome = apply(&db, id, &unexplained, Context::default()).await;
+    assert_eq!(outcome, Outcome::Stale);
+    let after = read(&db, id).await;
+    assert_eq!(after.failure_code.as_deref(), Some("insufficient_funds"));
+    assert_eq!(balance(&db, "dora").await, 0);
+}
+
+async fn read(db: &TestDb, id: TransactionId) -> Transaction {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let tx = store::get_transaction(&mut conn, id).await.expect("read");
+    tx.expect("exists")
 }

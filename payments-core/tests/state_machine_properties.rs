@@ -32,6 +32,7 @@ fn run(kind: Kind, signals: &[Signal]) -> End {
             amount: AMOUNT,
             amount_refunded,
             moved: &ledger,
+            failure_code: None,
         };
         match decide(now, &signal) {
             Decision::Apply(t) => {

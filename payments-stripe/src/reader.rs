@@ -1,6 +1,7 @@
 //! Reading back from Stripe as JSON, for payments-core to interpret the way it reads a
-//! webhook's object: the reconciliation reader ([`StripeReader`]) and the event list of
-//! the catch-up pass ([`StripeClient::events_page`]).
+//! webhook's object: the reconciliation reader ([`StripeReader`]), an invoice with its
+//! payments ([`StripeClient::invoice_with_payments`]) and the event list of the
+//! catch-up pass ([`StripeClient::events_page`]).
 
 use payments_core::reconcile::{ObjectKind, ObjectRef, StripeReader};
 use serde_json::Value;
@@ -57,6 +58,15 @@ impl StripeClient {
     pub async fn invoice(&self, id: &str) -> Result<Value, StripeFailure> {
         let path = format!("/invoices/{}", path_safe(id)?);
         self.get("retrieve_invoice", &path, &[]).await
+    }
+
+    /// The Invoice `id` with its payments and their PaymentIntents: since API version
+    /// 2025-03-31.basil the only place that says why its payment failed
+    /// ([`StripeObject::invoice_payment_failure`](payments_core::StripeObject::invoice_payment_failure)).
+    pub async fn invoice_with_payments(&self, id: &str) -> Result<Value, StripeFailure> {
+        let path = format!("/invoices/{}", path_safe(id)?);
+        let expand = [("expand[]", "payments.data.payment.payment_intent")];
+        self.get("retrieve_invoice", &path, &expand).await
     }
 
     /// One page (up to 100) of the events whose type matches one of `types`

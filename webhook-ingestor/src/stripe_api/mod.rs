@@ -65,16 +65,16 @@ impl StripeApi {
         }
     }
 
-    /// Leaves nothing payable behind a coupon attempt that ended without success: an
-    /// open invoice is voided, a draft deleted (Stripe voids only finalized invoices).
-    /// One already void, deleted, paid or uncollectible needs nothing: a paid one is the
-    /// late success the invoice's own events report.
-    pub async fn void_invoice(&self, id: &str, idempotency_key: &str) -> CallResult {
-        let invoice = match self.client.invoice(id).await {
-            Ok(invoice) => invoice,
-            Err(e) if e.is_missing() => return CallResult::Done,
-            Err(e) => return e.into(),
-        };
+    /// Leaves nothing payable behind a coupon attempt that ended without success:
+    /// `invoice` (as just read from Stripe) is voided if open, deleted if a draft (Stripe
+    /// voids only finalized invoices). One already void, deleted, paid or uncollectible
+    /// needs nothing: a paid one is the late success the invoice's own events report.
+    pub async fn void_invoice(
+        &self,
+        id: &str,
+        invoice: &serde_json::Value,
+        idempotency_key: &str,
+    ) -> CallResult {
         if invoice.get("deleted").and_then(serde_json::Value::as_bool) == Some(true) {
             return CallResult::Done;
         }
@@ -82,7 +82,7 @@ impl StripeApi {
             Ok(strategy) => strategy,
             Err(e) => return CallResult::Permanent(e.to_string()),
         };
-        let sent = match StripeObject::new(&invoice).status() {
+        let sent = match StripeObject::new(invoice).status() {
             Some("draft") => {
                 let request = DeleteInvoice::new(id)
                     .customize()

@@ -1,6 +1,7 @@
 //! Sends the calls to Stripe that transitions queued in the `outbox` table: cancelling
 //! a card-validation PaymentIntent to release its hold, and voiding (or deleting, for a
-//! draft) the invoice of a coupon attempt that failed or was canceled. A row is leased
+//! draft) the invoice of a coupon attempt that failed or was canceled, after recording
+//! the real reason of its failure from the invoice's payment. A row is leased
 //! (claimed with `SKIP LOCKED` and pushed past the lease in one short statement, so no
 //! lock is held during the call), called with its own idempotency key, then completed
 //! or rescheduled with backoff; past the retry budget it is dead and logged. Each call is
@@ -10,7 +11,11 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use payments_core::store::{self, OutboxKind, OutboxRow, StoreError};
+use payments_core::{
+    TransactionId,
+    reconcile::{self, Reconciled},
+    store::{self, OutboxKind, OutboxRow, StoreError},
+};
 use sqlx::{PgConnection, PgPool};
 use tracing::{Instrument as _, Span, field::Empty};
 
@@ -85,12 +90,44 @@ impl OutboxWorker {
                     .cancel_payment_intent(&row.target, &row.idempotency_key)
                     .await
             }
-            OutboxKind::VoidInvoice => {
-                self.stripe
-                    .void_invoice(&row.target, &row.idempotency_key)
-                    .await
+            OutboxKind::VoidInvoice => self.void_invoice(row).await,
+        }
+    }
+
+    /// Reads the invoice with its payments, records why its payment failed if the
+    /// transaction does not know yet (in a database transaction of its own, between the
+    /// two Stripe calls), then voids it. If recording fails, the call is retried before
+    /// anything is voided.
+    async fn void_invoice(&self, row: &OutboxRow) -> CallResult {
+        let invoice = match self
+            .stripe
+            .reader()
+            .invoice_with_payments(&row.target)
+            .await
+        {
+            Ok(invoice) => invoice,
+            Err(e) if e.is_missing() => return CallResult::Done,
+            Err(e) => return e.into(),
+        };
+        let id = TransactionId::from(row.transaction_id);
+        match reconcile::record_payment_error(&self.pool, id, &invoice).await {
+            Ok(Reconciled::Flagged(why)) => tracing::warn!(
+                transaction_id = %id, reason = %why,
+                "the invoice's payment error was not recorded: left for an operator"
+            ),
+            Ok(recorded) => tracing::debug!(
+                transaction_id = %id, outcome = recorded.label(), "read the invoice's payment error"
+            ),
+            Err(e) => {
+                return CallResult::Retry(format!(
+                    "recording the invoice's payment error: {}",
+                    crate::error_chain(&e)
+                ));
             }
         }
+        self.stripe
+            .void_invoice(&row.target, &invoice, &row.idempotency_key)
+            .await
     }
 }
 

@@ -280,6 +280,98 @@ fn id_of(object: &serde_json::Value) -> Result<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_invoice_payment_records_the_real_reason_before_the_invoice_is_voided() -> Result
+{
+    let (sim, app, _client) = sim_and_app(|_| {}).await?;
+    sim.add_webhook_endpoint(app.url("/v1/stripe-webhook"));
+    let new = NewTx {
+        kind: TransactionKind::Coupon,
+        payment_method: None,
+        coupon: Some("FIVE_OFF".into()),
+        ..NewTx::payment("ivy", 1_000)
+    };
+    let tx = app.insert(&new).await?;
+    // The attempt's invoice, open with an amount due that a card must pay.
+    let (_, customer) = sim_post(&sim, "/customers", &[]).await?;
+    let customer = id_of(&customer)?;
+    app.customer("ivy", &customer).await?;
+    let tx_id = tx.id.to_string();
+    let invoice = [
+        ("customer", customer.as_str()),
+        ("auto_advance", "false"),
+        ("metadata[transaction_id]", tx_id.as_str()),
+    ];
+    let (_, invoice) = sim_post(&sim, "/invoices", &invoice).await?;
+    let invoice = id_of(&invoice)?;
+    let item = [
+        ("customer", customer.as_str()),
+        ("invoice", invoice.as_str()),
+        ("amount", "1000"),
+        ("currency", "usd"),
+    ];
+    sim_post(&sim, "/invoiceitems", &item).await?;
+    app.set_refs(
+        tx.id,
+        &store::StripeRefs {
+            invoice_id: Some(&invoice),
+            ..store::StripeRefs::default()
+        },
+    )
+    .await?;
+    sim_post(&sim, &format!("/invoices/{invoice}/finalize"), &[]).await?;
+
+    let card = [("payment_method", "pm_card_chargeDeclinedInsufficientFunds")];
+    let (status, declined) = sim_post(&sim, &format!("/invoices/{invoice}/pay"), &card).await?;
+    assert_eq!(status, 402, "{declined}");
+
+    // invoice.payment_failed names no error; the invoice's payment does.
+    eventually("the invoice is voided at Stripe", || async {
+        let now: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/invoices/{invoice}", sim.base_url()))
+            .bearer_auth("sk_test_from_the_tests")
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(now["status"] == "void")
+    })
+    .await?;
+    let failed = app.transaction(tx.id).await?;
+    assert_eq!(
+        (
+            failed.failure_code.as_deref(),
+            failed.failure_message.as_deref()
+        ),
+        (
+            Some("insufficient_funds"),
+            Some("Your card has insufficient funds.")
+        ),
+        "{failed:?}"
+    );
+    // The failure first said only that the payment failed; the reason was recorded
+    // through the state machine, in the audit trail, with a new version (the doorbell).
+    let trail: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT from_status, cause, version FROM transaction_transitions \
+         WHERE transaction_id = $1 AND to_status = 'failed' ORDER BY version",
+    )
+    .bind(tx.id.as_uuid())
+    .fetch_all(app.pool())
+    .await?;
+    let causes: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|(from, cause, _)| (from.as_str(), cause.as_str()))
+        .collect();
+    assert_eq!(
+        causes,
+        [("created", "stripe_event"), ("failed", "reconciliation")]
+    );
+    assert!(trail[1].2 > trail[0].2, "{trail:?}");
+    assert_eq!(app.balance("ivy").await?, 0);
+    sim.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_of_a_customer_we_do_not_know_end_foreign_never_dead() -> Result {
     let (sim, app, _client) = sim_and_app(|_| {}).await?;
     sim.add_webhook_endpoint(app.url("/v1/stripe-webhook"));
