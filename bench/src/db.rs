@@ -8,6 +8,10 @@ use anyhow::{Context, bail};
 use sqlx::{Connection, PgPool, postgres::PgPoolOptions};
 use uuid::Uuid;
 
+/// The users the benchmark's payments belong to, each with a wallet (as in the fixed
+/// minimal transaction's data).
+pub const USERS: u64 = 10_000;
+
 /// The pieces of a `postgres://` URL the benchmark rewrites (host, port, database).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbUrl {
@@ -163,23 +167,36 @@ impl BenchDb {
         self.next_row.fetch_add(count, Ordering::Relaxed)
     }
 
-    /// Inserts `count` CREATED payments numbered from `first`, each for its own user, with
-    /// the PaymentIntent already recorded (as payments-api does before the webhook comes).
+    /// Inserts `count` CREATED payments numbered from `first`, with the PaymentIntent
+    /// already recorded (as payments-api does before the webhook comes). Row `g` belongs to
+    /// user `bench-{g mod USERS}`, whose wallet exists, as in the fixed minimal
+    /// transaction's data (`bench/anchor/schema.sql`: 10,000 users with wallets).
     pub async fn insert_transactions(&self, first: u64, count: u64) -> anyhow::Result<()> {
         const CHUNK: u64 = 20_000;
         let mut conn = self.own_connection().await?;
+        sqlx::query(
+            "INSERT INTO wallets (user_id, currency) \
+             SELECT 'bench-' || u, 'usd' FROM generate_series(0, $1::bigint - 1) u \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(i64::try_from(USERS)?)
+        .execute(&mut conn)
+        .await
+        .context("pre-inserting wallets")?;
         let mut start = first;
         while start < first + count {
             let end = (start + CHUNK).min(first + count) - 1;
             sqlx::query(
                 "INSERT INTO transactions (id, user_id, kind, status, amount, currency, \
                  payment_method_id, idempotency_key, request_fingerprint, stripe_payment_intent_id) \
-                 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'bench-' || g, \
-                 'payment', 'created', 1000, 'usd', 'pm_bench', 'bench-' || g, 'bench', 'pi_bench_' || g \
+                 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, \
+                 'bench-' || (g % $3::bigint), 'payment', 'created', 1000, 'usd', 'pm_bench', \
+                 'bench-' || g, 'bench', 'pi_bench_' || g \
                  FROM generate_series($1::bigint, $2::bigint) g",
             )
             .bind(i64::try_from(start)?)
             .bind(i64::try_from(end)?)
+            .bind(i64::try_from(USERS)?)
             .execute(&mut conn)
             .await
             .context("pre-inserting transactions")?;

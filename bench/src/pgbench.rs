@@ -22,28 +22,25 @@ pub(crate) const TX_COLUMNS: &str = "id, user_id, kind, status, amount, currency
     failure_message, payment_method_id, coupon_code, card_fingerprint, trial_credit, flagged, \
     stripe_payment_intent_id, stripe_invoice_id, stripe_charge_id, client_secret, idempotency_key, \
     request_fingerprint, version, created_at, updated_at";
-pub(crate) const WALLET_COLUMNS: &str =
-    "user_id, balance, currency, trial_state, trial_credit, trial_started_at, trial_ended_at";
 pub(crate) const TX_ID: &str =
     "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
 /// One event's statements, in the ingestor's order (`inbox::receive` between its BEGIN
-/// and COMMIT: insert the event, lock, change the status with its audit row, ensure
-/// the wallet, credit, end trial, record the outcome).
+/// and COMMIT: lock the transaction with its user's customer, change the status with its
+/// audit row, read the wallet and credit it, insert the event with its outcome). The
+/// trial is not running, so no statement ends it.
 fn event_block(payload_literal: &str) -> String {
-    let user = "'bench-' || :n::text";
+    let user = format!("'bench-' || (:n::bigint % {})::text", crate::db::USERS);
     let event = "'evt_pgb' || :n::text";
     let api = stripe_sim::API_VERSION;
     [
         "\\set i :i + 1".to_owned(),
         "\\set n :base + :client_id * :stride + :i".to_owned(),
         format!(
-            "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source) \
-             VALUES ({event}, 'payment_intent.succeeded', '{api}', now(), false, \
-             replace(replace('{payload_literal}', '__N__', :n::text), '__UUID__', {TX_ID}::text)::jsonb, \
-             'webhook') ON CONFLICT (id) DO NOTHING;"
+            "SELECT {TX_COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
+               WHERE c.user_id = t.user_id) AS stripe_customer \
+             FROM transactions t WHERE t.id = {TX_ID} FOR UPDATE OF t;"
         ),
-        format!("SELECT {TX_COLUMNS} FROM transactions WHERE id = {TX_ID} FOR UPDATE;"),
         format!(
             "WITH updated AS ( \
                UPDATE transactions SET status = 'succeeded', amount_refunded = 0, \
@@ -57,26 +54,22 @@ fn event_block(payload_literal: &str) -> String {
              ) SELECT {TX_COLUMNS} FROM updated;"
         ),
         format!(
-            "WITH inserted AS ( \
-               INSERT INTO wallets (user_id, currency) VALUES ({user}, 'usd') \
-               ON CONFLICT DO NOTHING RETURNING {WALLET_COLUMNS} \
-             ) SELECT {WALLET_COLUMNS} FROM inserted \
-             UNION ALL SELECT {WALLET_COLUMNS} FROM wallets WHERE user_id = {user} LIMIT 1;"
+            "WITH wallet AS (SELECT currency, trial_state FROM wallets WHERE user_id = {user}), \
+             moved AS ( \
+               INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
+               SELECT {user}, {TX_ID}, 'payment_credit', '', 1000, 'usd', {event} FROM wallet \
+               WHERE wallet.currency = 'usd' \
+               ON CONFLICT (transaction_id, kind, movement_key) DO NOTHING \
+             ) SELECT currency, trial_state FROM wallet;"
         ),
         format!(
-            "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
-             VALUES ({user}, {TX_ID}, 'payment_credit', '', 1000, 'usd', {event}) \
-             ON CONFLICT (transaction_id, kind, movement_key) DO NOTHING;"
-        ),
-        format!(
-            "UPDATE wallets SET trial_state = 'ended', trial_ended_at = now(), updated_at = now() \
-             WHERE user_id = {user} AND trial_state = 'active';"
-        ),
-        format!(
-            "UPDATE stripe_events SET state = 'applied', transaction_id = COALESCE({TX_ID}, transaction_id), \
-             last_error = NULL, next_attempt_at = NULL, attempts = attempts + 1, \
-             processed_at = CASE WHEN {retryable} THEN processed_at ELSE now() END \
-             WHERE id = {event};",
+            "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
+               state, transaction_id, last_error, next_attempt_at, attempts, processed_at) \
+             VALUES ({event}, 'payment_intent.succeeded', '{api}', now(), false, \
+             replace(replace('{payload_literal}', '__N__', :n::text), '__UUID__', {TX_ID}::text)::jsonb, \
+             'webhook', '{applied}', {TX_ID}, NULL, NULL, 1, \
+             CASE WHEN {retryable} THEN NULL ELSE now() END);",
+            applied = EventState::Applied.as_str(),
             retryable = EventState::Applied.is_retryable()
         ),
     ]

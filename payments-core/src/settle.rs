@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use crate::{
     Current, Decision, Effect, Money, Moved, Release, Signal, Transaction, TransactionKind,
     TransactionStatus, Transition, decide,
-    store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError},
+    store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError, TrialState},
 };
 
 /// Why a transition happened, recorded in the audit trail.
@@ -197,8 +197,9 @@ async fn write(
     };
     let mut updated = store::change_status(conn, tx, &change).await?;
     let mut flagged = false;
+    let mut wallet = WalletRead::default();
     for effect in &transition.effects {
-        if let Some(flag) = run_effect(conn, tx, effect, event_id).await? {
+        if let Some(flag) = run_effect(conn, tx, effect, event_id, &mut wallet).await? {
             store::flag_transaction(conn, tx.id, &flag).await?;
             flagged = true;
         }
@@ -209,6 +210,15 @@ async fn write(
             .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", tx.id)))?;
     }
     Ok(Outcome::Applied(updated))
+}
+
+/// What an effect read of the user's wallet, for the effects after it in the same
+/// transition. A trial granted by another database transaction after that read is not
+/// ended by this one, exactly as when it commits after the ending statement would run.
+#[derive(Debug, Clone, Copy, Default)]
+struct WalletRead {
+    /// The trial state, once an effect has read it.
+    trial: Option<TrialState>,
 }
 
 /// A ledger movement of `tx`, caused by `event_id` if an event.
@@ -243,11 +253,16 @@ async fn run_effect(
     tx: &Transaction,
     effect: &Effect,
     event_id: Option<&str>,
+    wallet: &mut WalletRead,
 ) -> Result<Option<String>, StoreError> {
     match effect {
-        Effect::CreditWallet => return credit_wallet(conn, tx, event_id).await,
+        Effect::CreditWallet => return credit_wallet(conn, tx, event_id, wallet).await,
+        // The credit before it read the wallet: a trial that is not running needs no
+        // statement of its own.
         Effect::EndTrial => {
-            store::end_trial(conn, &tx.user_id).await?;
+            if wallet.trial.is_none_or(|trial| trial == TrialState::Active) {
+                store::end_trial(conn, &tx.user_id).await?;
+            }
         }
         Effect::MarkCardValidated => {
             let Some(pm) = &tx.payment_method_id else {
@@ -308,25 +323,37 @@ async fn release_hold(
     Ok(Ok(enqueued))
 }
 
-/// Credits the transaction's amount, unless the wallet is in another currency.
+/// Credits the transaction's amount, unless the wallet is in another currency. The
+/// wallet is read and credited in one statement (the user's first credit makes it);
+/// what it read of the trial is kept in `wallet`.
 async fn credit_wallet(
     conn: &mut PgConnection,
     tx: &Transaction,
     event_id: Option<&str>,
+    wallet: &mut WalletRead,
 ) -> Result<Option<String>, StoreError> {
-    let wallet = store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
-    if wallet.currency != tx.currency() {
-        return Ok(Some(format!(
-            "not credited: wallet is in {}, payment in {}",
-            wallet.currency,
-            tx.currency()
-        )));
-    }
     let kind = match tx.kind {
         TransactionKind::Coupon => MovementKind::CouponCredit,
         _ => MovementKind::PaymentCredit,
     };
-    store::record_movement(conn, &movement(tx, kind, "", tx.amount, event_id)).await?;
+    let credit = movement(tx, kind, "", tx.amount, event_id);
+    let (currency, trial) = match store::record_movement_in_wallet(conn, &credit).await? {
+        Some(read) => read,
+        None => {
+            let made = store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
+            if made.currency == tx.currency() {
+                store::record_movement(conn, &credit).await?;
+            }
+            (made.currency, made.trial_state)
+        }
+    };
+    wallet.trial = Some(trial);
+    if currency != tx.currency() {
+        return Ok(Some(format!(
+            "not credited: wallet is in {currency}, payment in {}",
+            tx.currency()
+        )));
+    }
     Ok(None)
 }
 

@@ -60,18 +60,6 @@ async fn every_partial_index_holds_exactly_its_rust_set() {
     let mut conn = db.pool.acquire().await.expect("connection");
     let indexes = [
         (
-            "transactions_unsettled",
-            "status",
-            "= ANY",
-            texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
-        ),
-        (
-            "transactions_unsettled_by_status",
-            "status",
-            "= ANY",
-            texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
-        ),
-        (
             "stripe_events_retry",
             "state",
             "= ANY",
@@ -82,13 +70,6 @@ async fn every_partial_index_holds_exactly_its_rust_set() {
             "state",
             "= ANY",
             texts(EventState::ATTENTION, EventState::as_str),
-        ),
-        // A coupon redeems once unless the attempt was unsuccessful.
-        (
-            "transactions_coupon_once",
-            "status",
-            "<> ALL",
-            texts(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str),
         ),
     ];
     for (index, column, operator, rust) in indexes {
@@ -112,22 +93,13 @@ async fn the_queries_predicates_reach_their_partial_indexes() {
         .execute(&mut *tx)
         .await
         .expect("set");
-    for (query, index) in [
-        (
-            format!(
-                "SELECT id FROM transactions WHERE {} AND updated_at < now()",
-                store::unsettled_predicate()
-            ),
-            "transactions_unsettled",
+    for (query, index) in [(
+        format!(
+            "SELECT id FROM stripe_events WHERE {} AND next_attempt_at <= now()",
+            store::retryable_predicate()
         ),
-        (
-            format!(
-                "SELECT id FROM stripe_events WHERE {} AND next_attempt_at <= now()",
-                store::retryable_predicate()
-            ),
-            "stripe_events_retry",
-        ),
-    ] {
+        "stripe_events_retry",
+    )] {
         let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {query}")))
             .fetch_all(&mut *tx)
             .await
@@ -135,6 +107,123 @@ async fn the_queries_predicates_reach_their_partial_indexes() {
         let plan = plan.join("\n");
         assert!(plan.contains(index), "{query}\n{plan}");
     }
+}
+
+/// No index of `transactions` holds or filters on a column that settling changes, so the
+/// settling update is HOT; the sets those indexes held live elsewhere and still hold
+/// exactly their Rust sets: the `unsettled_transactions` table (kept by a trigger) and the
+/// generated `coupon_live` column the once-per-coupon indexes filter on.
+#[tokio::test]
+async fn settling_a_transaction_is_a_hot_update_and_the_sets_still_hold() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let check = check_constraint(&mut conn, "unsettled_transactions", "status").await;
+    assert_eq!(
+        listed(&check, "status", "= ANY"),
+        texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
+        "{check}"
+    );
+    let live: String = sqlx::query_scalar(
+        "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d \
+         JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
+         WHERE d.adrelid = 'transactions'::regclass AND a.attname = 'coupon_live'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .expect("coupon_live");
+    assert_eq!(
+        listed(&live, "status", "<> ALL"),
+        texts(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str),
+        "{live}"
+    );
+    for index in [
+        "transactions_coupon_once",
+        "transactions_coupon_once_per_coupon",
+    ] {
+        let predicate = index_predicate(&mut conn, index).await;
+        assert!(
+            predicate.trim_start_matches('(').starts_with("coupon_live"),
+            "{index}: {predicate}"
+        );
+    }
+
+    // Every status a transaction can reach from CREATED, through the store's own writer.
+    let legal = payments_core::transitions();
+    for to in TransactionStatus::ALL {
+        let from = TransactionStatus::Created;
+        let kind = TransactionKind::Payment;
+        let path: &[TransactionStatus] = match legal.contains(&(kind, from, *to)) {
+            true => &[*to],
+            false if *to == TransactionStatus::Refunded => {
+                &[TransactionStatus::Succeeded, TransactionStatus::Refunded]
+            }
+            false => &[],
+        };
+        let mut tx = conn.begin().await.expect("begin");
+        let id = created(&mut tx, to.as_str()).await;
+        // The backend's counts are flushed between transactions, never within one.
+        let hot_before = hot_updates(&mut tx).await;
+        for step in path {
+            let current = store::lock_transaction(&mut tx, id)
+                .await
+                .expect("lock")
+                .expect("exists");
+            let change = store::StatusChange {
+                to: *step,
+                amount_refunded: 0,
+                failure: None,
+                charge: (*step == TransactionStatus::Succeeded).then_some("ch_hot"),
+                cause: "request",
+                stripe_event_id: None,
+            };
+            store::change_status(&mut tx, &current, &change)
+                .await
+                .expect("change");
+        }
+        let hot = hot_updates(&mut tx).await - hot_before;
+        assert_eq!(hot, path.len() as i64, "every update to {to} is HOT");
+        let tracked: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM unsettled_transactions WHERE transaction_id = $1",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await
+        .expect("unsettled");
+        let unsettled = TransactionStatus::UNSETTLED.contains(to);
+        assert_eq!(tracked.as_deref(), unsettled.then_some(to.as_str()), "{to}");
+        let charge: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT transaction_id FROM transaction_charges WHERE charge_id = 'ch_hot'",
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .expect("charge");
+        let succeeded = path.contains(&TransactionStatus::Succeeded);
+        assert_eq!(charge, succeeded.then_some(id.as_uuid()), "{to}");
+        tx.rollback().await.expect("rollback");
+    }
+}
+
+/// HOT updates of `transactions` this backend counted and has not flushed yet.
+async fn hot_updates(conn: &mut PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT pg_stat_get_xact_tuples_hot_updated('transactions'::regclass)")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("HOT updates")
+}
+
+/// A CREATED payment, committed by the caller.
+async fn created(conn: &mut PgConnection, key: &str) -> TransactionId {
+    let id = TransactionId::new();
+    sqlx::query(
+        "INSERT INTO transactions (id, user_id, kind, status, amount, currency, idempotency_key, \
+         request_fingerprint) VALUES ($1, 'hot', 'payment', 'created', 100, 'usd', $2, 'f')",
+    )
+    .bind(id.as_uuid())
+    .bind(key)
+    .execute(&mut *conn)
+    .await
+    .expect("insert");
+    id
 }
 
 /// The CHECK constraint on `table.column`, as PostgreSQL prints it.

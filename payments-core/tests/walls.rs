@@ -152,6 +152,69 @@ async fn a_wallet_balance_moves_only_with_a_ledger_entry() {
     }
 }
 
+/// What the foreign keys of the ledger guarded, the triggers guard now: an entry needs
+/// its transaction and a wallet of its user in its currency, and neither a transaction
+/// nor a wallet is ever deleted or moved to another user or currency.
+#[tokio::test]
+async fn a_movement_needs_its_transaction_and_a_wallet_in_its_currency() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "gus").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    assert!(
+        accepted(
+            &mut conn,
+            MOVE,
+            id,
+            &["gus", "refund_debit", "re_1", "-100", "usd"]
+        )
+        .await,
+        "the reference case"
+    );
+    let unknown = TransactionId::new();
+    assert!(
+        !accepted(
+            &mut conn,
+            MOVE,
+            unknown,
+            &["gus", "refund_debit", "re_1", "-100", "usd"]
+        )
+        .await,
+        "no such transaction"
+    );
+    // A payment in euros whose user has a dollar wallet: no wallet in the entry's currency.
+    let euros = insert(&db, &payment("hal", "k", 1_000)).await;
+    let refused = [
+        "UPDATE transactions SET currency = 'eur' WHERE id = $1",
+        "INSERT INTO wallets (user_id, currency) SELECT 'hal', 'usd' WHERE $1 IS NOT NULL",
+    ];
+    for sql in refused {
+        sqlx::query(sql)
+            .bind(euros.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .expect("setting up");
+    }
+    assert!(
+        !accepted(
+            &mut conn,
+            MOVE,
+            euros,
+            &["hal", "payment_credit", "", "1000", "eur"]
+        )
+        .await,
+        "an entry in euros with only a dollar wallet"
+    );
+    let never = [
+        "DELETE FROM transactions WHERE id = $1",
+        "DELETE FROM wallets WHERE user_id = 'gus' AND $1 IS NOT NULL",
+        "UPDATE wallets SET currency = 'eur' WHERE user_id = 'gus' AND $1 IS NOT NULL",
+        "UPDATE wallets SET user_id = 'ivy' WHERE user_id = 'gus' AND $1 IS NOT NULL",
+    ];
+    for sql in never {
+        assert!(!accepted(&mut conn, sql, id, &[]).await, "{sql}");
+    }
+}
+
 /// The trigger on `transactions` allows exactly the changes of status the state
 /// machine makes: every (kind, from, to) is tried from hand-written SQL.
 #[tokio::test]

@@ -320,7 +320,7 @@ fn group_commit(out: &mut String, s: &Settings, r: &Results) {
         if best < 1.3 {
             format!(
                 "Even ideal batching gains little on this machine (at most {}): an event's cost \
-                 is its nine statements, which batching does not remove, more than its commit.",
+                 is its statements, which batching does not remove, more than its commit.",
                 times(best)
             )
         } else {

@@ -178,22 +178,24 @@ async fn replay_event_applies_a_dead_event_at_once_and_only_once() {
         .find(|e| e["type"] == "payment_intent.succeeded" && e["data"]["object"]["id"] == pi["id"])
         .expect("the success event");
     let event = payments_core::StripeEvent::from_value(payload).expect("an event");
-    // Stored and dead-lettered in one commit, so no worker ever sees it pending.
+    // Stored dead-lettered, so no worker ever sees it pending.
     let pool = sqlx::PgPool::connect(app.db_url()).await.expect("db");
-    let mut conn = pool.begin().await.expect("begin");
+    let mut conn = pool.acquire().await.expect("connection");
+    let dead = payments_core::store::EventOutcome {
+        state: payments_core::store::EventState::Dead,
+        transaction_id: None,
+        error: Some("retry budget spent"),
+        next_attempt_at: None,
+        count_attempt: true,
+    };
     payments_core::store::insert_event(
         &mut conn,
         &event,
         payments_core::store::EventSource::Webhook,
+        &dead,
     )
     .await
     .expect("stored");
-    sqlx::query("UPDATE stripe_events SET state = 'dead', attempts = 20 WHERE id = $1")
-        .bind(event.id.as_str())
-        .execute(&mut *conn)
-        .await
-        .expect("dead-lettered");
-    conn.commit().await.expect("commit");
     let dead = admin
         .list_dead_events(admin_request(pb::ListDeadEventsRequest { page_size: 10 }))
         .await

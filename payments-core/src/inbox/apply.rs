@@ -11,7 +11,7 @@ use crate::{
     binding::{self, Binding},
     reconcile::{self, ObjectKind},
     settle::{self, Cause, Context, Outcome},
-    store::{self, EventState, StoreError, Upserted},
+    store::{self, EventState, Locked, StoreError, Upserted},
 };
 
 /// What one processing attempt found, before it is recorded on the event.
@@ -88,10 +88,10 @@ pub async fn apply(
             payment_method: _,
         } => {
             let found = store::lock_by_target(conn, &target).await?;
-            let Some(tx) = found else {
+            let Some(locked) = found else {
                 return Ok(not_found(&target, StripeObject::new(event.object()).kind()));
             };
-            let tx = match bound(conn, event, tx, &signal).await? {
+            let tx = match bound(conn, event, locked, &signal).await? {
                 Ok(tx) => tx,
                 Err(handled) => return Ok(handled),
             };
@@ -158,11 +158,14 @@ fn not_ours_yet(why: &str) -> Handled {
 async fn bound(
     conn: &mut PgConnection,
     event: &StripeEvent,
-    tx: Transaction,
+    locked: Locked,
     signal: &Signal,
 ) -> Result<Result<Transaction, Handled>, StoreError> {
     let object = StripeObject::new(event.object());
-    let customer = store::stripe_customer(conn, &tx.user_id).await?;
+    let Locked {
+        transaction: tx,
+        stripe_customer: customer,
+    } = locked;
     let refused = |state, why: String| Handled {
         transaction_id: Some(tx.id),
         ..Handled::because(state, why)

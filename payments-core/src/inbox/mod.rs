@@ -2,9 +2,11 @@
 //! database transaction, so the event, the transaction's new state and its side
 //! effects commit together or not at all.
 //!
-//! - [`receive`] is the webhook (and catch-up) path: insert, and if the id is new,
-//!   apply it at once (no savepoint: a failure is recorded in a second transaction). `INSERT … ON CONFLICT DO NOTHING` decides duplicates, also
-//!   between instances: the second insert waits on the unique index and sees the first.
+//! - [`receive`] is the webhook (and catch-up) path: apply, then insert the event once
+//!   with its outcome (no savepoint: a failure is recorded in a second transaction). The
+//!   primary key decides duplicates, also between instances: a second insert of an id
+//!   waits on the index for the first and fails if it commits, and its rollback undoes
+//!   what the repeat applied.
 //! - [`process`] is the retry worker's and the operator's: apply inside a savepoint, then record
 //!   the outcome (and the next attempt, or the dead letter) on the event row.
 //! - [`apply`]: what one event does, in the caller's database transaction.
@@ -12,6 +14,8 @@
 mod apply;
 
 pub use apply::Handled;
+
+use std::collections::HashSet;
 
 use chrono::Utc;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -76,46 +80,55 @@ async fn receive_on(
     source: EventSource,
     rules: &Rules,
 ) -> Result<Received, StoreError> {
+    // A catch-up pass or a replay mostly reads events stored long ago: looked up first,
+    // so they are not applied only to be rolled back.
+    if source != EventSource::Webhook
+        && !store::stored_event_ids(conn, &[event.id.as_str()])
+            .await?
+            .is_empty()
+    {
+        return Ok(Received::Duplicate);
+    }
     let mut tx = store::begin_on(conn, "receive_event").await?;
     let failure = match receive_in(&mut tx, event, source, rules).await {
-        Ok(Received::Duplicate) => {
+        Ok(report) => {
+            tx.commit().await?;
+            return Ok(Received::Stored(report));
+        }
+        Err(e) if e.is_repeated_event() => {
             tx.rollback().await?;
             return Ok(Received::Duplicate);
-        }
-        Ok(stored) => {
-            tx.commit().await?;
-            return Ok(stored);
         }
         Err(e) if e.is_unavailable() => return Err(e),
         Err(e) => e,
     };
     tx.rollback().await?;
     log_failure(event, &failure);
+    let handled = Handled::failed(failure.to_string());
+    let (outcome, report) = outcome(event, &handled, 0, &rules.retry);
     let mut tx = store::begin_on(conn, "receive_event_failed").await?;
-    if !store::insert_event(&mut tx, event, source).await? {
+    match store::insert_event(&mut tx, event, source, &outcome).await {
+        Ok(()) => {
+            tx.commit().await?;
+            Ok(Received::Stored(report))
+        }
         // Another delivery stored it in the meantime.
-        tx.rollback().await?;
-        return Ok(Received::Duplicate);
+        Err(e) if e.is_repeated_event() => {
+            tx.rollback().await?;
+            Ok(Received::Duplicate)
+        }
+        Err(e) => Err(e),
     }
-    let report = record(
-        &mut tx,
-        event,
-        Handled::failed(failure.to_string()),
-        0,
-        &rules.retry,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Received::Stored(report))
 }
 
 /// Stores and applies several events in one database transaction (group commit: one
 /// commit and one WAL flush for all of them). The results are in the events' order;
 /// an error means none is stored. Each event is applied exactly as [`receive`] would;
-/// a repeated id within the batch is a duplicate. If applying any of them fails on
-/// anything but the database being away, the batch rolls back and each event goes
-/// through [`receive`]'s steps on its own, on the same connection, so one bad event
-/// costs the others only time.
+/// an id stored before, or repeated within the batch, is a duplicate and is not
+/// applied. If applying any of them fails on anything but the database being away
+/// (or another instance stores one of them first), the batch rolls back and each
+/// event goes through [`receive`]'s steps on its own, on the same connection, so one
+/// bad event costs the others only time.
 pub async fn receive_batch(
     cache: &ConnectionCache,
     events: &[(&StripeEvent, EventSource)],
@@ -132,11 +145,20 @@ async fn receive_batch_on(
     rules: &Rules,
 ) -> Result<Vec<Received>, StoreError> {
     let mut tx = store::begin_on(conn, "receive_events").await?;
+    let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
+    let mut seen: HashSet<String> = store::stored_event_ids(&mut tx, &ids)
+        .await?
+        .into_iter()
+        .collect();
     let mut received = Vec::with_capacity(events.len());
     let mut failed = None;
     for (event, source) in events {
+        if !seen.insert(event.id.as_str().to_owned()) {
+            received.push(Received::Duplicate);
+            continue;
+        }
         match receive_in(&mut tx, event, *source, rules).await {
-            Ok(r) => received.push(r),
+            Ok(report) => received.push(Received::Stored(report)),
             Err(e) if e.is_unavailable() => return Err(e),
             Err(e) => {
                 failed = Some((event.id.clone(), e));
@@ -160,21 +182,20 @@ async fn receive_batch_on(
     Ok(one_by_one)
 }
 
-/// Insert and apply inside the caller's database transaction, without a savepoint:
-/// an error leaves that transaction unusable.
+/// Applies, then stores the event once with its outcome, inside the caller's database
+/// transaction and without a savepoint: an error leaves that transaction unusable. The
+/// insert comes last so the row is written once, in its final state; a repeated id fails
+/// it ([`StoreError::is_repeated_event`]) and the caller's rollback undoes the apply.
 async fn receive_in(
     conn: &mut PgConnection,
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
-) -> Result<Received, StoreError> {
-    if !store::insert_event(conn, event, source).await? {
-        return Ok(Received::Duplicate);
-    }
+) -> Result<Report, StoreError> {
     let handled = apply::apply(conn, event, rules.mode).await?;
-    Ok(Received::Stored(
-        record(conn, event, handled, 0, &rules.retry).await?,
-    ))
+    let (outcome, report) = outcome(event, &handled, 0, &rules.retry);
+    store::insert_event(conn, event, source, &outcome).await?;
+    Ok(report)
 }
 
 fn log_failure(event: &StripeEvent, e: &StoreError) {
@@ -206,18 +227,19 @@ pub async fn process(
             Handled::failed(e.to_string())
         }
     };
-    record(conn, event, handled, attempts_before, &rules.retry).await
+    let (outcome, report) = outcome(event, &handled, attempts_before, &rules.retry);
+    store::record_event_outcome(conn, event.id.as_str(), &outcome).await?;
+    Ok(report)
 }
 
-/// Records the attempt's outcome; a retryable outcome past the budget becomes dead (or
-/// what the outcome says it becomes then).
-async fn record(
-    conn: &mut PgConnection,
+/// How an attempt's outcome is recorded on the event, and its report: a retryable
+/// outcome past the budget becomes dead (or what the outcome says it becomes then).
+fn outcome<'a>(
     event: &StripeEvent,
-    handled: Handled,
+    handled: &'a Handled,
     attempts_before: i32,
     policy: &RetryPolicy,
-) -> Result<Report, StoreError> {
+) -> (EventOutcome<'a>, Report) {
     let attempts = u32::try_from(attempts_before.saturating_add(1)).unwrap_or(u32::MAX);
     let (state, next_attempt_at) = match handled.state.is_retryable() {
         false => (handled.state, None),
@@ -226,14 +248,6 @@ async fn record(
             None => (handled.when_spent, None),
         },
     };
-    let outcome = EventOutcome {
-        state,
-        transaction_id: handled.transaction_id,
-        error: handled.note.as_deref(),
-        next_attempt_at,
-        count_attempt: true,
-    };
-    store::record_event_outcome(conn, event.id.as_str(), &outcome).await?;
     if state == EventState::Dead {
         tracing::warn!(
             event_id = %event.id, event_type = %event.event_type, attempts,
@@ -241,13 +255,21 @@ async fn record(
             "event dead-lettered after its retry budget"
         );
     }
-    Ok(Report {
+    let outcome = EventOutcome {
+        state,
+        transaction_id: handled.transaction_id,
+        error: handled.note.as_deref(),
+        next_attempt_at,
+        count_attempt: true,
+    };
+    let report = Report {
         event_type: event.event_type.clone(),
         transaction_id: handled.transaction_id,
         handled: handled.state,
         state,
         transition: handled.transition,
-    })
+    };
+    (outcome, report)
 }
 
 /// What a committed attempt did, for metrics (counted only after the commit).

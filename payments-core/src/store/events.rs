@@ -68,15 +68,32 @@ text_enum!(
     }
 );
 
-/// Stores a verified event. Returns false when its id is already stored (a redelivery).
+/// The primary key that refuses a repeated event id.
+const EVENT_ID_KEY: &str = "stripe_events_pkey";
+
+impl StoreError {
+    /// Whether [`insert_event`] met an event stored before (a redelivery, or a
+    /// concurrent delivery that committed first).
+    pub fn is_repeated_event(&self) -> bool {
+        self.is_conflict_on(EVENT_ID_KEY)
+    }
+}
+
+/// Stores a verified event with the outcome of its first processing attempt, in its
+/// final state: one row written once. A repeated id is refused by the primary key
+/// ([`StoreError::is_repeated_event`]); the caller's database transaction is then aborted and must be
+/// rolled back, undoing whatever it applied for the repeat.
 pub async fn insert_event(
     conn: &mut PgConnection,
     event: &StripeEvent,
     source: EventSource,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+    outcome: &EventOutcome<'_>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
+           state, transaction_id, last_error, next_attempt_at, attempts, processed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::int, \
+           CASE WHEN $13 THEN NULL ELSE now() END)",
     )
     .bind(event.id.as_str())
     .bind(&event.event_type)
@@ -85,9 +102,28 @@ pub async fn insert_event(
     .bind(event.livemode)
     .bind(&event.payload)
     .bind(source)
+    .bind(outcome.state)
+    .bind(outcome.transaction_id.map(|t| t.as_uuid()))
+    .bind(outcome.error)
+    .bind(outcome.next_attempt_at)
+    .bind(i32::from(outcome.count_attempt))
+    .bind(outcome.state.is_retryable())
     .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
+}
+
+/// Which of `ids` are stored already (a batch leaves them out before applying).
+pub async fn stored_event_ids(
+    conn: &mut PgConnection,
+    ids: &[&str],
+) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM stripe_events WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?,
+    )
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -4,8 +4,8 @@
 
 use sqlx::PgConnection;
 
-use super::StoreError;
-use crate::{Money, Moved, Step, TransactionId, UserId, text::text_enum};
+use super::{StoreError, TrialState};
+use crate::{Currency, Money, Moved, Step, TransactionId, UserId, text::text_enum};
 
 text_enum!(
     /// The kinds of wallet movement; each happens at most once per (transaction, key).
@@ -71,6 +71,33 @@ pub async fn record_movement(
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Appends a movement if the user's wallet is in its currency, in one statement: the
+/// wallet is read and the entry inserted only on a match (the ledger trigger then moves
+/// that wallet). Returns the wallet's currency and trial state as read, or None if the
+/// user has no wallet yet; nothing is recorded unless the currency is the movement's.
+pub async fn record_movement_in_wallet(
+    conn: &mut PgConnection,
+    m: &Movement<'_>,
+) -> Result<Option<(Currency, TrialState)>, StoreError> {
+    Ok(sqlx::query_as(
+        "WITH wallet AS (SELECT currency, trial_state FROM wallets WHERE user_id = $1), \
+         moved AS ( \
+           INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
+           SELECT $1, $2, $3, $4, $5, $6, $7 FROM wallet WHERE wallet.currency = $6 \
+           ON CONFLICT (transaction_id, kind, movement_key) DO NOTHING \
+         ) SELECT currency, trial_state FROM wallet",
+    )
+    .bind(m.user_id.as_str())
+    .bind(m.transaction_id.as_uuid())
+    .bind(m.kind)
+    .bind(m.key)
+    .bind(m.signed_minor())
+    .bind(m.money.currency())
+    .bind(m.stripe_event_id)
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// The transaction's refund and dispute movements, by key, for the state machine.
@@ -140,7 +167,6 @@ pub async fn check_ledger(conn: &mut PgConnection) -> Result<LedgerReport, Store
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Currency;
 
     #[test]
     fn a_movement_is_signed_by_its_kind() {

@@ -35,10 +35,11 @@ pub use db_transaction::{DbTransaction, begin, begin_on};
 pub use events::{
     CatchUpCursor, EventOutcome, EventSource, EventState, StoredEvent, advance_catch_up_cursor,
     catch_up_cursor, claim_due_events, insert_event, latest_event_created, list_dead_events,
-    lock_event, record_event_outcome, requeue_event, retryable_predicate,
+    lock_event, record_event_outcome, requeue_event, retryable_predicate, stored_event_ids,
 };
 pub use ledger::{
     LedgerMismatch, LedgerReport, Movement, MovementKind, check_ledger, moved, record_movement,
+    record_movement_in_wallet,
 };
 pub use ledger_audit::audit_ledger;
 pub use outbox::{
@@ -50,7 +51,7 @@ pub use payment_methods::{
 };
 pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{
-    Inserted, ListCursor, NewTransaction, StatusChange, StripeRefs, SweepCursor,
+    Inserted, ListCursor, Locked, NewTransaction, StatusChange, StripeRefs, SweepCursor,
     back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed, failed_attempts,
     find_by_idempotency_key, flag_transaction, get_transaction, get_transactions, has_paid_before,
     insert_transaction, list_transactions, lock_by_target, lock_live_coupon_sibling,

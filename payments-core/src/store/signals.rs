@@ -1,6 +1,7 @@
 //! What an on-call engineer watches in the database: events that need attention by
 //! state, transactions still unsettled by status, the outbox's oldest pending call.
-//! One round trip, each part read from a partial index (migrations 0015-0017), and
+//! One round trip, each part read from an index (the events' and the outbox's partial
+//! indexes, migrations 0016-0017; `unsettled_transactions` by status, 0025), and
 //! every count capped, so its cost stays bounded however far things have gone wrong.
 
 use chrono::{DateTime, Utc};
@@ -66,7 +67,7 @@ pub async fn health_signals(conn: &mut PgConnection) -> Result<HealthSignals, St
         .chain(
             unsettled
                 .iter()
-                .map(|s| part("transactions", "status", s, "created_at")),
+                .map(|s| part("unsettled_transactions", "status", s, "created_at")),
         )
         .chain([part("outbox", "state", "pending", "created_at")])
         .collect();

@@ -157,30 +157,46 @@ pub async fn lock_transaction(
     row.as_ref().map(from_row).transpose()
 }
 
-/// Finds and locks the transaction an event is about: by our id in the metadata,
-/// else by the PaymentIntent, Invoice or Charge id recorded on it.
+/// A transaction locked for an event, with its user's Stripe customer (which the
+/// event's object must name, if it names one).
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub transaction: Transaction,
+    pub stripe_customer: Option<String>,
+}
+
+/// Finds and locks the transaction an event is about, with its user's Stripe customer
+/// in the same statement: by our id in the metadata, else by the PaymentIntent, Invoice
+/// or Charge id recorded on it (the charge through `transaction_charges`).
 pub async fn lock_by_target(
     conn: &mut PgConnection,
     target: &Target,
-) -> Result<Option<Transaction>, StoreError> {
-    if let Some(id) = target.transaction_id
-        && let Some(tx) = lock_transaction(conn, id).await?
-    {
-        return Ok(Some(tx));
-    }
-    for (column, value) in [
-        ("stripe_payment_intent_id", &target.payment_intent),
-        ("stripe_invoice_id", &target.invoice),
-        ("stripe_charge_id", &target.charge),
+) -> Result<Option<Locked>, StoreError> {
+    let id = target.transaction_id.map(|id| id.as_uuid().to_string());
+    for (condition, value) in [
+        ("t.id = $1::uuid", &id),
+        ("t.stripe_payment_intent_id = $1", &target.payment_intent),
+        ("t.stripe_invoice_id = $1", &target.invoice),
+        (
+            "t.id = (SELECT transaction_id FROM transaction_charges WHERE charge_id = $1)",
+            &target.charge,
+        ),
     ] {
         let Some(value) = value else { continue };
-        let sql = format!("SELECT {COLUMNS} FROM transactions WHERE {column} = $1 FOR UPDATE");
+        let sql = format!(
+            "SELECT {COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
+               WHERE c.user_id = t.user_id) AS stripe_customer \
+             FROM transactions t WHERE {condition} FOR UPDATE OF t"
+        );
         if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(value)
             .fetch_optional(&mut *conn)
             .await?
         {
-            return Ok(Some(from_row(&row)?));
+            return Ok(Some(Locked {
+                transaction: from_row(&row)?,
+                stripe_customer: row.try_get("stripe_customer")?,
+            }));
         }
     }
     Ok(None)

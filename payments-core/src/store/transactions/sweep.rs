@@ -1,6 +1,9 @@
 //! The unsettled transactions reconciliation sweeps: one page at a time by
-//! `(updated_at, id)`, each claimed with `SKIP LOCKED`. Both queries are written from
-//! [`TransactionStatus::UNSETTLED`], which the `transactions_unsettled` index holds too.
+//! `(updated_at, id)`, each claimed with `SKIP LOCKED`. The set is the
+//! `unsettled_transactions` table, which a trigger keeps from each row's status (so no
+//! index on `transactions` holds the status, and settling a transaction can be a HOT
+//! update); its CHECK and the claim's predicate are [`TransactionStatus::UNSETTLED`]
+//! (a test compares them).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -9,8 +12,8 @@ use uuid::Uuid;
 use super::{COLUMNS, from_row};
 use crate::{Transaction, TransactionId, TransactionStatus, store::StoreError};
 
-/// [`TransactionStatus::UNSETTLED`] as the queries (and the `transactions_unsettled`
-/// index) write it.
+/// [`TransactionStatus::UNSETTLED`] as the claim (and the `unsettled_transactions`
+/// CHECK) write it.
 pub fn unsettled_predicate() -> String {
     format!(
         "status IN ({})",
@@ -34,15 +37,14 @@ pub async fn unsettled_page(
     after: Option<SweepCursor>,
     limit: i64,
 ) -> Result<Vec<SweepCursor>, StoreError> {
-    let sql = format!(
-        "SELECT updated_at, id FROM transactions WHERE {} AND updated_at < $1 \
-           AND ($2::timestamptz IS NULL OR (updated_at, id) > ($2, $3)) \
+    let sql = "SELECT t.updated_at, t.id FROM unsettled_transactions u \
+         JOIN transactions t ON t.id = u.transaction_id \
+         WHERE t.updated_at < $1 \
+           AND ($2::timestamptz IS NULL OR (t.updated_at, t.id) > ($2, $3)) \
            AND NOT EXISTS (SELECT 1 FROM reconcile_backoff b \
-                           WHERE b.transaction_id = transactions.id AND b.next_attempt_at > now()) \
-         ORDER BY updated_at, id LIMIT $4",
-        unsettled_predicate()
-    );
-    let rows: Vec<(DateTime<Utc>, Uuid)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                           WHERE b.transaction_id = t.id AND b.next_attempt_at > now()) \
+         ORDER BY t.updated_at, t.id LIMIT $4";
+    let rows: Vec<(DateTime<Utc>, Uuid)> = sqlx::query_as(sql)
         .bind(older_than)
         .bind(after.map(|c| c.updated_at))
         .bind(after.map(|c| c.id))
