@@ -200,7 +200,7 @@ pub fn decide(current: Current, signal: &Signal) -> Decision {
         },
         Signal::Succeeded | Signal::Authorized => success(current, signal),
         Signal::Failed { code, message } => failure(current, code, message),
-        Signal::Canceled if current.may_still_succeed() => {
+        Signal::Canceled if current.cancel_applies() => {
             current.to(Canceled, current.leftover_invoice())
         }
         Signal::Canceled => Decision::Stale,
@@ -221,6 +221,13 @@ impl Current<'_> {
     /// Unsettled, or FAILED (the customer may retry the same PaymentIntent).
     fn may_still_succeed(self) -> bool {
         !self.status.is_settled() || self.status == Status::Failed
+    }
+
+    /// Whether a cancel at Stripe changes the transaction: not a FAILED coupon, whose
+    /// invoice is voided by our own outbox (the failure queued it): it stays FAILED with
+    /// its reason, rather than turning CANCELED under a watcher's eyes.
+    fn cancel_applies(self) -> bool {
+        self.may_still_succeed() && !(self.kind == Kind::Coupon && self.status == Status::Failed)
     }
 
     /// A coupon attempt that ends without success leaves no invoice to pay.

@@ -366,6 +366,19 @@ async fn a_declined_invoice_payment_records_the_real_reason_before_the_invoice_i
         [("created", "stripe_event"), ("failed", "reconciliation")]
     );
     assert!(trail[1].2 > trail[0].2, "{trail:?}");
+    // Our own void's `invoice.voided` changes nothing: the attempt stays FAILED.
+    eventually("the void's event is applied", || async {
+        let state: Option<String> = sqlx::query_scalar(
+            "SELECT state FROM stripe_events WHERE type = 'invoice.voided' \
+             AND payload #>> '{data,object,id}' = $1",
+        )
+        .bind(&invoice)
+        .fetch_optional(app.pool())
+        .await?;
+        Ok(state.as_deref() == Some("stale"))
+    })
+    .await?;
+    assert_eq!(app.transaction(tx.id).await?.status, Status::Failed);
     assert_eq!(app.balance("ivy").await?, 0);
     sim.shutdown().await;
     Ok(())
