@@ -225,9 +225,15 @@ impl Stack {
             // paths and would only add noise (the retry worker and outbox stay on).
             ("INGESTOR_RECONCILE_INTERVAL_SECS", "0".to_owned()),
             ("INGESTOR_CATCH_UP_INTERVAL_SECS", "0".to_owned()),
+            // One commit per event here; the second ingestor below groups them.
+            ("INGESTOR_GROUP_COMMIT_MAX_EVENTS", "1".to_owned()),
         ];
         let mut ingestor = Service::spawn(&spec, "webhook-ingestor", &[], &ingestor_env)?;
-        let mut grouped_env = ingestor_env.to_vec();
+        let mut grouped_env: Vec<(&str, String)> = ingestor_env
+            .iter()
+            .filter(|(name, _)| *name != "INGESTOR_GROUP_COMMIT_MAX_EVENTS")
+            .cloned()
+            .collect();
         grouped_env[1].1 = format!("127.0.0.1:{grouped_port}");
         grouped_env.push((
             "INGESTOR_GROUP_COMMIT_MAX_EVENTS",

@@ -25,12 +25,22 @@ fn defaults_fill_everything_but_the_secrets() -> Result<(), ConfigError> {
     assert_eq!(config.webhook_secrets.len(), 1);
     assert_eq!(config.reconcile_interval, Some(Duration::from_secs(60)));
     assert_eq!(config.retry, RetryPolicy::DEFAULT);
+    assert_eq!(config.group_commit, GroupCommitConfig::DEFAULT);
+    assert!(config.group_commit.enabled());
+    Ok(())
+}
+
+#[test]
+fn group_commit_is_turned_off_by_a_group_of_one() -> Result<(), ConfigError> {
+    let mut vars = MINIMAL.to_vec();
+    vars.push(("INGESTOR_GROUP_COMMIT_MAX_EVENTS", "1"));
+    let config = load(&vars)?;
     assert!(!config.group_commit.enabled());
     Ok(())
 }
 
 #[test]
-fn group_commit_is_turned_on_by_a_group_size() -> Result<(), ConfigError> {
+fn group_commit_is_sized_by_its_settings() -> Result<(), ConfigError> {
     let mut vars = MINIMAL.to_vec();
     vars.push(("INGESTOR_GROUP_COMMIT_MAX_EVENTS", "16"));
     vars.push(("INGESTOR_GROUP_COMMIT_COMMITTERS", "3"));

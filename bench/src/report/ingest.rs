@@ -244,7 +244,7 @@ fn group_commit(out: &mut String, s: &Settings, r: &Results) {
     let _ = writeln!(
         out,
         "### Group commit\n\n\
-         With `INGESTOR_GROUP_COMMIT_MAX_EVENTS` above 1 (off by default) the ingestor stores \
+         With `INGESTOR_GROUP_COMMIT_MAX_EVENTS` above 1 (32 by default; the measured ingestor runs with 1) the ingestor stores \
          and applies the webhooks that arrive while its committers are busy in one database \
          transaction, up to that many, and answers each only after that commit. Nothing \
          waits on a timer, so a lone webhook goes straight through. Measured on a second \
