@@ -11,7 +11,8 @@
 --   and unique on the charge, instead of a UNIQUE on `transactions.stripe_charge_id`;
 -- * the once-per-coupon rules filter on `coupon_live`, a stored generated column that is
 --   NULL for every row but a live coupon redemption, instead of on `status`;
--- * `updated_at` is in no index any more, and each page keeps room for new versions.
+-- * `updated_at` is in no index any more, and each page keeps room for new versions
+--   (of wallets too).
 --
 -- Foreign keys whose check locks a row the event's own transaction has just written (a
 -- WAL record each) are replaced by the checks the triggers already make, and the rows they
@@ -41,9 +42,15 @@ BEGIN
     RAISE EXCEPTION 'wallet of % cannot change its user or currency', OLD.user_id
         USING ERRCODE = 'check_violation';
 END $$;
-CREATE TRIGGER wallets_keep_owner_and_currency BEFORE UPDATE OF user_id, currency ON wallets
+CREATE TRIGGER wallets_keep_owner_and_currency AFTER UPDATE OF user_id, currency ON wallets
     FOR EACH ROW WHEN (OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.currency IS DISTINCT FROM NEW.currency)
     EXECUTE FUNCTION wallets_keep_owner_and_currency();
+
+-- A row trigger BEFORE UPDATE makes PostgreSQL lock the old row first (a WAL record on
+-- every credit); checking AFTER refuses the same changes, with the statement.
+DROP TRIGGER wallets_balance_from_ledger ON wallets;
+CREATE TRIGGER wallets_balance_from_ledger AFTER INSERT OR UPDATE ON wallets
+    FOR EACH ROW EXECUTE FUNCTION wallets_balance_from_ledger();
 
 -- The unsettled set, with each one's status and creation time. Only the trigger below
 -- writes it: a row enters created, follows the transaction while unsettled and leaves
@@ -122,7 +129,10 @@ DROP INDEX transactions_coupon_once_per_coupon;
 CREATE UNIQUE INDEX transactions_coupon_once_per_coupon ON transactions (user_id, stripe_coupon_id)
     WHERE coupon_live AND stripe_coupon_id IS NOT NULL;
 
-ALTER TABLE transactions SET (fillfactor = 80);
+-- Room on each page for the new versions of a transaction (its updates come soon after it
+-- is created) and of a wallet (one per credit or debit), so they stay HOT.
+ALTER TABLE transactions SET (fillfactor = 70);
+ALTER TABLE wallets SET (fillfactor = 70);
 
 -- Ledger entries: the triggers' checks instead of the foreign keys.
 ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_transaction_id_fkey;

@@ -59,7 +59,6 @@ fn event_block(payload_literal: &str) -> String {
                INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
                SELECT {user}, {TX_ID}, 'payment_credit', '', 1000, 'usd', {event} FROM wallet \
                WHERE wallet.currency = 'usd' \
-               ON CONFLICT (transaction_id, kind, movement_key) DO NOTHING \
              ) SELECT currency, trial_state FROM wallet;"
         ),
         format!(

@@ -77,6 +77,12 @@ pub async fn record_movement(
 /// wallet is read and the entry inserted only on a match (the ledger trigger then moves
 /// that wallet). Returns the wallet's currency and trial state as read, or None if the
 /// user has no wallet yet; nothing is recorded unless the currency is the movement's.
+///
+/// For a movement the state machine makes once by construction (a transaction's credit,
+/// on its one move to SUCCEEDED, under its lock): a repeat is not skipped but refused by
+/// the unique key, as an error ([`StoreError::Conflict`]), since it would mean a broken
+/// rule. That also spares the speculative insertion (and its WAL record) that
+/// `ON CONFLICT` costs on every insert.
 pub async fn record_movement_in_wallet(
     conn: &mut PgConnection,
     m: &Movement<'_>,
@@ -86,7 +92,6 @@ pub async fn record_movement_in_wallet(
          moved AS ( \
            INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
            SELECT $1, $2, $3, $4, $5, $6, $7 FROM wallet WHERE wallet.currency = $6 \
-           ON CONFLICT (transaction_id, kind, movement_key) DO NOTHING \
          ) SELECT currency, trial_state FROM wallet",
     )
     .bind(m.user_id.as_str())
