@@ -132,7 +132,8 @@ fn method(out: &mut String, s: &Settings) {
          (`PAYMENTS_DB_MAX_CONNECTIONS={ap}`). Services log at `RUST_LOG={log}`. Logs are in \
          `target/bench/`.\n\
          - **Rows.** Payments are pre-inserted with SQL in CREATED with their PaymentIntent id \
-         recorded, one user each, so every `payment_intent.succeeded` credits a wallet. Ids are \
+         recorded, spread over 10,000 users whose wallets exist (as in the fixed minimal \
+         transaction's data), so every `payment_intent.succeeded` credits a wallet. Ids are \
          derived from a row number, so pgbench scripts address the same kind of row. After the \
          rows are in, the database is vacuumed and checkpointed, so no run pays for the \
          autovacuum or checkpoint the run before it called for.\n\
@@ -146,10 +147,11 @@ fn method(out: &mut String, s: &Settings) {
          `content-length` is in: the least an HTTP client can do, as pgbench is for the \
          database. After each run the database is checked for one ledger credit per 200.\n\
          - **pgbench.** The statements the ingestor sends for such an event (from \
-         payments-core's `inbox`, `store` and `settle`: insert the event, lock the row, update it \
-         and insert its transition in one statement (the trigger bumps the version and \
-         NOTIFYs), ensure the wallet (one statement that returns it), insert the ledger entry \
-         (the trigger moves the balance), end a trial, record the outcome) in one \
+         payments-core's `inbox`, `store` and `settle`: lock the row with its user's Stripe \
+         customer, update it and insert its transition in one statement (the triggers bump the \
+         version, NOTIFY, record the charge and drop the row from the unsettled set), read the \
+         wallet and insert the ledger entry in one statement (the trigger moves the balance), \
+         insert the event once with its outcome) in one \
          BEGIN … COMMIT, `-M prepared -c N -j 2 -T secs`, each client walking its own range of \
          pre-inserted rows via `\\set`. The script is written to `target/bench/`.\n\
          - **Watch.** payments-api is restarted before each fan-out run, so its memory starts \

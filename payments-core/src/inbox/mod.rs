@@ -144,6 +144,11 @@ async fn receive_batch_on(
     events: &[(&StripeEvent, EventSource)],
     rules: &Rules,
 ) -> Result<Vec<Received>, StoreError> {
+    // A batch of one (what a lone webhook makes) needs no look-up of stored ids: the
+    // primary key decides it as on the single path.
+    if let [(event, source)] = events {
+        return Ok(vec![receive_on(conn, event, *source, rules).await?]);
+    }
     let mut tx = store::begin_on(conn, "receive_events").await?;
     let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
     let mut seen: HashSet<String> = store::stored_event_ids(&mut tx, &ids)
