@@ -339,12 +339,15 @@ async fn credit_wallet(
     let credit = movement(tx, kind, "", tx.amount, event_id);
     let (currency, trial) = match store::record_movement_in_wallet(conn, &credit).await? {
         Some(read) => read,
+        // The user's first money: the wallet is made in the payment's currency (or found
+        // made meanwhile, in whichever), then credited the same way.
         None => {
-            let made = store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
-            if made.currency == tx.currency() {
-                store::record_movement(conn, &credit).await?;
-            }
-            (made.currency, made.trial_state)
+            store::ensure_wallet(conn, &tx.user_id, tx.currency()).await?;
+            store::record_movement_in_wallet(conn, &credit)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!("wallet of {} made but not read", tx.user_id))
+                })?
         }
     };
     wallet.trial = Some(trial);

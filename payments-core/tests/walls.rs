@@ -183,11 +183,11 @@ async fn a_movement_needs_its_transaction_and_a_wallet_in_its_currency() {
     );
     // A payment in euros whose user has a dollar wallet: no wallet in the entry's currency.
     let euros = insert(&db, &payment("hal", "k", 1_000)).await;
-    let refused = [
+    let setup = [
         "UPDATE transactions SET currency = 'eur' WHERE id = $1",
         "INSERT INTO wallets (user_id, currency) SELECT 'hal', 'usd' WHERE $1 IS NOT NULL",
     ];
-    for sql in refused {
+    for sql in setup {
         sqlx::query(sql)
             .bind(euros.as_uuid())
             .execute(&mut *conn)
