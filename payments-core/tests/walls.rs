@@ -139,6 +139,8 @@ async fn a_wallet_balance_moves_only_with_a_ledger_entry() {
         "WITH named AS (SELECT set_config('payments.applying_ledger_entry', \
            (SELECT id::text FROM ledger_entries WHERE transaction_id = $1), true)) \
          UPDATE wallets SET balance = balance + 1000 FROM named WHERE user_id = 'eve'",
+        // Nor does a function of one's own: it is not a trigger.
+        "DO $$ BEGIN UPDATE wallets SET balance = balance + 1 WHERE user_id = 'eve'; END $$",
     ];
     for sql in refused {
         assert!(!accepted(&mut conn, sql, id, &[]).await, "{sql}");
@@ -150,6 +152,23 @@ async fn a_wallet_balance_moves_only_with_a_ledger_entry() {
     for sql in allowed {
         assert!(accepted(&mut conn, sql, id, &[]).await, "{sql}");
     }
+}
+
+/// The balance wall lets a change through only inside a trigger, trusting that the one
+/// trigger writing `wallets` is the ledger's, which moves the balance by the entry's
+/// amount: any other trigger function that writes `wallets` would open it.
+#[tokio::test]
+async fn the_ledgers_trigger_is_the_only_trigger_that_writes_wallets() {
+    let db = TestDb::new().await;
+    let writers: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT p.proname::text FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+         WHERE NOT t.tgisinternal AND p.prosrc ~* '(update|insert\\s+into|delete\\s+from)\\s+wallets\\M' \
+         ORDER BY 1",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .expect("trigger functions");
+    assert_eq!(writers, ["ledger_entries_after_insert"]);
 }
 
 /// What the foreign keys of the ledger guarded, the triggers guard now: an entry needs
