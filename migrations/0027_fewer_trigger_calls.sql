@@ -96,18 +96,15 @@ BEGIN
             DELETE FROM unsettled_transactions WHERE transaction_id = NEW.id;
         END IF;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        IF NEW.stripe_charge_id IS NOT NULL THEN
-            INSERT INTO transaction_charges (charge_id, transaction_id) VALUES (NEW.stripe_charge_id, NEW.id);
-        END IF;
-    ELSIF OLD.stripe_charge_id IS DISTINCT FROM NEW.stripe_charge_id THEN
+    -- OLD is NULL on INSERT: a new row's charge, and its first version, count as changes.
+    IF OLD.stripe_charge_id IS DISTINCT FROM NEW.stripe_charge_id THEN
         IF OLD.stripe_charge_id IS NOT NULL THEN
             RAISE EXCEPTION 'transaction % already has charge %', OLD.id, OLD.stripe_charge_id
                 USING ERRCODE = 'check_violation';
         END IF;
         INSERT INTO transaction_charges (charge_id, transaction_id) VALUES (NEW.stripe_charge_id, NEW.id);
     END IF;
-    IF TG_OP = 'INSERT' OR OLD.version IS DISTINCT FROM NEW.version THEN
+    IF OLD.version IS DISTINCT FROM NEW.version THEN
         PERFORM pg_notify('transaction_changed', NEW.id::text || ':' || NEW.version::text);
     END IF;
     RETURN NULL;
