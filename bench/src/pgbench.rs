@@ -26,9 +26,9 @@ pub(crate) const TX_ID: &str =
     "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
 /// One event's statements, in the ingestor's order (`inbox::receive` between its BEGIN
-/// and COMMIT: lock the transaction with its user's customer, change the status with its
-/// audit row, read the wallet and credit it, insert the event with its outcome). The
-/// trial is not running, so no statement ends it.
+/// and COMMIT: lock the transaction with its user's customer and where its row lies,
+/// change the status of that row with its audit row, read the wallet and credit it,
+/// insert the event with its outcome). The trial is not running, so no statement ends it.
 fn event_block(payload_literal: &str) -> String {
     let user = format!("'bench-' || (:n::bigint % {})::text", crate::db::USERS);
     let event = "'evt_pgb' || :n::text";
@@ -38,8 +38,8 @@ fn event_block(payload_literal: &str) -> String {
         "\\set n :base + :client_id * :stride + :i".to_owned(),
         format!(
             "SELECT {TX_COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
-               WHERE c.user_id = t.user_id) AS stripe_customer \
-             FROM transactions t WHERE t.id = {TX_ID} FOR UPDATE OF t;"
+               WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
+             FROM transactions t WHERE t.id = {TX_ID} FOR UPDATE OF t \\gset"
         ),
         format!(
             "WITH updated AS ( \
@@ -47,7 +47,7 @@ fn event_block(payload_literal: &str) -> String {
                failure_code = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_code END, \
                failure_message = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_message END, \
                stripe_charge_id = COALESCE(stripe_charge_id, 'ch_bench_' || :n::text) \
-               WHERE id = {TX_ID} RETURNING {TX_COLUMNS} \
+               WHERE ctid = :row_address::tid AND id = {TX_ID} RETURNING {TX_COLUMNS} \
              ), audit AS ( \
                INSERT INTO transaction_transitions (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
                SELECT id, 'created', status, version, 'stripe_event', {event} FROM updated \

@@ -303,6 +303,7 @@ pub async fn apply_object(
     let context = Context {
         currency: object.currency(),
         charge: object.charge(),
+        address: None,
     };
     let outcome = settle::apply(conn, tx, &signal, Cause::Reconciliation, context).await?;
     Ok(reconciled(tx, outcome))
@@ -353,6 +354,7 @@ pub async fn record_payment_error(
     let context = Context {
         currency: object.currency(),
         charge: None,
+        address: None,
     };
     let outcome = settle::apply(&mut db, &tx, &failure, Cause::Reconciliation, context).await?;
     db.commit().await?;

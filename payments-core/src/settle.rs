@@ -10,7 +10,9 @@ use sqlx::PgConnection;
 use crate::{
     Current, Decision, Effect, Money, Moved, Release, Signal, Transaction, TransactionKind,
     TransactionStatus, Transition, decide,
-    store::{self, Movement, MovementKind, OutboxKind, StatusChange, StoreError, TrialState},
+    store::{
+        self, Movement, MovementKind, OutboxKind, RowAddress, StatusChange, StoreError, TrialState,
+    },
 };
 
 /// Why a transition happened, recorded in the audit trail.
@@ -49,6 +51,9 @@ pub struct Context<'a> {
     pub currency: Option<&'a str>,
     /// The charge behind a successful PaymentIntent.
     pub charge: Option<&'a str>,
+    /// Where the transaction's row lay when the caller locked it, if it knows, for the
+    /// status change to go straight to it.
+    pub address: Option<&'a RowAddress>,
 }
 
 // One outcome per applied signal, returned and consumed at once: boxing the row
@@ -195,7 +200,7 @@ async fn write(
         cause: cause.label(),
         stripe_event_id: event_id,
     };
-    let mut updated = store::change_status(conn, tx, &change).await?;
+    let mut updated = store::change_status(conn, tx, context.address, &change).await?;
     let mut flagged = false;
     let mut wallet = WalletRead::default();
     for effect in &transition.effects {

@@ -176,7 +176,7 @@ async fn settling_a_transaction_is_a_hot_update_and_the_sets_still_hold() {
                 cause: "request",
                 stripe_event_id: None,
             };
-            store::change_status(&mut tx, &current, &change)
+            store::change_status(&mut tx, &current, None, &change)
                 .await
                 .expect("change");
         }

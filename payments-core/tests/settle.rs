@@ -102,6 +102,7 @@ async fn a_payment_in_another_currency_is_flagged_and_never_credited() {
     let context = Context {
         currency: Some("eur"),
         charge: None,
+        address: None,
     };
     let outcome = apply(&db, id, &Signal::Succeeded, context).await;
     assert!(

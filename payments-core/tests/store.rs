@@ -5,7 +5,7 @@ mod support;
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Signal, TransactionKind,
+    Currency, Signal, Target, TransactionId, TransactionKind, TransactionStatus,
     settle::Context,
     store::{self, Inserted, NewTransaction, Upserted},
     testing::TestDb,
@@ -237,4 +237,126 @@ async fn an_outbox_row_is_leased_not_locked_and_a_late_worker_cannot_undo_its_co
         .await
         .expect("state");
     assert_eq!(state, "done");
+}
+
+/// The status change after a lock goes to the row where the lock found it; once the row
+/// has moved (updated again in the same database transaction), or when the address is
+/// another row's, the change still lands on its own transaction, found by id.
+#[tokio::test]
+async fn a_status_change_lands_on_its_transaction_wherever_the_row_lies() {
+    let db = TestDb::new().await;
+    let (first, second) = (
+        insert(&db, &payment("olga", "o-1", 100)).await,
+        insert(&db, &payment("olga", "o-2", 200)).await,
+    );
+    let to_pending = store::StatusChange {
+        to: TransactionStatus::Pending,
+        amount_refunded: 0,
+        failure: None,
+        charge: None,
+        cause: "request",
+        stripe_event_id: None,
+    };
+    let lock = |id: TransactionId| Target {
+        transaction_id: Some(id),
+        ..Target::default()
+    };
+    let mut tx = db.pool.begin().await.expect("begin");
+
+    // Straight to the row the lock found.
+    let locked = store::lock_by_target(&mut tx, &lock(first))
+        .await
+        .expect("lock")
+        .expect("exists");
+    let updated = store::change_status(
+        &mut tx,
+        &locked.transaction,
+        Some(&locked.address),
+        &to_pending,
+    )
+    .await
+    .expect("change");
+    assert_eq!(
+        (updated.id, updated.status),
+        (first, TransactionStatus::Pending)
+    );
+    assert_eq!(updated.version, locked.transaction.version + 1);
+
+    // The row moved after the lock: the change finds it by id.
+    let locked = store::lock_by_target(&mut tx, &lock(second))
+        .await
+        .expect("lock")
+        .expect("exists");
+    store::flag_transaction(&mut tx, second, "moved on purpose")
+        .await
+        .expect("flag");
+    let updated = store::change_status(
+        &mut tx,
+        &locked.transaction,
+        Some(&locked.address),
+        &to_pending,
+    )
+    .await
+    .expect("change of a moved row");
+    assert_eq!(
+        (updated.id, updated.status),
+        (second, TransactionStatus::Pending)
+    );
+    assert_eq!(
+        updated.version,
+        locked.transaction.version + 2,
+        "flag, then the change"
+    );
+
+    // Another row's address never changes that row.
+    let of_first = store::lock_by_target(&mut tx, &lock(first))
+        .await
+        .expect("lock")
+        .expect("exists");
+    let of_second = store::lock_by_target(&mut tx, &lock(second))
+        .await
+        .expect("lock")
+        .expect("exists");
+    let to_succeeded = store::StatusChange {
+        to: TransactionStatus::Succeeded,
+        ..to_pending
+    };
+    let updated = store::change_status(
+        &mut tx,
+        &of_second.transaction,
+        Some(&of_first.address),
+        &to_succeeded,
+    )
+    .await
+    .expect("change");
+    assert_eq!(
+        (updated.id, updated.status),
+        (second, TransactionStatus::Succeeded)
+    );
+    let untouched = store::get_transaction(&mut tx, first)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(untouched.status, TransactionStatus::Pending);
+    assert_eq!(untouched.version, of_first.transaction.version);
+
+    let audit: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT transaction_id, to_status FROM transaction_transitions \
+         WHERE transaction_id IN ($1, $2) ORDER BY id",
+    )
+    .bind(first.as_uuid())
+    .bind(second.as_uuid())
+    .fetch_all(&mut *tx)
+    .await
+    .expect("audit");
+    let expected = [
+        (first, "pending"),
+        (second, "pending"),
+        (second, "succeeded"),
+    ]
+    .map(|(id, to)| (id.as_uuid(), to.to_owned()));
+    assert_eq!(
+        audit, expected,
+        "one audit row per change, on its own transaction"
+    );
 }

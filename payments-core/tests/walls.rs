@@ -70,6 +70,48 @@ async fn each_movement_kind_moves_money_one_way_only() {
     }
 }
 
+/// The ledger's key is the movement: whatever writes it, a credit happens once per
+/// transaction and a refund or dispute step once per its key.
+#[tokio::test]
+async fn a_movement_happens_once_whatever_writes_it() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "amy").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let again = ["amy", "payment_credit", "", "1000", "usd"];
+    assert!(
+        !accepted(&mut conn, MOVE, id, &again).await,
+        "a second credit"
+    );
+    let step = ["amy", "refund_debit", "re_1", "-100", "usd"];
+    assert!(
+        accepted(&mut conn, MOVE, id, &step).await,
+        "a first refund step"
+    );
+    let mut tx = conn.begin().await.expect("begin");
+    assert!(accepted(&mut tx, MOVE, id, &step).await);
+    sqlx::query(MOVE)
+        .bind(id.as_uuid())
+        .bind("amy")
+        .bind("refund_debit")
+        .bind("re_1")
+        .bind("-100")
+        .bind("usd")
+        .execute(&mut *tx)
+        .await
+        .expect("the step, once");
+    assert!(
+        !accepted(&mut tx, MOVE, id, &step).await,
+        "the same step again"
+    );
+    let other = ["amy", "refund_debit", "re_2", "-100", "usd"];
+    assert!(accepted(&mut tx, MOVE, id, &other).await, "another step");
+    let balance: i64 = sqlx::query_scalar("SELECT balance FROM wallets WHERE user_id = 'amy'")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("balance");
+    assert_eq!(balance, 900, "the credit once and the step once");
+}
+
 #[tokio::test]
 async fn a_movement_belongs_to_its_transaction() {
     let db = TestDb::new().await;

@@ -11,7 +11,7 @@ use crate::{
     binding::{self, Binding},
     reconcile::{self, ObjectKind},
     settle::{self, Cause, Context, Outcome},
-    store::{self, EventState, Locked, StoreError, Upserted},
+    store::{self, EventState, Locked, RowAddress, StoreError, Upserted},
 };
 
 /// What one processing attempt found, before it is recorded on the event.
@@ -91,13 +91,14 @@ pub async fn apply(
             let Some(locked) = found else {
                 return Ok(not_found(&target, StripeObject::new(event.object()).kind()));
             };
-            let tx = match bound(conn, event, locked, &signal).await? {
-                Ok(tx) => tx,
+            let (tx, address) = match bound(conn, event, locked, &signal).await? {
+                Ok(bound) => bound,
                 Err(handled) => return Ok(handled),
             };
             let context = Context {
                 currency: currency.as_deref(),
                 charge: charge.as_deref(),
+                address: address.as_ref(),
             };
             settle_transaction(conn, event, &tx, &signal, context).await
         }
@@ -151,20 +152,21 @@ fn not_ours_yet(why: &str) -> Handled {
     }
 }
 
-/// The transaction, once the event's object is proven to be its own ([`binding`]);
-/// an object adopted on the way is recorded on it. Otherwise what to record on the
-/// event: flagged (another object: nothing moves) or deferred (nothing recorded yet
-/// to compare it with).
+/// The transaction, once the event's object is proven to be its own ([`binding`]), with
+/// where its row lies (unless an object adopted on the way was recorded on it, which
+/// moved the row). Otherwise what to record on the event: flagged (another object:
+/// nothing moves) or deferred (nothing recorded yet to compare it with).
 async fn bound(
     conn: &mut PgConnection,
     event: &StripeEvent,
     locked: Locked,
     signal: &Signal,
-) -> Result<Result<Transaction, Handled>, StoreError> {
+) -> Result<Result<(Transaction, Option<RowAddress>), Handled>, StoreError> {
     let object = StripeObject::new(event.object());
     let Locked {
         transaction: tx,
         stripe_customer: customer,
+        address,
     } = locked;
     let refused = |state, why: String| Handled {
         transaction_id: Some(tx.id),
@@ -172,13 +174,16 @@ async fn bound(
     };
     Ok(
         match binding::bind(&tx, object, Some(signal), customer.as_deref()) {
-            Binding::Bound => Ok(tx),
+            Binding::Bound => Ok((tx, Some(address))),
             Binding::Adopt => {
                 let kind = match object.kind() {
                     Some("invoice") => ObjectKind::Invoice,
                     _ => ObjectKind::PaymentIntent,
                 };
-                Ok(reconcile::adopt(conn, &tx, kind, event.object()).await?)
+                Ok((
+                    reconcile::adopt(conn, &tx, kind, event.object()).await?,
+                    None,
+                ))
             }
             Binding::NotYet(why) => Err(refused(EventState::Deferred, why.to_owned())),
             Binding::Mismatch(why) => {

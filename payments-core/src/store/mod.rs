@@ -51,12 +51,13 @@ pub use payment_methods::{
 };
 pub use signals::{HealthSignals, StateCount, health_signals};
 pub use transactions::{
-    Inserted, ListCursor, Locked, NewTransaction, StatusChange, StripeRefs, SweepCursor,
-    back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed, failed_attempts,
-    find_by_idempotency_key, flag_transaction, get_transaction, get_transactions, has_paid_before,
-    insert_transaction, list_transactions, lock_by_target, lock_live_coupon_sibling,
-    lock_transaction, oldest_transaction_created, set_coupon_id, set_stripe_refs, unsettled_page,
-    unsettled_predicate, unsuccessful_predicate, validating_transaction,
+    Inserted, ListCursor, Locked, NewTransaction, RowAddress, StatusChange, StripeRefs,
+    SweepCursor, back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed,
+    failed_attempts, find_by_idempotency_key, flag_transaction, get_transaction, get_transactions,
+    has_paid_before, insert_transaction, list_transactions, lock_by_target,
+    lock_live_coupon_sibling, lock_transaction, oldest_transaction_created, set_coupon_id,
+    set_stripe_refs, unsettled_page, unsettled_predicate, unsuccessful_predicate,
+    validating_transaction,
 };
 pub use wallets::{
     TrialState, Wallet, card_had_trial, claim_trial_for_card, end_trial, ensure_wallet, get_wallet,

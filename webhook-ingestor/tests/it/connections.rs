@@ -95,11 +95,14 @@ async fn a_connection_is_not_kept_while_a_caller_waits_for_the_pool() -> Result 
         .connect(&app.db.url)
         .await?;
     let cache = ConnectionCache::new(pool, 2, HOUR);
-    let (first, second) = (cache.acquire().await?, cache.acquire().await?);
+    let (mut first, second) = (cache.acquire().await?, cache.acquire().await?);
+    let first_pid = backend_pid(&mut first).await?;
 
+    // The waiter holds what it gets: were it to keep it, it could land in the cache
+    // before the assertion below looks.
     let waiter = tokio::spawn({
         let cache = cache.clone();
-        async move { cache.acquire().await.map(|conn| conn.keep()) }
+        async move { cache.acquire().await }
     });
     while cache.waiting_count() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -108,10 +111,16 @@ async fn a_connection_is_not_kept_while_a_caller_waits_for_the_pool() -> Result 
     // wait for the pool's timeout.
     first.keep();
     assert_eq!(cache.idle_count(), 0);
-    tokio::time::timeout(Duration::from_secs(2), waiter)
+    let mut handed = tokio::time::timeout(Duration::from_secs(2), waiter)
         .await
         .context("the waiter got no connection")???;
+    assert_eq!(
+        backend_pid(&mut handed).await?,
+        first_pid,
+        "the waiter got the connection given up for it"
+    );
     assert_eq!(cache.waiting_count(), 0);
+    handed.keep();
     second.keep();
     assert_eq!(cache.idle_count(), 2, "kept again once nobody waits");
     Ok(())

@@ -19,7 +19,8 @@ pub use sweep::{
     unsettled_page, unsettled_predicate,
 };
 pub use writes::{
-    StatusChange, StripeRefs, change_status, flag_transaction, set_coupon_id, set_stripe_refs,
+    RowAddress, StatusChange, StripeRefs, change_status, flag_transaction, set_coupon_id,
+    set_stripe_refs,
 };
 
 use chrono::{DateTime, Utc};
@@ -163,6 +164,8 @@ pub async fn lock_transaction(
 pub struct Locked {
     pub transaction: Transaction,
     pub stripe_customer: Option<String>,
+    /// Where the locked row lies, for the status change that follows the lock.
+    pub address: RowAddress,
 }
 
 /// Finds and locks the transaction an event is about, with its user's Stripe customer
@@ -185,7 +188,7 @@ pub async fn lock_by_target(
         let Some(value) = value else { continue };
         let sql = format!(
             "SELECT {COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
-               WHERE c.user_id = t.user_id) AS stripe_customer \
+               WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
              FROM transactions t WHERE {condition} FOR UPDATE OF t"
         );
         if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -196,6 +199,7 @@ pub async fn lock_by_target(
             return Ok(Some(Locked {
                 transaction: from_row(&row)?,
                 stripe_customer: row.try_get("stripe_customer")?,
+                address: RowAddress(row.try_get("row_address")?),
             }));
         }
     }

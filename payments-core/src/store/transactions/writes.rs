@@ -50,29 +50,60 @@ pub struct StatusChange<'a> {
     pub stripe_event_id: Option<&'a str>,
 }
 
+/// Where a locked row version lies in its table (its `ctid`), read with the lock so
+/// that the update after it goes straight to the row instead of searching the primary
+/// key a second time. It means something only inside the database transaction that
+/// locked the row, and only until the row is next updated; [`change_status`] checks the
+/// id too and falls back to it when the row has moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowAddress(pub(super) String);
+
 /// Writes the change and its `transaction_transitions` row in one statement and
 /// returns the updated row (the trigger has bumped its version and rung the doorbell).
-/// `from` is the row the caller locked.
+/// `from` is the row the caller locked, `at` where it lay when locked, if known.
 pub async fn change_status(
     conn: &mut PgConnection,
     from: &Transaction,
+    at: Option<&RowAddress>,
     change: &StatusChange<'_>,
 ) -> Result<Transaction, StoreError> {
+    if let Some(at) = at
+        && let Some(updated) = update_status(conn, from, Some(at), change).await?
+    {
+        return Ok(updated);
+    }
+    update_status(conn, from, None, change)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", from.id)))
+}
+
+/// The status change of the row at `at` (when it still holds the transaction, as a
+/// visible version), else of the row found by id.
+async fn update_status(
+    conn: &mut PgConnection,
+    from: &Transaction,
+    at: Option<&RowAddress>,
+    change: &StatusChange<'_>,
+) -> Result<Option<Transaction>, StoreError> {
     let (failure_code, failure_message) = change.failure.unzip();
+    let row = match at {
+        Some(_) => "ctid = $10::tid AND id = $1",
+        None => "id = $1",
+    };
     let sql = format!(
         "WITH updated AS ( \
            UPDATE transactions SET status = $2, amount_refunded = $3, \
              failure_code = CASE WHEN $2 = 'failed' THEN $4 WHEN $2 = 'succeeded' THEN NULL ELSE failure_code END, \
              failure_message = CASE WHEN $2 = 'failed' THEN $5 WHEN $2 = 'succeeded' THEN NULL ELSE failure_message END, \
              stripe_charge_id = COALESCE(stripe_charge_id, $6) \
-           WHERE id = $1 RETURNING {COLUMNS} \
+           WHERE {row} RETURNING {COLUMNS} \
          ), audit AS ( \
            INSERT INTO transaction_transitions \
              (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
            SELECT id, $7, status, version, $8, $9 FROM updated \
          ) SELECT {COLUMNS} FROM updated"
     );
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(from.id.as_uuid())
         .bind(change.to)
         .bind(change.amount_refunded)
@@ -81,11 +112,12 @@ pub async fn change_status(
         .bind(change.charge)
         .bind(from.status)
         .bind(change.cause)
-        .bind(change.stripe_event_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("transaction {} vanished", from.id)))?;
-    from_row(&row)
+        .bind(change.stripe_event_id);
+    if let Some(at) = at {
+        query = query.bind(at.0.as_str());
+    }
+    let row = query.fetch_optional(&mut *conn).await?;
+    row.as_ref().map(from_row).transpose()
 }
 
 /// Records why the transaction needs an operator; a later flag replaces the reason.
