@@ -5,12 +5,12 @@ mod support;
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Signal, Target, TransactionId, TransactionKind, TransactionStatus,
+    Currency, Signal, Target, Transaction, TransactionId, TransactionKind, TransactionStatus,
     settle::Context,
     store::{self, Inserted, NewTransaction, Upserted},
     testing::TestDb,
 };
-use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, postgres::PgListener};
 use support::{apply, insert, payment, user};
 
 #[tokio::test]
@@ -239,6 +239,38 @@ async fn an_outbox_row_is_leased_not_locked_and_a_late_worker_cannot_undo_its_co
     assert_eq!(state, "done");
 }
 
+/// Locks transaction `id` as an event does, with where its row lies.
+async fn lock(conn: &mut PgConnection, id: TransactionId) -> store::Locked {
+    let target = Target {
+        transaction_id: Some(id),
+        ..Target::default()
+    };
+    store::lock_by_target(conn, &target)
+        .await
+        .expect("lock")
+        .expect("exists")
+}
+
+/// Changes `locked`'s transaction as settle does, going to the row at `at`.
+async fn change_at(
+    conn: &mut PgConnection,
+    locked: &store::Locked,
+    at: &store::RowAddress,
+    to: TransactionStatus,
+) -> Transaction {
+    let change = store::StatusChange {
+        to,
+        amount_refunded: 0,
+        failure: None,
+        charge: None,
+        cause: "request",
+        stripe_event_id: None,
+    };
+    store::change_status(conn, &locked.transaction, Some(at), &change)
+        .await
+        .expect("change")
+}
+
 /// The status change after a lock goes to the row where the lock found it; once the row
 /// has moved (updated again in the same database transaction), or when the address is
 /// another row's, the change still lands on its own transaction, found by id.
@@ -249,33 +281,17 @@ async fn a_status_change_lands_on_its_transaction_wherever_the_row_lies() {
         insert(&db, &payment("olga", "o-1", 100)).await,
         insert(&db, &payment("olga", "o-2", 200)).await,
     );
-    let to_pending = store::StatusChange {
-        to: TransactionStatus::Pending,
-        amount_refunded: 0,
-        failure: None,
-        charge: None,
-        cause: "request",
-        stripe_event_id: None,
-    };
-    let lock = |id: TransactionId| Target {
-        transaction_id: Some(id),
-        ..Target::default()
-    };
     let mut tx = db.pool.begin().await.expect("begin");
 
     // Straight to the row the lock found.
-    let locked = store::lock_by_target(&mut tx, &lock(first))
-        .await
-        .expect("lock")
-        .expect("exists");
-    let updated = store::change_status(
+    let locked = lock(&mut tx, first).await;
+    let updated = change_at(
         &mut tx,
-        &locked.transaction,
-        Some(&locked.address),
-        &to_pending,
+        &locked,
+        &locked.address,
+        TransactionStatus::Pending,
     )
-    .await
-    .expect("change");
+    .await;
     assert_eq!(
         (updated.id, updated.status),
         (first, TransactionStatus::Pending)
@@ -283,21 +299,17 @@ async fn a_status_change_lands_on_its_transaction_wherever_the_row_lies() {
     assert_eq!(updated.version, locked.transaction.version + 1);
 
     // The row moved after the lock: the change finds it by id.
-    let locked = store::lock_by_target(&mut tx, &lock(second))
-        .await
-        .expect("lock")
-        .expect("exists");
+    let locked = lock(&mut tx, second).await;
     store::flag_transaction(&mut tx, second, "moved on purpose")
         .await
         .expect("flag");
-    let updated = store::change_status(
+    let updated = change_at(
         &mut tx,
-        &locked.transaction,
-        Some(&locked.address),
-        &to_pending,
+        &locked,
+        &locked.address,
+        TransactionStatus::Pending,
     )
-    .await
-    .expect("change of a moved row");
+    .await;
     assert_eq!(
         (updated.id, updated.status),
         (second, TransactionStatus::Pending)
@@ -309,26 +321,15 @@ async fn a_status_change_lands_on_its_transaction_wherever_the_row_lies() {
     );
 
     // Another row's address never changes that row.
-    let of_first = store::lock_by_target(&mut tx, &lock(first))
-        .await
-        .expect("lock")
-        .expect("exists");
-    let of_second = store::lock_by_target(&mut tx, &lock(second))
-        .await
-        .expect("lock")
-        .expect("exists");
-    let to_succeeded = store::StatusChange {
-        to: TransactionStatus::Succeeded,
-        ..to_pending
-    };
-    let updated = store::change_status(
+    let of_first = lock(&mut tx, first).await;
+    let of_second = lock(&mut tx, second).await;
+    let updated = change_at(
         &mut tx,
-        &of_second.transaction,
-        Some(&of_first.address),
-        &to_succeeded,
+        &of_second,
+        &of_first.address,
+        TransactionStatus::Succeeded,
     )
-    .await
-    .expect("change");
+    .await;
     assert_eq!(
         (updated.id, updated.status),
         (second, TransactionStatus::Succeeded)

@@ -89,16 +89,7 @@ async fn a_movement_happens_once_whatever_writes_it() {
     );
     let mut tx = conn.begin().await.expect("begin");
     assert!(accepted(&mut tx, MOVE, id, &step).await);
-    sqlx::query(MOVE)
-        .bind(id.as_uuid())
-        .bind("amy")
-        .bind("refund_debit")
-        .bind("re_1")
-        .bind("-100")
-        .bind("usd")
-        .execute(&mut *tx)
-        .await
-        .expect("the step, once");
+    record(&mut tx, id, &step).await;
     assert!(
         !accepted(&mut tx, MOVE, id, &step).await,
         "the same step again"
