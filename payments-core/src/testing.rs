@@ -37,6 +37,29 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
+        let db = TestDb::unmigrated().await;
+        crate::store::migrate(&db.pool)
+            .await
+            .expect("migrations apply to an empty database");
+        db
+    }
+
+    /// A database migrated up to and including migration `version` only, for a test that
+    /// puts rows in an earlier schema and then applies the rest ([`TestDb::migrate`]).
+    pub async fn at_migration(version: i64) -> Self {
+        let db = TestDb::unmigrated().await;
+        crate::store::migrate_to(&db.pool, version)
+            .await
+            .expect("migrations apply to an empty database");
+        db
+    }
+
+    /// Applies the migrations not applied yet.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        crate::store::migrate(&self.pool).await
+    }
+
+    async fn unmigrated() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let admin_url = server_url();
         let name = format!(
@@ -62,9 +85,6 @@ impl TestDb {
             .connect(&url)
             .await
             .expect("connect to test database");
-        crate::store::migrate(&pool)
-            .await
-            .expect("migrations apply to an empty database");
         TestDb {
             pool,
             name,

@@ -26,6 +26,8 @@ async fn index_predicate(conn: &mut PgConnection, index: &str) -> String {
 /// The text values of `column = ANY (ARRAY[…])` (or `<> ALL`) in a printed predicate;
 /// PostgreSQL prints a list of one as `column = 'value'::text`.
 fn listed(predicate: &str, column: &str, operator: &str) -> BTreeSet<String> {
+    // A column of a domain over text is compared as text: `(column)::text = ANY (…)`.
+    let predicate = &predicate.replace(&format!("({column})::text"), column);
     let start = format!("{column} {operator} (ARRAY[");
     let single = format!("({column} = '");
     let list = match (predicate.find(&start), predicate.find(&single)) {
@@ -111,30 +113,17 @@ async fn the_queries_predicates_reach_their_partial_indexes() {
 
 /// No index of `transactions` holds or filters on a column that settling changes, so the
 /// settling update is HOT; the sets those indexes held live elsewhere and still hold
-/// exactly their Rust sets: the `unsettled_transactions` table (kept by a trigger) and the
-/// generated `coupon_live` column the once-per-coupon indexes filter on.
+/// exactly their Rust sets: the `unsettled_transactions` table (kept by a trigger), and
+/// the once-per-coupon indexes filter on `coupon_live` (its values are the next test's).
 #[tokio::test]
 async fn settling_a_transaction_is_a_hot_update_and_the_sets_still_hold() {
     let db = TestDb::new().await;
     let mut conn = db.pool.acquire().await.expect("connection");
-    let check = check_constraint(&mut conn, "unsettled_transactions", "status").await;
+    let (check, value) = column_check(&mut conn, "unsettled_transactions", "status").await;
     assert_eq!(
-        listed(&check, "status", "= ANY"),
+        listed(&check, &value, "= ANY"),
         texts(TransactionStatus::UNSETTLED, TransactionStatus::as_str),
         "{check}"
-    );
-    let live: String = sqlx::query_scalar(
-        "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d \
-         JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum \
-         WHERE d.adrelid = 'transactions'::regclass AND a.attname = 'coupon_live'",
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .expect("coupon_live");
-    assert_eq!(
-        listed(&live, "status", "<> ALL"),
-        texts(TransactionStatus::UNSUCCESSFUL, TransactionStatus::as_str),
-        "{live}"
     );
     for index in [
         "transactions_coupon_once",
@@ -226,9 +215,23 @@ async fn created(conn: &mut PgConnection, key: &str) -> TransactionId {
     id
 }
 
-/// The CHECK constraint on `table.column`, as PostgreSQL prints it.
-async fn check_constraint(conn: &mut PgConnection, table: &str, column: &str) -> String {
-    sqlx::query_scalar(
+/// The CHECK that rules `table.column`, as PostgreSQL prints it, and the name it gives
+/// the checked value there: the column's own domain's (`VALUE`), or else the table's.
+async fn column_check(conn: &mut PgConnection, table: &str, column: &str) -> (String, String) {
+    let domain: Option<String> = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(c.oid) FROM pg_attribute a \
+         JOIN pg_constraint c ON c.contypid = a.atttypid AND c.contype = 'c' \
+         WHERE a.attrelid = $1::regclass AND a.attname = $2",
+    )
+    .bind(table)
+    .bind(column)
+    .fetch_optional(&mut *conn)
+    .await
+    .unwrap_or_else(|e| panic!("domain CHECK on {table}.{column}: {e}"));
+    if let Some(check) = domain {
+        return (check, "VALUE".to_owned());
+    }
+    let check = sqlx::query_scalar(
         "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
          WHERE conrelid = $1::regclass AND contype = 'c' \
            AND pg_get_constraintdef(oid) LIKE '%(' || $2 || ' = %'",
@@ -237,7 +240,8 @@ async fn check_constraint(conn: &mut PgConnection, table: &str, column: &str) ->
     .bind(column)
     .fetch_one(&mut *conn)
     .await
-    .unwrap_or_else(|e| panic!("CHECK on {table}.{column}: {e}"))
+    .unwrap_or_else(|e| panic!("CHECK on {table}.{column}: {e}"));
+    (check, column.to_owned())
 }
 
 /// Each enum stored as text can hold exactly what its column accepts.
@@ -279,9 +283,9 @@ async fn every_text_enum_is_exactly_what_its_column_accepts() {
         ),
     ];
     for (table, column, rust) in columns {
-        let check = check_constraint(&mut conn, table, column).await;
+        let (check, value) = column_check(&mut conn, table, column).await;
         assert_eq!(
-            listed(&check, column, "= ANY"),
+            listed(&check, &value, "= ANY"),
             rust,
             "{table}.{column}: {check}"
         );
@@ -307,4 +311,216 @@ async fn a_row_holding_a_value_its_type_refuses_is_corrupt() {
         matches!(read, Err(StoreError::Corrupt(ref why)) if why.contains("user_id")),
         "{read:?}"
     );
+}
+
+/// `coupon_live`, which the once-per-coupon indexes filter on, is true exactly for a coupon
+/// whose status is not one of the unsuccessful ones, at every status a coupon reaches, and
+/// NULL for every other row; what a writer puts there itself is overruled.
+#[tokio::test]
+async fn coupon_live_is_true_exactly_for_a_coupon_not_unsuccessful() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let legal = payments_core::transitions();
+    let created = TransactionStatus::Created;
+    for to in TransactionStatus::ALL {
+        for kind in [TransactionKind::Coupon, TransactionKind::Payment] {
+            if *to != created && !legal.contains(&(kind, created, *to)) {
+                continue;
+            }
+            let mut tx = conn.begin().await.expect("begin");
+            let id = TransactionId::new();
+            sqlx::query(
+                "INSERT INTO transactions (id, user_id, kind, status, amount, currency, \
+                 idempotency_key, request_fingerprint, coupon_code, coupon_live) \
+                 VALUES ($1, 'u', $2, 'created', 100, 'usd', 'k', 'f', 'WELCOME', false)",
+            )
+            .bind(id.as_uuid())
+            .bind(kind.as_str())
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+            sqlx::query(
+                "UPDATE transactions SET status = $2, coupon_live = NOT coalesce(coupon_live, false) \
+                 WHERE id = $1",
+            )
+            .bind(id.as_uuid())
+            .bind(to.as_str())
+            .execute(&mut *tx)
+            .await
+            .expect("update");
+            let live: Option<bool> =
+                sqlx::query_scalar("SELECT coupon_live FROM transactions WHERE id = $1")
+                    .bind(id.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .expect("read");
+            let expected = (kind == TransactionKind::Coupon
+                && !TransactionStatus::UNSUCCESSFUL.contains(to))
+            .then_some(true);
+            assert_eq!(live, expected, "{kind:?} {to}");
+            tx.rollback().await.expect("rollback");
+        }
+    }
+}
+
+/// Migration 0030 moves the single-column rules of the tables an event writes into
+/// domains without rewriting a row: over data an earlier schema holds, every row and its
+/// coupon flag stay as they were, the rows read back through the store, and each rule
+/// still refuses what it refused, now named by its domain.
+#[tokio::test]
+async fn the_column_rules_move_to_domains_over_existing_rows() {
+    let db = TestDb::at_migration(29).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let (payment, coupon, failed) = (
+        TransactionId::new(),
+        TransactionId::new(),
+        TransactionId::new(),
+    );
+    for (id, kind, key) in [
+        (payment, "payment", "p"),
+        (coupon, "coupon", "c"),
+        (failed, "coupon", "f"),
+    ] {
+        sqlx::query(
+            "INSERT INTO transactions (id, user_id, kind, status, amount, currency, \
+             idempotency_key, request_fingerprint, coupon_code, trial_credit) \
+             VALUES ($1, 'u1', $2, 'created', 500, 'usd', $3, 'f', \
+             CASE WHEN $2 = 'coupon' THEN 'C-' || $3 END, CASE WHEN $2 = 'payment' THEN 200 END)",
+        )
+        .bind(id.as_uuid())
+        .bind(kind)
+        .bind(key)
+        .execute(&mut *conn)
+        .await
+        .expect("transaction");
+    }
+    sqlx::query("INSERT INTO wallets (user_id, currency) VALUES ('u1', 'usd')")
+        .execute(&mut *conn)
+        .await
+        .expect("wallet");
+    sqlx::query("UPDATE transactions SET status = 'failed' WHERE id = $1")
+        .bind(failed.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .expect("fail the coupon");
+    sqlx::query("UPDATE transactions SET status = 'succeeded' WHERE id = $1")
+        .bind(payment.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .expect("settle the payment");
+    sqlx::query(
+        "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency) \
+         VALUES ('u1', $1, 'payment_credit', '', 500, 'usd')",
+    )
+    .bind(payment.as_uuid())
+    .execute(&mut *conn)
+    .await
+    .expect("credit");
+    sqlx::query(
+        "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, state) \
+         VALUES ('evt_1', 'payment_intent.succeeded', '2024-06-20', now(), false, '{}', 'webhook', 'applied')",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("event");
+    let rows = "SELECT coalesce(json_agg(t ORDER BY t::text), '[]')::text FROM ( \
+          SELECT to_json(x)::text AS t FROM transactions x UNION ALL \
+          SELECT to_json(x)::text FROM wallets x UNION ALL \
+          SELECT to_json(x)::text FROM ledger_entries x UNION ALL \
+          SELECT to_json(x)::text FROM stripe_events x) rows";
+    let before: String = sqlx::query_scalar(rows)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("rows");
+    drop(conn);
+
+    db.migrate()
+        .await
+        .expect("the rest of the migrations apply over the rows");
+
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let after: String = sqlx::query_scalar(rows)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("rows");
+    assert_eq!(after, before, "no row changed");
+    let live: Vec<(uuid::Uuid, Option<bool>)> =
+        sqlx::query_as("SELECT id, coupon_live FROM transactions")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("coupon_live");
+    for (id, flag) in live {
+        let expected = (id == coupon.as_uuid()).then_some(true);
+        assert_eq!(flag, expected, "{id}");
+    }
+    let read = store::get_transaction(&mut conn, payment)
+        .await
+        .expect("read through the store")
+        .expect("exists");
+    assert_eq!(read.status, TransactionStatus::Succeeded);
+    assert_eq!(read.amount.minor(), 500);
+
+    let single_column_checks: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint WHERE contype = 'c' AND cardinality(conkey) = 1 \
+         AND conrelid IN ('transactions'::regclass, 'wallets'::regclass, \
+                          'ledger_entries'::regclass, 'stripe_events'::regclass, 'customers'::regclass)",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("checks");
+    assert_eq!(single_column_checks, Vec::<String>::new());
+    for (statement, rule) in [
+        (
+            "INSERT INTO wallets (user_id, currency) VALUES ('u2', 'USD')",
+            "currency_code_iso",
+        ),
+        (
+            "INSERT INTO wallets (user_id, currency) VALUES ('', 'usd')",
+            "user_ref_length",
+        ),
+        (
+            "UPDATE wallets SET trial_state = 'over'",
+            "trial_state_known",
+        ),
+        (
+            "UPDATE transactions SET status = 'lost'",
+            "transaction_status_known",
+        ),
+        (
+            "UPDATE transactions SET amount = -1",
+            "minor_units_not_negative",
+        ),
+        (
+            "UPDATE transactions SET trial_credit = 0",
+            "positive_minor_units_positive",
+        ),
+        (
+            "UPDATE transactions SET idempotency_key = ''",
+            "idempotency_key_length",
+        ),
+        (
+            "UPDATE stripe_events SET state = 'gone'",
+            "event_state_known",
+        ),
+        (
+            "UPDATE stripe_events SET source = 'mail'",
+            "event_source_known",
+        ),
+        (
+            "INSERT INTO customers (user_id, stripe_customer_id) VALUES (repeat('u', 129), 'cus_1')",
+            "user_ref_length",
+        ),
+    ] {
+        let refused = sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(&mut *conn)
+            .await
+            .expect_err(statement);
+        let db_error = refused.as_database_error().expect("a database error");
+        assert_eq!(
+            db_error.code().as_deref(),
+            Some("23514"),
+            "{statement}: {db_error}"
+        );
+        assert!(db_error.message().contains(rule), "{statement}: {db_error}");
+    }
 }

@@ -201,6 +201,13 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     MIGRATOR.run(pool).await
 }
 
+/// Applies the migrations up to and including `version` (tests of a migration over data
+/// an earlier schema holds).
+#[cfg(feature = "testing")]
+pub async fn migrate_to(pool: &PgPool, version: i64) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run_to(version, pool).await
+}
+
 /// `payments-api migrate` / `webhook-ingestor migrate`: connects with the URL alone
 /// (the role that owns the schema) and applies pending migrations.
 pub async fn migrate_url(url: &str) -> Result<(), sqlx::migrate::MigrateError> {
