@@ -3,11 +3,14 @@
 //! object is that transaction's own ([`binding`]), and apply its signal.
 //! Nothing here commits, and nothing here decides a state rule.
 
+use std::collections::HashMap;
+
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::{
     CardDetails, Meaning, Signal, StripeEvent, StripeMode, StripeObject, Target, Transaction,
-    TransactionId, TransactionStatus,
+    TransactionId, TransactionKind, TransactionStatus,
     binding::{self, Binding},
     reconcile::{self, ObjectKind},
     settle::{self, Cause, Context, Outcome},
@@ -53,6 +56,48 @@ impl Handled {
     }
 }
 
+/// Transactions a batch of events locked together before applying them one by one
+/// ([`Prelocked::lock`]), each to be used once, by the first event about it, instead of
+/// a lock statement of its own.
+///
+/// A row read here is the transaction's state only while nothing else in the database
+/// transaction has written it. Every write of a transaction goes through a lock of it,
+/// so one taken any other way ([`apply_with`]'s by a Stripe id) removes that row from
+/// here; and coupons are left out, since a coupon's late success cancels its sibling (a
+/// coupon too) without the event being about it.
+#[derive(Debug, Default)]
+pub struct Prelocked(HashMap<TransactionId, Locked>);
+
+impl Prelocked {
+    /// Locks, in one statement, the transactions `events` name by our id (those of
+    /// `mode`, the only ones applied).
+    pub async fn lock(
+        conn: &mut PgConnection,
+        events: &[&StripeEvent],
+        mode: StripeMode,
+    ) -> Result<Prelocked, StoreError> {
+        let mut ids: Vec<Uuid> = events
+            .iter()
+            .filter(|event| event.mode() == mode)
+            .filter_map(|event| event.target().transaction_id)
+            .map(|id| id.as_uuid())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(Prelocked::default());
+        }
+        let locked = store::lock_many(conn, &ids).await?;
+        Ok(Prelocked(
+            locked
+                .into_iter()
+                .filter(|l| l.transaction.kind != TransactionKind::Coupon)
+                .map(|l| (l.transaction.id, l))
+                .collect(),
+        ))
+    }
+}
+
 /// Applies `event`, received by a service holding a key of `mode`. Errors are the
 /// store's; a missing transaction or customer is an outcome (unmatched, or foreign
 /// when nothing in the event is ours), not an error.
@@ -60,6 +105,16 @@ pub async fn apply(
     conn: &mut PgConnection,
     event: &StripeEvent,
     mode: StripeMode,
+) -> Result<Handled, StoreError> {
+    apply_with(conn, event, mode, &mut Prelocked::default()).await
+}
+
+/// [`apply`], taking the event's transaction from `prelocked` when it is there.
+pub async fn apply_with(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    mode: StripeMode,
+    prelocked: &mut Prelocked,
 ) -> Result<Handled, StoreError> {
     if event.mode() != mode {
         // The other account's object may carry a real transaction id (a live endpoint
@@ -87,7 +142,17 @@ pub async fn apply(
             charge,
             payment_method: _,
         } => {
-            let found = store::lock_by_target(conn, &target).await?;
+            let found = match target.transaction_id.and_then(|id| prelocked.0.remove(&id)) {
+                Some(locked) => Some(locked),
+                None => {
+                    let found = store::lock_by_target(conn, &target).await?;
+                    // Found by a Stripe id, it may be a row read ahead under our id.
+                    if let Some(locked) = &found {
+                        prelocked.0.remove(&locked.transaction.id);
+                    }
+                    found
+                }
+            };
             let Some(locked) = found else {
                 return Ok(not_found(&target, StripeObject::new(event.object()).kind()));
             };

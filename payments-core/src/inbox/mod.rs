@@ -15,6 +15,8 @@ mod apply;
 
 pub use apply::Handled;
 
+use apply::Prelocked;
+
 use std::collections::HashSet;
 
 use chrono::Utc;
@@ -90,7 +92,7 @@ async fn receive_on(
         return Ok(Received::Duplicate);
     }
     let mut tx = store::begin_on(conn, "receive_event").await?;
-    let failure = match receive_in(&mut tx, event, source, rules).await {
+    let failure = match receive_in(&mut tx, event, source, rules, &mut Prelocked::default()).await {
         Ok(report) => {
             tx.commit().await?;
             return Ok(Received::Stored(report));
@@ -150,41 +152,74 @@ async fn receive_batch_on(
         return Ok(vec![receive_on(conn, event, *source, rules).await?]);
     }
     let mut tx = store::begin_on(conn, "receive_events").await?;
-    let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
-    let mut seen: HashSet<String> = store::stored_event_ids(&mut tx, &ids)
-        .await?
-        .into_iter()
-        .collect();
-    let mut received = Vec::with_capacity(events.len());
-    let mut failed = None;
-    for (event, source) in events {
-        if !seen.insert(event.id.as_str().to_owned()) {
-            received.push(Received::Duplicate);
-            continue;
+    match apply_batch(&mut tx, events, rules).await {
+        Ok(received) => {
+            tx.commit().await?;
+            return Ok(received);
         }
-        match receive_in(&mut tx, event, *source, rules).await {
-            Ok(report) => received.push(Received::Stored(report)),
-            Err(e) if e.is_unavailable() => return Err(e),
-            Err(e) => {
-                failed = Some((event.id.clone(), e));
-                break;
-            }
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => {
+            tx.rollback().await?;
+            tracing::warn!(
+                error = %crate::error_chain(&e), batch = events.len(),
+                "a batch failed (an event that cannot be applied, or one stored meanwhile by another instance); it is applied one event at a time"
+            );
         }
     }
-    let Some((event_id, e)) = failed else {
-        tx.commit().await?;
-        return Ok(received);
-    };
-    tx.rollback().await?;
-    tracing::warn!(
-        event_id = %event_id, error = %crate::error_chain(&e), batch = events.len(),
-        "an event failed inside a batch; the batch is applied one event at a time"
-    );
     let mut one_by_one = Vec::with_capacity(events.len());
     for (event, source) in events {
         one_by_one.push(receive_on(conn, event, *source, rules).await?);
     }
     Ok(one_by_one)
+}
+
+/// A batch's work inside its database transaction: the look-up of the ids stored
+/// before, one statement locking every transaction the new events name by our id (in id
+/// order, so batches never wait on each other in a cycle there), then each new event as
+/// [`receive`] applies and stores it, minus its lock. Any error leaves the database
+/// transaction to be rolled back.
+async fn apply_batch(
+    conn: &mut PgConnection,
+    events: &[(&StripeEvent, EventSource)],
+    rules: &Rules,
+) -> Result<Vec<Received>, StoreError> {
+    let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
+    let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    // An id stored before, or repeated within the batch, is a duplicate: not applied.
+    let fresh: Vec<bool> = events
+        .iter()
+        .map(|(event, _)| seen.insert(event.id.as_str().to_owned()))
+        .collect();
+    let new: Vec<(&StripeEvent, EventSource)> = events
+        .iter()
+        .zip(&fresh)
+        .filter_map(|(event, fresh)| fresh.then_some(*event))
+        .collect();
+    let to_lock: Vec<&StripeEvent> = new.iter().map(|(event, _)| *event).collect();
+    let mut prelocked = Prelocked::lock(conn, &to_lock, rules.mode).await?;
+    let mut reports = Vec::with_capacity(new.len());
+    for (event, source) in &new {
+        match receive_in(conn, event, *source, rules, &mut prelocked).await {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                if !e.is_unavailable() {
+                    tracing::warn!(event_id = %event.id, error = %crate::error_chain(&e), "an event failed inside a batch");
+                }
+                return Err(e);
+            }
+        }
+    }
+    let mut reports = reports.into_iter();
+    Ok(fresh
+        .into_iter()
+        .map(|fresh| match fresh.then(|| reports.next()).flatten() {
+            Some(report) => Received::Stored(report),
+            None => Received::Duplicate,
+        })
+        .collect())
 }
 
 /// Applies, then stores the event once with its outcome, inside the caller's database
@@ -196,8 +231,9 @@ async fn receive_in(
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
+    prelocked: &mut Prelocked,
 ) -> Result<Report, StoreError> {
-    let handled = apply::apply(conn, event, rules.mode).await?;
+    let handled = apply::apply_with(conn, event, rules.mode, prelocked).await?;
     let (outcome, report) = outcome(event, &handled, 0, &rules.retry);
     store::insert_event(conn, event, source, &outcome).await?;
     Ok(report)

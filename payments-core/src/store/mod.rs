@@ -55,8 +55,8 @@ pub use transactions::{
     SweepCursor, back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed,
     failed_attempts, find_by_idempotency_key, flag_transaction, get_transaction, get_transactions,
     has_paid_before, insert_transaction, list_transactions, lock_by_target,
-    lock_live_coupon_sibling, lock_transaction, oldest_transaction_created, set_coupon_id,
-    set_stripe_refs, unsettled_page, unsettled_predicate, unsuccessful_predicate,
+    lock_live_coupon_sibling, lock_many, lock_transaction, oldest_transaction_created,
+    set_coupon_id, set_stripe_refs, unsettled_page, unsettled_predicate, unsuccessful_predicate,
     validating_transaction,
 };
 pub use wallets::{

@@ -1,12 +1,18 @@
 //! Group commit: concurrent webhooks share database transactions, and each is still
 //! answered only after the commit that stored it.
 
+use std::time::Duration;
+
 use futures::future::join_all;
-use payments_core::TransactionStatus as Status;
+use payments_core::{
+    RetryPolicy, StripeEvent, StripeMode, TransactionId, TransactionStatus as Status,
+    inbox::{self, Received, Rules},
+    store::{ConnectionCache, EventSource},
+};
 use webhook_ingestor::config::GroupCommitConfig;
 
 use crate::{
-    events::Pi,
+    events::{Pi, event_id},
     helpers::{Result, TestApp, eventually},
 };
 
@@ -128,6 +134,145 @@ async fn an_event_that_fails_in_a_group_does_not_take_the_others_down() -> Resul
     })
     .await?;
     assert_eq!(app.balance("claimant").await?, 0);
+    app.app.stop().await?;
+    Ok(())
+}
+
+/// The group's database work straight, without HTTP, so a test decides what shares a
+/// batch: `events` in one `receive_batch`.
+async fn in_one_batch(app: &TestApp, events: &[&serde_json::Value]) -> Result<Vec<Received>> {
+    let cache = ConnectionCache::new(app.pool().clone(), 1, Duration::from_secs(60));
+    let parsed = events
+        .iter()
+        .map(|e| StripeEvent::from_value((*e).clone()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let batch: Vec<_> = parsed.iter().map(|e| (e, EventSource::Webhook)).collect();
+    let rules = Rules {
+        retry: RetryPolicy::DEFAULT,
+        mode: StripeMode::Test,
+    };
+    Ok(inbox::receive_batch(&cache, &batch, &rules).await?)
+}
+
+fn stored(received: &[Received]) -> Vec<bool> {
+    received
+        .iter()
+        .map(|r| matches!(r, Received::Stored(_)))
+        .collect()
+}
+
+/// (from, to) of each status change of `tx`, in order.
+async fn transitions(app: &TestApp, tx: TransactionId) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT from_status::text, to_status::text FROM transaction_transitions \
+         WHERE transaction_id = $1 ORDER BY version",
+    )
+    .bind(tx.as_uuid())
+    .fetch_all(app.pool())
+    .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stores_each_new_event_once_as_a_lone_delivery_would() -> Result {
+    let app = start().await?;
+    let mut txs = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..3 {
+        let pi = format!("pi_rows_{i}");
+        let tx = app.payment(&format!("rows-{i}"), 700, &pi).await?;
+        events.push(
+            Pi {
+                id: &pi,
+                tx: Some(tx.id),
+                amount: 700,
+                currency: "usd",
+            }
+            .succeeded(),
+        );
+        txs.push(tx);
+    }
+    // Stored before the batch, through the lone path.
+    assert_eq!(app.deliver(&events[2]).await?, "stored");
+    // Ours, but its transaction is not there yet: kept for the retry worker.
+    let early = Pi {
+        id: "pi_rows_early",
+        tx: Some(TransactionId::new()),
+        amount: 700,
+        currency: "usd",
+    }
+    .succeeded();
+    let batch = [&events[0], &events[1], &events[0], &events[2], &early];
+    let received = in_one_batch(&app, &batch).await?;
+    assert_eq!(stored(&received), [true, true, false, false, true]);
+    for (tx, user) in txs.iter().zip(["rows-0", "rows-1", "rows-2"]) {
+        assert_eq!(app.transaction(tx.id).await?.status, Status::Succeeded);
+        assert_eq!(app.balance(user).await?, 700);
+    }
+
+    // The rows the batch wrote are the ones a lone delivery wrote (events[2]).
+    let row = |id: String| {
+        sqlx::query_as::<_, (String, Option<String>, bool, serde_json::Value, String, String, Option<uuid::Uuid>, i32, bool, bool)>(
+            "SELECT type, api_version, livemode, payload, source::text, state::text, transaction_id, \
+               attempts, processed_at IS NOT NULL, next_attempt_at IS NOT NULL \
+             FROM stripe_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(app.pool())
+    };
+    let lone = row(event_id(&events[2])).await?;
+    for (event, tx) in events.iter().zip(&txs).take(2) {
+        let batched = row(event_id(event)).await?;
+        assert_eq!(batched.3, *event, "the payload is stored as received");
+        assert_eq!(batched.6, Some(tx.id.as_uuid()));
+        let shape = |r: &(_, _, _, _, String, String, _, i32, bool, bool)| {
+            (r.4.clone(), r.5.clone(), r.7, r.8, r.9)
+        };
+        assert_eq!(shape(&batched), shape(&lone));
+        assert_eq!(
+            (batched.0.as_str(), batched.1.as_deref(), batched.2),
+            ("payment_intent.succeeded", Some("2025-04-30.basil"), false)
+        );
+    }
+    let kept = row(event_id(&early)).await?;
+    assert_eq!(
+        (kept.5.as_str(), kept.7, kept.8, kept.9),
+        ("unmatched", 1, false, true)
+    );
+    app.app.stop().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_locked_ahead_is_read_again_once_another_event_of_the_batch_moved_it()
+-> Result {
+    let app = start().await?;
+    let tx = app.payment("ahead", 900, "pi_ahead").await?;
+    let by_pi = Pi {
+        id: "pi_ahead",
+        tx: None,
+        amount: 900,
+        currency: "usd",
+    };
+    let by_id = Pi {
+        tx: Some(tx.id),
+        ..by_pi
+    };
+    // The batch locks the transaction named by our id before applying anything; the
+    // first event finds it by its PaymentIntent and moves it to pending, so the second
+    // must start from pending, not from the row read ahead.
+    let received = in_one_batch(&app, &[&by_pi.processing(), &by_id.succeeded()]).await?;
+    assert_eq!(stored(&received), [true, true]);
+    let pair = |from: &str, to: &str| (from.to_owned(), to.to_owned());
+    assert_eq!(
+        transitions(&app, tx.id).await?,
+        [pair("created", "pending"), pair("pending", "succeeded")]
+    );
+    let now = app.transaction(tx.id).await?;
+    assert_eq!(
+        (now.status, now.version),
+        (Status::Succeeded, tx.version + 3)
+    );
+    assert_eq!(app.balance("ahead").await?, 900);
     app.app.stop().await?;
     Ok(())
 }

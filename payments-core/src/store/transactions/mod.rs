@@ -168,6 +168,31 @@ pub struct Locked {
     pub address: RowAddress,
 }
 
+/// Locks the transactions of `ids` that exist, in id order (so two batches locking
+/// overlapping sets cannot deadlock on each other), each with its user's Stripe customer
+/// and where its row lies, as [`lock_by_target`] reads them: a batch of events takes its
+/// locks in one statement instead of one per event.
+pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
+           WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
+         FROM transactions t WHERE t.id = ANY($1) ORDER BY t.id FOR UPDATE OF t"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(locked_from_row).collect()
+}
+
+fn locked_from_row(row: &PgRow) -> Result<Locked, StoreError> {
+    Ok(Locked {
+        transaction: from_row(row)?,
+        stripe_customer: row.try_get("stripe_customer")?,
+        address: RowAddress(row.try_get("row_address")?),
+    })
+}
+
 /// Finds and locks the transaction an event is about, with its user's Stripe customer
 /// in the same statement: by our id in the metadata, else by the PaymentIntent, Invoice
 /// or Charge id recorded on it (the charge through `transaction_charges`).
@@ -196,11 +221,7 @@ pub async fn lock_by_target(
             .fetch_optional(&mut *conn)
             .await?
         {
-            return Ok(Some(Locked {
-                transaction: from_row(&row)?,
-                stripe_customer: row.try_get("stripe_customer")?,
-                address: RowAddress(row.try_get("row_address")?),
-            }));
+            return locked_from_row(&row).map(Some);
         }
     }
     Ok(None)
