@@ -71,19 +71,17 @@ pub struct Prelocked(HashMap<TransactionId, Locked>);
 impl Prelocked {
     /// Locks, in one statement, the transactions `events` name by our id (those of
     /// `mode`, the only ones applied).
-    pub async fn lock(
+    pub async fn lock<'e>(
         conn: &mut PgConnection,
-        events: &[&StripeEvent],
+        events: impl IntoIterator<Item = &'e StripeEvent>,
         mode: StripeMode,
     ) -> Result<Prelocked, StoreError> {
-        let mut ids: Vec<Uuid> = events
-            .iter()
+        let ids: Vec<Uuid> = events
+            .into_iter()
             .filter(|event| event.mode() == mode)
             .filter_map(|event| event.target().transaction_id)
             .map(|id| id.as_uuid())
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
         if ids.is_empty() {
             return Ok(Prelocked::default());
         }

@@ -198,8 +198,8 @@ async fn apply_batch(
         .zip(&fresh)
         .filter_map(|(event, fresh)| fresh.then_some(*event))
         .collect();
-    let to_lock: Vec<&StripeEvent> = new.iter().map(|(event, _)| *event).collect();
-    let mut prelocked = Prelocked::lock(conn, &to_lock, rules.mode).await?;
+    let to_lock = new.iter().map(|(event, _)| *event);
+    let mut prelocked = Prelocked::lock(conn, to_lock, rules.mode).await?;
     let mut reports = Vec::with_capacity(new.len());
     for (event, source) in &new {
         match receive_in(conn, event, *source, rules, &mut prelocked).await {

@@ -209,34 +209,62 @@ async fn a_batch_stores_each_new_event_once_as_a_lone_delivery_would() -> Result
         assert_eq!(app.balance(user).await?, 700);
     }
 
-    // The rows the batch wrote are the ones a lone delivery wrote (events[2]).
-    let row = |id: String| {
-        sqlx::query_as::<_, (String, Option<String>, bool, serde_json::Value, String, String, Option<uuid::Uuid>, i32, bool, bool)>(
-            "SELECT type, api_version, livemode, payload, source::text, state::text, transaction_id, \
-               attempts, processed_at IS NOT NULL, next_attempt_at IS NOT NULL \
+    // The rows the batch wrote are the ones a lone delivery wrote (events[2]), each with
+    // its own payload and transaction.
+    let shape = |id: String| {
+        sqlx::query_as::<
+            _,
+            (
+                String,
+                Option<String>,
+                bool,
+                String,
+                String,
+                i32,
+                bool,
+                bool,
+            ),
+        >(
+            "SELECT type, api_version, livemode, source::text, state::text, attempts, \
+               processed_at IS NOT NULL, next_attempt_at IS NOT NULL \
              FROM stripe_events WHERE id = $1",
         )
         .bind(id)
         .fetch_one(app.pool())
     };
-    let lone = row(event_id(&events[2])).await?;
+    let content = |id: String| {
+        sqlx::query_as::<_, (serde_json::Value, Option<uuid::Uuid>)>(
+            "SELECT payload, transaction_id FROM stripe_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(app.pool())
+    };
+    let stored_as = |state: &str, attempts, processed, retried| {
+        let text = |t: &str| t.to_owned();
+        (
+            text("payment_intent.succeeded"),
+            Some(text("2025-04-30.basil")),
+            false,
+            text("webhook"),
+            text(state),
+            attempts,
+            processed,
+            retried,
+        )
+    };
+    let lone = shape(event_id(&events[2])).await?;
+    assert_eq!(lone, stored_as("applied", 1, true, false));
     for (event, tx) in events.iter().zip(&txs).take(2) {
-        let batched = row(event_id(event)).await?;
-        assert_eq!(batched.3, *event, "the payload is stored as received");
-        assert_eq!(batched.6, Some(tx.id.as_uuid()));
-        let shape = |r: &(_, _, _, _, String, String, _, i32, bool, bool)| {
-            (r.4.clone(), r.5.clone(), r.7, r.8, r.9)
-        };
-        assert_eq!(shape(&batched), shape(&lone));
+        assert_eq!(shape(event_id(event)).await?, lone);
         assert_eq!(
-            (batched.0.as_str(), batched.1.as_deref(), batched.2),
-            ("payment_intent.succeeded", Some("2025-04-30.basil"), false)
+            content(event_id(event)).await?,
+            (event.clone(), Some(tx.id.as_uuid())),
+            "the payload is stored as received, with its transaction"
         );
     }
-    let kept = row(event_id(&early)).await?;
     assert_eq!(
-        (kept.5.as_str(), kept.7, kept.8, kept.9),
-        ("unmatched", 1, false, true)
+        shape(event_id(&early)).await?,
+        stored_as("unmatched", 1, false, true)
     );
     app.app.stop().await?;
     Ok(())

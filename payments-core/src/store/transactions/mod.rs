@@ -173,16 +173,22 @@ pub struct Locked {
 /// and where its row lies, as [`lock_by_target`] reads them: a batch of events takes its
 /// locks in one statement instead of one per event.
 pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>, StoreError> {
-    let sql = format!(
-        "SELECT {COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
-           WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
-         FROM transactions t WHERE t.id = ANY($1) ORDER BY t.id FOR UPDATE OF t"
-    );
+    let sql = locking_select("t.id = ANY($1) ORDER BY t.id");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ids)
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(locked_from_row).collect()
+}
+
+/// The statement that locks the transactions matching `condition` (a WHERE clause,
+/// with an ORDER BY if wanted) and reads what [`locked_from_row`] makes a [`Locked`] of.
+fn locking_select(condition: &str) -> String {
+    format!(
+        "SELECT {COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
+           WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
+         FROM transactions t WHERE {condition} FOR UPDATE OF t"
+    )
 }
 
 fn locked_from_row(row: &PgRow) -> Result<Locked, StoreError> {
@@ -211,12 +217,7 @@ pub async fn lock_by_target(
         ),
     ] {
         let Some(value) = value else { continue };
-        let sql = format!(
-            "SELECT {COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
-               WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
-             FROM transactions t WHERE {condition} FOR UPDATE OF t"
-        );
-        if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(locking_select(condition)))
             .bind(value)
             .fetch_optional(&mut *conn)
             .await?
