@@ -48,6 +48,11 @@ pub struct Config {
     /// Group commit: webhooks that arrive together are stored and applied in one
     /// database transaction, each still answered only after that commit.
     pub group_commit: GroupCommitConfig,
+    /// `INGESTOR_DOORBELL_AFTER_COMMIT`: the webhook path rings the watchers' doorbell
+    /// right after its commit (the default), so its commits do not wait on each other's
+    /// WAL flush for the notification queue's lock; a doorbell lost to a crash in
+    /// between is found by payments-api's safety pass. `false` rings inside the commit.
+    pub doorbell_after_commit: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +119,7 @@ impl FromEnv for Config {
                     GroupCommitConfig::DEFAULT.committers,
                 ),
             },
+            doorbell_after_commit: env.parsed("INGESTOR_DOORBELL_AFTER_COMMIT", true),
         }
     }
 }
@@ -163,6 +169,7 @@ impl Config {
             signals_interval: None,
             shutdown_grace: Duration::from_secs(10),
             group_commit: GroupCommitConfig::DEFAULT,
+            doorbell_after_commit: true,
         }
     }
 }
@@ -180,6 +187,7 @@ impl fmt::Debug for Config {
             .field("reconcile_interval", &self.reconcile_interval)
             .field("catch_up_interval", &self.catch_up_interval)
             .field("group_commit", &self.group_commit)
+            .field("doorbell_after_commit", &self.doorbell_after_commit)
             .finish_non_exhaustive()
     }
 }

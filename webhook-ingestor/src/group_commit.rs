@@ -12,7 +12,7 @@ use std::sync::Arc;
 use payments_core::{
     StripeEvent,
     inbox::{self, Received, Rules},
-    store::{ConnectionCache, EventSource, StoreError},
+    store::{ConnectionCache, Doorbell, EventSource, StoreError},
 };
 use tokio::{
     sync::{Mutex, mpsc, oneshot},
@@ -62,6 +62,7 @@ impl GroupCommit {
     /// Starts `config.committers` committer tasks.
     pub fn start(
         connections: ConnectionCache,
+        doorbell: Doorbell,
         rules: Rules,
         config: GroupCommitConfig,
         metrics: Arc<Metrics>,
@@ -73,6 +74,7 @@ impl GroupCommit {
             .map(|_| {
                 let committer = Committer {
                     connections: connections.clone(),
+                    doorbell: doorbell.clone(),
                     rules,
                     max_events,
                     queue: queue.clone(),
@@ -97,6 +99,7 @@ impl GroupCommit {
 
 struct Committer {
     connections: ConnectionCache,
+    doorbell: Doorbell,
     rules: Rules,
     max_events: usize,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
@@ -130,7 +133,7 @@ impl Committer {
             .iter()
             .map(|job| (&job.event, EventSource::Webhook))
             .collect();
-        match inbox::receive_batch(&self.connections, &events, &self.rules).await {
+        match inbox::receive_batch(&self.connections, &events, &self.rules, &self.doorbell).await {
             Ok(results) => {
                 for (job, result) in batch.into_iter().zip(results) {
                     // The sender may have gone (client hung up); the event is stored.

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::Router;
-use payments_core::store::{self, ConnectionCache, DbConfig};
+use payments_core::store::{self, ConnectionCache, DbConfig, Doorbell};
 use payments_service_kit::Tasks;
 use payments_stripe::StripeConfig;
 use payments_telemetry::metrics::{MetricsRegistry, PoolCollector};
@@ -39,6 +39,9 @@ pub struct App {
     workers: Workers,
     /// Group commit's committer tasks (none when it is off).
     committers: Vec<tokio::task::JoinHandle<()>>,
+    /// The task ringing the webhook path's doorbells after its commits (none when they
+    /// ring inside the commit).
+    ringer: Option<tokio::task::JoinHandle<()>>,
     shutdown_grace: Duration,
 }
 
@@ -94,10 +97,18 @@ impl App {
             (config.db_max_connections as usize / 2).max(1),
             store::PING_IF_IDLE_FOR,
         );
+        let (doorbell, ringer) = match config.doorbell_after_commit {
+            true => {
+                let (doorbell, ringer) = Doorbell::after_commit(pool.clone());
+                (doorbell, Some(ringer))
+            }
+            false => (Doorbell::in_commit(), None),
+        };
         let (group_commit, committers) = match config.group_commit.enabled() {
             true => {
                 let (group, committers) = GroupCommit::start(
                     connections.clone(),
+                    doorbell.clone(),
                     rules,
                     config.group_commit,
                     metrics.clone(),
@@ -109,6 +120,7 @@ impl App {
         let state = Arc::new(AppState {
             pool: pool.clone(),
             connections: connections.clone(),
+            doorbell,
             metrics: metrics.clone(),
             registry: Arc::new(registry),
             webhook_secrets: config.webhook_secrets,
@@ -127,6 +139,7 @@ impl App {
             metrics,
             workers,
             committers,
+            ringer,
             shutdown_grace: config.shutdown_grace,
         })
     }
@@ -181,6 +194,11 @@ impl App {
         // have answered every request that was in flight and now end.
         for committer in self.committers {
             let _ = tokio::time::timeout(Duration::from_secs(5), committer).await;
+        }
+        // With them went the last doorbell handle: the ringer rings what they queued
+        // and ends.
+        if let Some(ringer) = self.ringer {
+            let _ = tokio::time::timeout(Duration::from_secs(5), ringer).await;
         }
         // Connections still checked out belong to work abandoned at the deadline.
         self.connections.clear();

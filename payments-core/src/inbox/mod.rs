@@ -10,6 +10,10 @@
 //! - [`process`] is the retry worker's and the operator's: apply inside a savepoint, then record
 //!   the outcome (and the next attempt, or the dead letter) on the event row.
 //! - [`apply`]: what one event does, in the caller's database transaction.
+//!
+//! The webhook path ([`receive_cached`], [`receive_batch`]) rings the watchers' doorbell
+//! through the [`Doorbell`] it is given: after the commit, when the service runs it so
+//! (`store::doorbell`); every other path rings inside the commit, from the trigger.
 
 mod apply;
 
@@ -25,7 +29,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::{
     StripeEvent, StripeMode, TransactionId, TransactionStatus,
     retry::RetryPolicy,
-    store::{self, ConnectionCache, EventOutcome, EventSource, EventState, StoreError},
+    store::{self, ConnectionCache, Doorbell, EventOutcome, EventSource, EventState, StoreError},
 };
 
 /// How the inbox treats events: their retry budget, and the mode (test or live) of
@@ -58,19 +62,21 @@ pub async fn receive(
     rules: &Rules,
 ) -> Result<Received, StoreError> {
     let mut conn = pool.acquire().await?;
-    receive_on(&mut conn, event, source, rules).await
+    receive_on(&mut conn, event, source, rules, &Doorbell::in_commit()).await
 }
 
 /// [`receive`] on a connection from `cache`, put back in it when the work ended
-/// cleanly (the webhook path: no pool hand-over and no pool test per event).
+/// cleanly (the webhook path: no pool hand-over and no pool test per event), ringing
+/// the watchers' doorbell through `doorbell`.
 pub async fn receive_cached(
     cache: &ConnectionCache,
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
+    doorbell: &Doorbell,
 ) -> Result<Received, StoreError> {
     cache
-        .run(async |conn| receive_on(conn, event, source, rules).await)
+        .run(async |conn| receive_on(conn, event, source, rules, doorbell).await)
         .await
 }
 
@@ -81,6 +87,7 @@ async fn receive_on(
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
+    doorbell: &Doorbell,
 ) -> Result<Received, StoreError> {
     // A catch-up pass or a replay mostly reads events stored long ago: looked up first,
     // so they are not applied only to be rolled back.
@@ -91,10 +98,11 @@ async fn receive_on(
     {
         return Ok(Received::Duplicate);
     }
-    let mut tx = store::begin_on(conn, "receive_event").await?;
+    let mut tx = doorbell.begin(conn, "receive_event").await?;
     let failure = match receive_in(&mut tx, event, source, rules, &mut Prelocked::default()).await {
-        Ok(report) => {
+        Ok((report, doorbells)) => {
             tx.commit().await?;
+            doorbell.ring(doorbells);
             return Ok(Received::Stored(report));
         }
         Err(e) if e.is_repeated_event() => {
@@ -108,9 +116,10 @@ async fn receive_on(
     log_failure(event, &failure);
     let handled = Handled::failed(failure.to_string());
     let (outcome, report) = outcome(event, &handled, 0, &rules.retry);
+    // Nothing was applied, so nothing rings.
     let mut tx = store::begin_on(conn, "receive_event_failed").await?;
     match store::insert_event(&mut tx, event, source, &outcome).await {
-        Ok(()) => {
+        Ok(_) => {
             tx.commit().await?;
             Ok(Received::Stored(report))
         }
@@ -135,9 +144,10 @@ pub async fn receive_batch(
     cache: &ConnectionCache,
     events: &[(&StripeEvent, EventSource)],
     rules: &Rules,
+    doorbell: &Doorbell,
 ) -> Result<Vec<Received>, StoreError> {
     cache
-        .run(async |conn| receive_batch_on(conn, events, rules).await)
+        .run(async |conn| receive_batch_on(conn, events, rules, doorbell).await)
         .await
 }
 
@@ -145,16 +155,20 @@ async fn receive_batch_on(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
     rules: &Rules,
+    doorbell: &Doorbell,
 ) -> Result<Vec<Received>, StoreError> {
     // A batch of one (what a lone webhook makes) needs no look-up of stored ids: the
     // primary key decides it as on the single path.
     if let [(event, source)] = events {
-        return Ok(vec![receive_on(conn, event, *source, rules).await?]);
+        return Ok(vec![
+            receive_on(conn, event, *source, rules, doorbell).await?,
+        ]);
     }
-    let mut tx = store::begin_on(conn, "receive_events").await?;
+    let mut tx = doorbell.begin(conn, "receive_events").await?;
     match apply_batch(&mut tx, events, rules).await {
-        Ok(received) => {
+        Ok((received, doorbells)) => {
             tx.commit().await?;
+            doorbell.ring(doorbells);
             return Ok(received);
         }
         Err(e) if e.is_unavailable() => return Err(e),
@@ -168,7 +182,7 @@ async fn receive_batch_on(
     }
     let mut one_by_one = Vec::with_capacity(events.len());
     for (event, source) in events {
-        one_by_one.push(receive_on(conn, event, *source, rules).await?);
+        one_by_one.push(receive_on(conn, event, *source, rules, doorbell).await?);
     }
     Ok(one_by_one)
 }
@@ -177,12 +191,13 @@ async fn receive_batch_on(
 /// before, one statement locking every transaction the new events name by our id (in id
 /// order, so batches never wait on each other in a cycle there), then each new event as
 /// [`receive`] applies and stores it, minus its lock. Any error leaves the database
-/// transaction to be rolled back.
+/// transaction to be rolled back. Also returns the doorbells collected (the last
+/// insert's read of them covers the whole batch).
 async fn apply_batch(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
     rules: &Rules,
-) -> Result<Vec<Received>, StoreError> {
+) -> Result<(Vec<Received>, String), StoreError> {
     let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
     let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
         .await?
@@ -201,9 +216,13 @@ async fn apply_batch(
     let to_lock = new.iter().map(|(event, _)| *event);
     let mut prelocked = Prelocked::lock(conn, to_lock, rules.mode).await?;
     let mut reports = Vec::with_capacity(new.len());
+    let mut doorbells = String::new();
     for (event, source) in &new {
         match receive_in(conn, event, *source, rules, &mut prelocked).await {
-            Ok(report) => reports.push(report),
+            Ok((report, collected)) => {
+                reports.push(report);
+                doorbells = collected;
+            }
             Err(e) => {
                 if !e.is_unavailable() {
                     tracing::warn!(event_id = %event.id, error = %crate::error_chain(&e), "an event failed inside a batch");
@@ -213,30 +232,33 @@ async fn apply_batch(
         }
     }
     let mut reports = reports.into_iter();
-    Ok(fresh
+    let received = fresh
         .into_iter()
         .map(|fresh| match fresh.then(|| reports.next()).flatten() {
             Some(report) => Received::Stored(report),
             None => Received::Duplicate,
         })
-        .collect())
+        .collect();
+    Ok((received, doorbells))
 }
 
 /// Applies, then stores the event once with its outcome, inside the caller's database
 /// transaction and without a savepoint: an error leaves that transaction unusable. The
 /// insert comes last so the row is written once, in its final state; a repeated id fails
 /// it ([`StoreError::is_repeated_event`]) and the caller's rollback undoes the apply.
+/// Also returns the doorbells the database transaction collected so far
+/// ([`store::insert_event`]).
 async fn receive_in(
     conn: &mut PgConnection,
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
     prelocked: &mut Prelocked,
-) -> Result<Report, StoreError> {
+) -> Result<(Report, String), StoreError> {
     let handled = apply::apply_with(conn, event, rules.mode, prelocked).await?;
     let (outcome, report) = outcome(event, &handled, 0, &rules.retry);
-    store::insert_event(conn, event, source, &outcome).await?;
-    Ok(report)
+    let doorbells = store::insert_event(conn, event, source, &outcome).await?;
+    Ok((report, doorbells))
 }
 
 fn log_failure(event: &StripeEvent, e: &StoreError) {

@@ -37,6 +37,17 @@ pub async fn begin_on<'c>(
     Ok(DbTransaction { tx, span })
 }
 
+/// [`begin_on`] with `statement` (a simple query starting with BEGIN) instead of BEGIN.
+pub(super) async fn begin_with<'c>(
+    conn: &'c mut PgConnection,
+    unit: &'static str,
+    statement: &'static str,
+) -> Result<DbTransaction<'c>, StoreError> {
+    let span = span(unit);
+    let tx = conn.begin_with(statement).await?;
+    Ok(DbTransaction { tx, span })
+}
+
 fn span(unit: &'static str) -> Span {
     tracing::info_span!(
         "db.transaction",

@@ -83,17 +83,23 @@ impl StoreError {
 /// final state: one row written once. A repeated id is refused by the primary key
 /// ([`StoreError::is_repeated_event`]); the caller's database transaction is then aborted and must be
 /// rolled back, undoing whatever it applied for the repeat.
+///
+/// Returns the doorbells the database transaction has collected so far, for its caller
+/// to ring once it commits (empty unless it was begun by
+/// [`begin_collecting_doorbells`](super::begin_collecting_doorbells)): read back by the
+/// insert, so collecting them costs no round trip of its own.
 pub async fn insert_event(
     conn: &mut PgConnection,
     event: &StripeEvent,
     source: EventSource,
     outcome: &EventOutcome<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<String, StoreError> {
+    let collected: Option<String> = sqlx::query_scalar(
         "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
            state, transaction_id, last_error, next_attempt_at, attempts, processed_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::int, \
-           CASE WHEN $13 THEN NULL ELSE now() END)",
+           CASE WHEN $13 THEN NULL ELSE now() END) \
+         RETURNING current_setting('payments.doorbells', true)",
     )
     .bind(event.id.as_str())
     .bind(&event.event_type)
@@ -108,9 +114,9 @@ pub async fn insert_event(
     .bind(outcome.next_attempt_at)
     .bind(i32::from(outcome.count_attempt))
     .bind(outcome.state.is_retryable())
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(())
+    Ok(collected.unwrap_or_default())
 }
 
 /// Which of `ids` are stored already (a batch leaves them out before applying).

@@ -15,11 +15,13 @@
 //!   tracing span.
 //! - `connection_cache`: [`ConnectionCache`], connections the webhook path keeps
 //!   between events.
+//! - `doorbell`: [`Doorbell`], the webhook path's doorbells rung after the commit.
 //! - [`StoreError`]: the store's errors, which each transport maps in one place.
 
 mod connection_cache;
 mod customers;
 mod db_transaction;
+mod doorbell;
 mod events;
 mod ledger;
 mod ledger_audit;
@@ -32,6 +34,7 @@ mod wallets;
 pub use connection_cache::{CachedConnection, ConnectionCache};
 pub use customers::{record_stripe_customer, stripe_customer, user_for_customer};
 pub use db_transaction::{DbTransaction, begin, begin_on};
+pub use doorbell::{Doorbell, begin_collecting_doorbells};
 pub use events::{
     CatchUpCursor, EventOutcome, EventSource, EventState, StoredEvent, advance_catch_up_cursor,
     catch_up_cursor, claim_due_events, insert_event, latest_event_created, list_dead_events,

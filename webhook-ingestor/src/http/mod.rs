@@ -19,7 +19,7 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use payments_core::store::ConnectionCache;
+use payments_core::store::{ConnectionCache, Doorbell};
 use secrecy::SecretString;
 use sqlx::PgPool;
 use tonic_health::server::HealthReporter;
@@ -36,6 +36,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// Where the webhook path takes its connections from.
     pub connections: ConnectionCache,
+    /// Where the webhook path's commits ring the watchers' doorbell.
+    pub doorbell: Doorbell,
     pub metrics: Arc<Metrics>,
     /// Everything `GET /metrics` shows: this service's metrics, the pool, the process.
     pub registry: Arc<MetricsRegistry>,

@@ -123,6 +123,7 @@ async fn store_and_apply(
                 &event,
                 EventSource::Webhook,
                 &state.rules,
+                &state.doorbell,
             )
             .await?
         }

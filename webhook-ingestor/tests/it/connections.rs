@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use payments_core::{
     RetryPolicy, StripeEvent, TransactionStatus as Status,
     inbox::{self, Received},
-    store::{ConnectionCache, EventSource},
+    store::{ConnectionCache, Doorbell, EventSource},
 };
 use sqlx::{Connection as _, PgConnection, postgres::PgPoolOptions};
 
@@ -156,14 +156,19 @@ async fn events_received_through_the_cache_reuse_one_connection() -> Result {
         retry: RetryPolicy::DEFAULT,
         mode: payments_core::StripeMode::Test,
     };
+    let in_commit = Doorbell::in_commit();
     let mut pids = Vec::new();
     for round in 0..3 {
         let user = format!("cached-{round}");
         let (event, tx) = succeeded(&app, &user).await?;
-        let received = inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy).await?;
+        let received =
+            inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy, &in_commit)
+                .await?;
         assert!(matches!(received, Received::Stored(_)), "{received:?}");
         // A duplicate ends in a ROLLBACK: the connection is clean and kept as well.
-        let again = inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy).await?;
+        let again =
+            inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy, &in_commit)
+                .await?;
         assert!(matches!(again, Received::Duplicate), "{again:?}");
         assert_eq!(app.transaction(tx.id).await?.status, Status::Succeeded);
         assert_eq!(app.balance(&user).await?, 500);
@@ -187,6 +192,7 @@ async fn a_delivery_abandoned_mid_transaction_stores_nothing_and_its_connection_
         retry: RetryPolicy::DEFAULT,
         mode: payments_core::StripeMode::Test,
     };
+    let in_commit = Doorbell::in_commit();
     let (event, tx) = succeeded(&app, "abandoned").await?;
 
     // Another session holds the transaction's row, so the delivery waits inside its
@@ -198,7 +204,7 @@ async fn a_delivery_abandoned_mid_transaction_stores_nothing_and_its_connection_
         .await?;
     let abandoned = tokio::time::timeout(
         Duration::from_millis(300),
-        inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy),
+        inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy, &in_commit),
     )
     .await;
     assert!(abandoned.is_err(), "the delivery was still waiting");
@@ -218,7 +224,8 @@ async fn a_delivery_abandoned_mid_transaction_stores_nothing_and_its_connection_
     assert_eq!(app.balance("abandoned").await?, 0);
 
     // Stripe's retry is applied in full, once.
-    let received = inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy).await?;
+    let received =
+        inbox::receive_cached(&cache, &event, EventSource::Webhook, &policy, &in_commit).await?;
     assert!(matches!(received, Received::Stored(_)), "{received:?}");
     assert_eq!(app.transaction(tx.id).await?.status, Status::Succeeded);
     assert_eq!(app.balance("abandoned").await?, 500);

@@ -7,7 +7,7 @@ use futures::future::join_all;
 use payments_core::{
     RetryPolicy, StripeEvent, StripeMode, TransactionId, TransactionStatus as Status,
     inbox::{self, Received, Rules},
-    store::{ConnectionCache, EventSource},
+    store::{ConnectionCache, Doorbell, EventSource},
 };
 use webhook_ingestor::config::GroupCommitConfig;
 
@@ -151,7 +151,7 @@ async fn in_one_batch(app: &TestApp, events: &[&serde_json::Value]) -> Result<Ve
         retry: RetryPolicy::DEFAULT,
         mode: StripeMode::Test,
     };
-    Ok(inbox::receive_batch(&cache, &batch, &rules).await?)
+    Ok(inbox::receive_batch(&cache, &batch, &rules, &Doorbell::in_commit()).await?)
 }
 
 fn stored(received: &[Received]) -> Vec<bool> {

@@ -13,6 +13,7 @@ mod cards;
 mod catch_up;
 mod concurrency;
 mod connections;
+mod doorbell;
 mod fixtures;
 mod flows;
 mod group_commit;

@@ -27,10 +27,21 @@ async fn an_event_that_beat_its_transaction_is_applied_by_the_worker() -> Result
     // payments-api commits the row and records the PaymentIntent after Stripe answered.
     pending.commit().await?;
     app.set_pi(&tx, "pi_early").await?;
-    eventually("the worker applies the event", || async {
+    let applied = eventually("the worker applies the event", || async {
         Ok(app.transaction(tx.id).await?.status == Status::Succeeded)
     })
-    .await?;
+    .await;
+    if let Err(e) = applied {
+        // Where it was stuck, for the next time this is seen failing.
+        let row = app.event_row(&event_id(&event)).await?;
+        let now = app.transaction(tx.id).await?;
+        anyhow::bail!(
+            "{e}: event (state, attempts, last_error) {row:?}; transaction {} at version {}, PaymentIntent {:?}",
+            now.status,
+            now.version,
+            now.stripe_payment_intent_id
+        );
+    }
     assert_eq!(app.balance("rita").await?, 1_200);
     assert_eq!(app.event_state(&event_id(&event)).await?, "applied");
     Ok(())

@@ -1,0 +1,183 @@
+//! The watchers' doorbell on the webhook path: rung once the commit is done (or inside
+//! it, when configured so), with the version that committed, for every transaction the
+//! commit changed.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use payments_core::{
+    RetryPolicy, StripeEvent, StripeMode, TRANSACTION_CHANNEL, Transaction,
+    TransactionStatus as Status,
+    inbox::{self, Received, Rules},
+    store::{self, ConnectionCache, Doorbell, EventSource},
+};
+use sqlx::postgres::PgListener;
+
+use crate::{
+    events::{Pi, new_id},
+    helpers::{Result, TestApp},
+};
+
+async fn listen(app: &TestApp) -> Result<PgListener> {
+    let mut listener = PgListener::connect_with(app.pool()).await?;
+    listener.listen(TRANSACTION_CHANNEL).await?;
+    Ok(listener)
+}
+
+async fn next_doorbell(listener: &mut PgListener) -> Result<String> {
+    let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .context("no doorbell within 10 s")??;
+    Ok(notification.payload().to_owned())
+}
+
+/// The next `n` doorbells, sorted (rows changed together ring in no promised order).
+async fn next_doorbells(listener: &mut PgListener, n: usize) -> Result<Vec<String>> {
+    let mut rung = Vec::with_capacity(n);
+    for _ in 0..n {
+        rung.push(next_doorbell(listener).await?);
+    }
+    rung.sort();
+    Ok(rung)
+}
+
+fn payload(tx: &Transaction) -> String {
+    format!("{}:{}", tx.id, tx.version)
+}
+
+/// A payment with its PaymentIntent recorded, and the event that settles it.
+async fn payment(app: &TestApp, user: &str) -> Result<(Transaction, serde_json::Value)> {
+    let pi = new_id("pi");
+    let tx = app.payment(user, 700, &pi).await?;
+    let event = Pi {
+        id: &pi,
+        tx: Some(tx.id),
+        amount: 700,
+        currency: "usd",
+    }
+    .succeeded();
+    Ok((tx, event))
+}
+
+async fn a_settling_webhook_rings_once_with_the_version_it_committed(after_commit: bool) -> Result {
+    let app = TestApp::start_with(|config| config.doorbell_after_commit = after_commit).await?;
+    let (tx, event) = payment(&app, "doorbell").await?;
+    let (other, other_event) = payment(&app, "doorbell-2").await?;
+    // Listening only now: the seeding writes have rung already.
+    let mut listener = listen(&app).await?;
+
+    assert_eq!(app.deliver(&event).await?, "stored");
+    let settled = app.transaction(tx.id).await?;
+    assert_eq!(settled.status, Status::Succeeded);
+    assert_eq!(next_doorbell(&mut listener).await?, payload(&settled));
+
+    // A redelivery changes nothing and rings nothing: the next doorbell is the next
+    // change's.
+    assert_eq!(app.deliver(&event).await?, "duplicate");
+    assert_eq!(app.deliver(&other_event).await?, "stored");
+    let other = app.transaction(other.id).await?;
+    assert_eq!(next_doorbell(&mut listener).await?, payload(&other));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settling_webhook_rings_after_its_commit_with_the_version_it_committed() -> Result {
+    a_settling_webhook_rings_once_with_the_version_it_committed(true).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settling_webhook_rings_inside_its_commit_when_configured_so() -> Result {
+    a_settling_webhook_rings_once_with_the_version_it_committed(false).await
+}
+
+/// A database transaction that collects its doorbells rings none at its commit; what it
+/// collected names every row it changed, at the version it committed, and the ringer
+/// rings exactly that, also when its last handle is dropped right away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collecting_commit_rings_nothing_itself_and_collects_every_row_it_changed() -> Result {
+    let app = TestApp::start().await?;
+    let (a, _) = payment(&app, "collect-a").await?;
+    let (b, _) = payment(&app, "collect-b").await?;
+    let (c, _) = payment(&app, "collect-c").await?;
+    let mut listener = listen(&app).await?;
+
+    let mut conn = app.pool().acquire().await?;
+    let mut db = store::begin_collecting_doorbells(&mut conn, "test").await?;
+    sqlx::query("UPDATE transactions SET status = 'pending' WHERE id = ANY($1)")
+        .bind([a.id.as_uuid(), b.id.as_uuid()])
+        .execute(&mut *db)
+        .await?;
+    let collected: String = sqlx::query_scalar("SELECT current_setting('payments.doorbells')")
+        .fetch_one(&mut *db)
+        .await?;
+    db.commit().await?;
+    // The setting was the database transaction's own.
+    let after: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('payments.doorbells', true)")
+            .fetch_one(&mut *conn)
+            .await?;
+    assert_eq!(after.unwrap_or_default(), "");
+    drop(conn);
+
+    let (a, b) = (app.transaction(a.id).await?, app.transaction(b.id).await?);
+    assert_eq!((a.status, b.status), (Status::Pending, Status::Pending));
+    let mut expected = vec![payload(&a), payload(&b)];
+    expected.sort();
+    let mut got: Vec<String> = collected.split(' ').map(str::to_owned).collect();
+    got.sort();
+    assert_eq!(got, expected);
+
+    // Any other writer still rings inside its commit. Notifications arrive in commit
+    // order, so had the collecting commit rung, its doorbells would come first.
+    sqlx::query("UPDATE transactions SET status = 'pending' WHERE id = $1")
+        .bind(c.id.as_uuid())
+        .execute(app.pool())
+        .await?;
+    let c = app.transaction(c.id).await?;
+    assert_eq!(next_doorbell(&mut listener).await?, payload(&c));
+
+    let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone());
+    doorbell.ring(collected);
+    drop(doorbell);
+    tokio::time::timeout(Duration::from_secs(10), ringer).await??;
+    assert_eq!(next_doorbells(&mut listener, 2).await?, expected);
+    Ok(())
+}
+
+/// A group commit's batch rings for every event of it, once it has committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_rings_for_every_transaction_it_settled() -> Result {
+    let app = TestApp::start().await?;
+    let mut seeded = Vec::new();
+    for i in 0..3 {
+        seeded.push(payment(&app, &format!("batch-doorbell-{i}")).await?);
+    }
+    let mut listener = listen(&app).await?;
+
+    let events = seeded
+        .iter()
+        .map(|(_, event)| StripeEvent::from_value(event.clone()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let batch: Vec<_> = events.iter().map(|e| (e, EventSource::Webhook)).collect();
+    let rules = Rules {
+        retry: RetryPolicy::DEFAULT,
+        mode: StripeMode::Test,
+    };
+    let cache = ConnectionCache::new(app.pool().clone(), 1, Duration::from_secs(60));
+    let (doorbell, _ringer) = Doorbell::after_commit(app.pool().clone());
+    let received = inbox::receive_batch(&cache, &batch, &rules, &doorbell).await?;
+    assert!(
+        received.iter().all(|r| matches!(r, Received::Stored(_))),
+        "{received:?}"
+    );
+
+    let mut expected = Vec::new();
+    for (tx, _) in &seeded {
+        let settled = app.transaction(tx.id).await?;
+        assert_eq!(settled.status, Status::Succeeded);
+        expected.push(payload(&settled));
+    }
+    expected.sort();
+    assert_eq!(next_doorbells(&mut listener, seeded.len()).await?, expected);
+    Ok(())
+}
