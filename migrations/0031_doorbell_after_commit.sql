@@ -2,16 +2,17 @@
 --
 -- PostgreSQL serializes the commits of transactions that NOTIFY: PreCommit_Notify takes
 -- a lock on the notification queue that is held until the commit's WAL flush is done.
--- On the webhook path every commit settles a transaction and so rang inside it, which
--- capped the commits per second at what one flush after another allows (450-500 a
--- second on the benchmark machine), however many ran side by side.
+-- On the webhook path every commit settles a transaction and so rings inside it: where
+-- the flush is slow, its commits go one flush after another however many run side by
+-- side.
 --
 -- A writer that sets `payments.doorbell = 'after_commit'` for its database transaction
 -- (SET LOCAL) now collects the doorbells it would have rung in the transaction-local
 -- setting `payments.doorbells`, as space-separated `id:version` payloads, reads them
 -- before it commits and rings them once the commit is done (payments-core's `doorbell`).
--- Every other writer (payments-api, the background workers, SQL run by hand) rings
--- inside the commit as before. A doorbell lost between that commit and the ring (the
+-- Only the ingestor's webhook path does, and only when configured to
+-- (`INGESTOR_DOORBELL_AFTER_COMMIT`); every other writer (payments-api, the background
+-- workers, SQL run by hand) rings inside the commit as before. A doorbell lost between that commit and the ring (the
 -- writer crashed) is caught by the watch hub's safety pass, which compares the
 -- versions of watched rows every few seconds.
 --

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use payments_core::store::HealthSignals;
+use payments_core::store::{DoorbellMetrics, HealthSignals};
 use payments_telemetry::metrics::{Counter, Family, Gauge, Histogram, latency_histogram};
 use prometheus_client::registry::Registry;
 
@@ -53,6 +53,7 @@ pub struct Metrics {
     caught_up: Labeled,
     group_commits: Counter,
     group_committed_events: Counter,
+    doorbells: Labeled,
     signals: Signals,
 }
 
@@ -106,7 +107,7 @@ impl Metrics {
         for (name, help, counter) in counters {
             registry.register(name, help, counter.clone());
         }
-        let labeled: [(&str, &str, &Labeled); 7] = [
+        let labeled: [(&str, &str, &Labeled); 8] = [
             (
                 "webhooks_rejected",
                 "Webhooks refused, by reason",
@@ -142,6 +143,12 @@ impl Metrics {
                 "Events listed by the catch-up pass, by result",
                 &m.caught_up,
             ),
+            (
+                "doorbells",
+                "Watchers' doorbells the webhook path queued after its commits, by outcome \
+                 (rung, or lost: the change reaches watchers at payments-api's safety pass)",
+                &m.doorbells,
+            ),
         ];
         for (name, help, family) in labeled {
             registry.register(name, help, family.clone());
@@ -164,6 +171,9 @@ impl Metrics {
                 m.webhooks_rejected
                     .get_or_create(&labels(&["reason"], &[reason])),
             );
+        }
+        for outcome in ["rung", "lost"] {
+            drop(m.doorbells.get_or_create(&labels(&["outcome"], &[outcome])));
         }
         for event_type in payments_core::stripe_event::ACTED_ON_TYPES {
             drop(
@@ -242,6 +252,10 @@ impl Metrics {
         self.signals.set(signals);
     }
 
+    /// Doorbells by outcome (`rung` or `lost`).
+    pub fn doorbells(&self, outcome: &str) -> u64 {
+        count(&self.doorbells, &labels(&["outcome"], &[outcome]))
+    }
     pub fn webhooks_verified(&self) -> u64 {
         self.webhooks_verified.get()
     }
@@ -272,6 +286,19 @@ impl Metrics {
     }
     pub fn outbox_depth(&self) -> i64 {
         self.outbox_depth.get()
+    }
+}
+
+impl DoorbellMetrics for Metrics {
+    fn doorbells_rung(&self, n: usize) {
+        self.doorbells
+            .get_or_create(&labels(&["outcome"], &["rung"]))
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+    fn doorbells_lost(&self, n: usize) {
+        self.doorbells
+            .get_or_create(&labels(&["outcome"], &["lost"]))
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 }
 

@@ -99,7 +99,7 @@ impl App {
         );
         let (doorbell, ringer) = match config.doorbell_after_commit {
             true => {
-                let (doorbell, ringer) = Doorbell::after_commit(pool.clone());
+                let (doorbell, ringer) = Doorbell::after_commit(pool.clone(), metrics.clone());
                 (doorbell, Some(ringer))
             }
             false => (Doorbell::in_commit(), None),

@@ -281,10 +281,10 @@ fn work_table(out: &mut String, r: &Results) {
          `payment_intent.succeeded` sends BEGIN, four statements and COMMIT (the statements \
          `pgbench.rs` reproduces); with group commit BEGIN, a look-up of the batch's ids, one \
          statement locking the batch's transactions and COMMIT are shared by a batch, and \
-         each event sends three statements of its own. The ingestor's commits include its \
-         doorbell's: it rings the watchers' doorbell right after each commit (the default, \
-         `INGESTOR_DOORBELL_AFTER_COMMIT`), in a transaction of its own that only NOTIFYs, for \
-         every commit queued since its last one.\n\n\
+         each event sends three statements of its own. With `INGESTOR_DOORBELL_AFTER_COMMIT=true` \
+         (off by default) the ingestor's commits include its doorbell's: a transaction of its \
+         own that only NOTIFYs, right after the commits, for every commit queued since its \
+         last one.\n\n\
          | senders | | round trips | commits | buffer accesses | rows written | HOT updates | WAL records | WAL bytes (of which full-page images) | PostgreSQL CPU |\n\
          |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );

@@ -2,8 +2,11 @@
 //!
 //! PostgreSQL serializes the commits of database transactions that NOTIFY: the
 //! notification queue's lock is taken before the commit and held until its WAL flush is
-//! done. The webhook path's commits all settle a transaction, so while the trigger rang
-//! inside them, they committed one flush after another however many ran side by side.
+//! done. The webhook path's commits all settle a transaction, so while the trigger rings
+//! inside them, they commit one flush after another however many run side by side. Where
+//! the flush is slow that bounds the webhook rate; where the CPU is (the benchmark
+//! machine), the extra NOTIFY transactions below cost about what the lock did, so the
+//! ingestor uses this only when configured to.
 //!
 //! A database transaction begun with [`begin_collecting_doorbells`] has the trigger
 //! collect its `id:version` payloads instead (the transaction-local setting
@@ -19,7 +22,7 @@
 //! Every other writer (payments-api, the background workers, SQL run by hand) still
 //! rings inside its commit.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use sqlx::{PgConnection, PgPool, Postgres, pool::PoolConnection};
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -37,11 +40,26 @@ const PER_STATEMENT: usize = 512;
 /// How long the ringer waits before it tries a new connection after a failed one.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
 
+/// Where the ringer counts what became of the doorbells (the service's metrics).
+pub trait DoorbellMetrics: Send + Sync + 'static {
+    /// `n` doorbells were rung (their NOTIFY committed).
+    fn doorbells_rung(&self, n: usize);
+    /// `n` doorbells were given up: the queue was full, or their NOTIFY failed twice.
+    /// Their watchers see those changes at the watch hub's next safety pass.
+    fn doorbells_lost(&self, n: usize);
+}
+
 /// Where a hot path's committed doorbells go. Cheap to clone; the ringer task ends,
 /// after ringing what is queued, once every clone is dropped.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Doorbell {
-    queue: Option<mpsc::Sender<String>>,
+    queue: Option<Queue>,
+}
+
+#[derive(Clone)]
+struct Queue {
+    sender: mpsc::Sender<String>,
+    metrics: Arc<dyn DoorbellMetrics>,
 }
 
 impl Doorbell {
@@ -51,11 +69,15 @@ impl Doorbell {
     }
 
     /// Doorbells ring after the commit, from a task on `pool` (it keeps one of its
-    /// connections). The handle ends once every [`Doorbell`] is dropped and what they
-    /// queued is rung.
-    pub fn after_commit(pool: PgPool) -> (Doorbell, JoinHandle<()>) {
-        let (queue, rx) = mpsc::channel(QUEUE);
-        let ringer = tokio::spawn(ring_queued(pool, rx));
+    /// connections), counted in `metrics`. The handle ends once every [`Doorbell`] is
+    /// dropped and what they queued is rung.
+    pub fn after_commit(
+        pool: PgPool,
+        metrics: Arc<dyn DoorbellMetrics>,
+    ) -> (Doorbell, JoinHandle<()>) {
+        let (sender, rx) = mpsc::channel(QUEUE);
+        let ringer = tokio::spawn(ring_queued(pool, rx, metrics.clone()));
+        let queue = Queue { sender, metrics };
         (Doorbell { queue: Some(queue) }, ringer)
     }
 
@@ -87,9 +109,15 @@ impl Doorbell {
         if collected.is_empty() {
             return;
         }
-        if let Err(e) = queue.try_send(collected) {
+        if let Err(e) = queue.sender.try_send(collected) {
+            let lost = match &e {
+                mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => {
+                    c.split(' ').count()
+                }
+            };
+            queue.metrics.doorbells_lost(lost);
             tracing::warn!(
-                error = %e,
+                error = %e, doorbells = lost,
                 "the doorbell queue is full or closed; watchers see these changes at the watch hub's next safety pass"
             );
         }
@@ -110,7 +138,11 @@ pub async fn begin_collecting_doorbells<'c>(
     .await
 }
 
-async fn ring_queued(pool: PgPool, mut queue: mpsc::Receiver<String>) {
+async fn ring_queued(
+    pool: PgPool,
+    mut queue: mpsc::Receiver<String>,
+    metrics: Arc<dyn DoorbellMetrics>,
+) {
     let mut conn: Option<PoolConnection<Postgres>> = None;
     let mut batch = Vec::with_capacity(PER_STATEMENT);
     while queue.recv_many(&mut batch, PER_STATEMENT).await > 0 {
@@ -119,10 +151,14 @@ async fn ring_queued(pool: PgPool, mut queue: mpsc::Receiver<String>) {
         // one more try on a fresh one before these doorbells are given up.
         for attempt in 0..2 {
             match notify(&pool, &mut conn, &payloads).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    metrics.doorbells_rung(payloads.len());
+                    break;
+                }
                 Err(e) => {
                     conn = None;
                     if attempt == 1 {
+                        metrics.doorbells_lost(payloads.len());
                         tracing::warn!(
                             error = %e, doorbells = payloads.len(),
                             "ringing doorbells failed; watchers see these changes at the watch hub's next safety pass"

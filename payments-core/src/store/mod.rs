@@ -34,7 +34,7 @@ mod wallets;
 pub use connection_cache::{CachedConnection, ConnectionCache};
 pub use customers::{record_stripe_customer, stripe_customer, user_for_customer};
 pub use db_transaction::{DbTransaction, begin, begin_on};
-pub use doorbell::{Doorbell, begin_collecting_doorbells};
+pub use doorbell::{Doorbell, DoorbellMetrics, begin_collecting_doorbells};
 pub use events::{
     CatchUpCursor, EventOutcome, EventSource, EventState, StoredEvent, advance_catch_up_cursor,
     catch_up_cursor, claim_due_events, insert_event, latest_event_created, list_dead_events,

@@ -2,7 +2,7 @@
 //! it, when configured so), with the version that committed, for every transaction the
 //! commit changed.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use payments_core::{
@@ -12,10 +12,11 @@ use payments_core::{
     store::{self, ConnectionCache, Doorbell, EventSource},
 };
 use sqlx::postgres::PgListener;
+use webhook_ingestor::metrics::Metrics;
 
 use crate::{
     events::{Pi, new_id},
-    helpers::{Result, TestApp},
+    helpers::{Result, TestApp, eventually},
 };
 
 async fn listen(app: &TestApp) -> Result<PgListener> {
@@ -77,6 +78,13 @@ async fn a_settling_webhook_rings_once_with_the_version_it_committed(after_commi
     assert_eq!(app.deliver(&other_event).await?, "stored");
     let other = app.transaction(other.id).await?;
     assert_eq!(next_doorbell(&mut listener).await?, payload(&other));
+    // Counted once rung; nothing rang after the commit when it rang inside it.
+    let rung = if after_commit { 2 } else { 0 };
+    eventually("the doorbells are counted", || async {
+        Ok(app.metrics.doorbells("rung") == rung)
+    })
+    .await?;
+    assert_eq!(app.metrics.doorbells("lost"), 0);
     Ok(())
 }
 
@@ -136,11 +144,16 @@ async fn a_collecting_commit_rings_nothing_itself_and_collects_every_row_it_chan
     let c = app.transaction(c.id).await?;
     assert_eq!(next_doorbell(&mut listener).await?, payload(&c));
 
-    let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone());
+    let metrics = Arc::new(Metrics::default());
+    let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone(), metrics.clone());
     doorbell.ring(collected);
     drop(doorbell);
     tokio::time::timeout(Duration::from_secs(10), ringer).await??;
     assert_eq!(next_doorbells(&mut listener, 2).await?, expected);
+    assert_eq!(
+        (metrics.doorbells("rung"), metrics.doorbells("lost")),
+        (2, 0)
+    );
     Ok(())
 }
 
@@ -164,7 +177,8 @@ async fn a_batch_rings_for_every_transaction_it_settled() -> Result {
         mode: StripeMode::Test,
     };
     let cache = ConnectionCache::new(app.pool().clone(), 1, Duration::from_secs(60));
-    let (doorbell, _ringer) = Doorbell::after_commit(app.pool().clone());
+    let (doorbell, _ringer) =
+        Doorbell::after_commit(app.pool().clone(), Arc::new(Metrics::default()));
     let received = inbox::receive_batch(&cache, &batch, &rules, &doorbell).await?;
     assert!(
         received.iter().all(|r| matches!(r, Received::Stored(_))),
@@ -179,5 +193,30 @@ async fn a_batch_rings_for_every_transaction_it_settled() -> Result {
     }
     expected.sort();
     assert_eq!(next_doorbells(&mut listener, seeded.len()).await?, expected);
+    Ok(())
+}
+
+/// A doorbell that cannot be queued (here: the ringer is gone) is counted as lost, and
+/// nothing else breaks: the commit it belongs to stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doorbell_that_cannot_be_queued_is_counted_lost() -> Result {
+    let app = TestApp::start().await?;
+    let (tx, _) = payment(&app, "lost-doorbell").await?;
+    let metrics = Arc::new(Metrics::default());
+    let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone(), metrics.clone());
+    ringer.abort();
+    assert!(ringer.await.is_err_and(|e| e.is_cancelled()));
+
+    doorbell.ring(format!(
+        "{}:{} {}:{}",
+        tx.id,
+        tx.version + 1,
+        tx.id,
+        tx.version + 2
+    ));
+    assert_eq!(
+        (metrics.doorbells("rung"), metrics.doorbells("lost")),
+        (0, 2)
+    );
     Ok(())
 }
