@@ -81,21 +81,15 @@ impl Doorbell {
         (Doorbell { queue: Some(queue) }, ringer)
     }
 
-    /// Whether database transactions on this path collect their doorbells for
-    /// [`ring`](Self::ring) instead of ringing inside the commit.
-    pub fn rings_after_commit(&self) -> bool {
-        self.queue.is_some()
-    }
-
     /// BEGIN on `conn`, collecting the doorbells if this path rings after the commit.
     pub async fn begin<'c>(
         &self,
         conn: &'c mut PgConnection,
         unit: &'static str,
     ) -> Result<DbTransaction<'c>, StoreError> {
-        match self.rings_after_commit() {
-            true => begin_collecting_doorbells(conn, unit).await,
-            false => db_transaction::begin_on(conn, unit).await,
+        match self.queue {
+            Some(_) => begin_collecting_doorbells(conn, unit).await,
+            None => db_transaction::begin_on(conn, unit).await,
         }
     }
 
@@ -112,7 +106,7 @@ impl Doorbell {
         if let Err(e) = queue.sender.try_send(collected) {
             let lost = match &e {
                 mpsc::error::TrySendError::Full(c) | mpsc::error::TrySendError::Closed(c) => {
-                    c.split(' ').count()
+                    payloads(c).count()
                 }
             };
             queue.metrics.doorbells_lost(lost);
@@ -138,6 +132,12 @@ pub async fn begin_collecting_doorbells<'c>(
     .await
 }
 
+/// The `id:version` payloads of what a database transaction collected: the trigger
+/// (migration 0031) separates them with a space.
+fn payloads(collected: &str) -> impl Iterator<Item = &str> {
+    collected.split(' ')
+}
+
 async fn ring_queued(
     pool: PgPool,
     mut queue: mpsc::Receiver<String>,
@@ -146,7 +146,7 @@ async fn ring_queued(
     let mut conn: Option<PoolConnection<Postgres>> = None;
     let mut batch = Vec::with_capacity(PER_STATEMENT);
     while queue.recv_many(&mut batch, PER_STATEMENT).await > 0 {
-        let payloads: Vec<&str> = batch.iter().flat_map(|p| p.split(' ')).collect();
+        let payloads: Vec<&str> = batch.iter().flat_map(|c| payloads(c)).collect();
         // A held connection may have died since the last send (a database restart):
         // one more try on a fresh one before these doorbells are given up.
         for attempt in 0..2 {

@@ -12,7 +12,7 @@ use payments_core::{
 use sqlx::{Connection as _, PgConnection, postgres::PgPoolOptions};
 
 use crate::{
-    events::{Pi, event_id, new_id},
+    events::event_id,
     helpers::{Result, TestApp},
 };
 
@@ -26,15 +26,7 @@ async fn backend_pid(conn: &mut PgConnection) -> Result<i32> {
 
 /// A `payment_intent.succeeded` for a new CREATED payment of 500.
 async fn succeeded(app: &TestApp, user: &str) -> Result<(StripeEvent, payments_core::Transaction)> {
-    let pi_id = new_id("pi");
-    let tx = app.payment(user, 500, &pi_id).await?;
-    let event = Pi {
-        id: &pi_id,
-        tx: Some(tx.id),
-        amount: 500,
-        currency: "usd",
-    }
-    .succeeded();
+    let (tx, event) = app.payment_and_success(user, 500).await?;
     Ok((StripeEvent::from_value(event)?, tx))
 }
 

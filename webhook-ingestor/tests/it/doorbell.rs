@@ -14,10 +14,7 @@ use payments_core::{
 use sqlx::postgres::PgListener;
 use webhook_ingestor::metrics::Metrics;
 
-use crate::{
-    events::{Pi, new_id},
-    helpers::{Result, TestApp, eventually},
-};
+use crate::helpers::{Result, TestApp, eventually};
 
 async fn listen(app: &TestApp) -> Result<PgListener> {
     let mut listener = PgListener::connect_with(app.pool()).await?;
@@ -46,24 +43,10 @@ fn payload(tx: &Transaction) -> String {
     format!("{}:{}", tx.id, tx.version)
 }
 
-/// A payment with its PaymentIntent recorded, and the event that settles it.
-async fn payment(app: &TestApp, user: &str) -> Result<(Transaction, serde_json::Value)> {
-    let pi = new_id("pi");
-    let tx = app.payment(user, 700, &pi).await?;
-    let event = Pi {
-        id: &pi,
-        tx: Some(tx.id),
-        amount: 700,
-        currency: "usd",
-    }
-    .succeeded();
-    Ok((tx, event))
-}
-
 async fn a_settling_webhook_rings_once_with_the_version_it_committed(after_commit: bool) -> Result {
     let app = TestApp::start_with(|config| config.doorbell_after_commit = after_commit).await?;
-    let (tx, event) = payment(&app, "doorbell").await?;
-    let (other, other_event) = payment(&app, "doorbell-2").await?;
+    let (tx, event) = app.payment_and_success("doorbell", 700).await?;
+    let (other, other_event) = app.payment_and_success("doorbell-2", 700).await?;
     // Listening only now: the seeding writes have rung already.
     let mut listener = listen(&app).await?;
 
@@ -104,9 +87,9 @@ async fn a_settling_webhook_rings_inside_its_commit_when_configured_so() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collecting_commit_rings_nothing_itself_and_collects_every_row_it_changed() -> Result {
     let app = TestApp::start().await?;
-    let (a, _) = payment(&app, "collect-a").await?;
-    let (b, _) = payment(&app, "collect-b").await?;
-    let (c, _) = payment(&app, "collect-c").await?;
+    let (a, _) = app.payment_and_success("collect-a", 700).await?;
+    let (b, _) = app.payment_and_success("collect-b", 700).await?;
+    let (c, _) = app.payment_and_success("collect-c", 700).await?;
     let mut listener = listen(&app).await?;
 
     let mut conn = app.pool().acquire().await?;
@@ -163,7 +146,10 @@ async fn a_batch_rings_for_every_transaction_it_settled() -> Result {
     let app = TestApp::start().await?;
     let mut seeded = Vec::new();
     for i in 0..3 {
-        seeded.push(payment(&app, &format!("batch-doorbell-{i}")).await?);
+        seeded.push(
+            app.payment_and_success(&format!("batch-doorbell-{i}"), 700)
+                .await?,
+        );
     }
     let mut listener = listen(&app).await?;
 
@@ -201,7 +187,7 @@ async fn a_batch_rings_for_every_transaction_it_settled() -> Result {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doorbell_that_cannot_be_queued_is_counted_lost() -> Result {
     let app = TestApp::start().await?;
-    let (tx, _) = payment(&app, "lost-doorbell").await?;
+    let (tx, _) = app.payment_and_success("lost-doorbell", 700).await?;
     let metrics = Arc::new(Metrics::default());
     let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone(), metrics.clone());
     ringer.abort();

@@ -13,6 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhook_ingestor::{App, Config, Metrics, signature};
 
+use crate::events::{Pi, new_id};
+
 pub const SECRET: &str = "whsec_integration_test_secret";
 /// Nothing listens here: outbox calls fail fast and are retried.
 pub const NO_STRIPE: &str = "http://127.0.0.1:9";
@@ -151,6 +153,25 @@ impl TestApp {
         let tx = self.insert(&NewTx::payment(user, amount)).await?;
         self.set_pi(&tx, pi).await?;
         Ok(tx)
+    }
+
+    /// A payment as [`payment`](Self::payment) makes it, with a fresh PaymentIntent id,
+    /// and the `payment_intent.succeeded` that settles it.
+    pub async fn payment_and_success(
+        &self,
+        user: &str,
+        amount: i64,
+    ) -> Result<(Transaction, serde_json::Value)> {
+        let pi = new_id("pi");
+        let tx = self.payment(user, amount, &pi).await?;
+        let event = Pi {
+            id: &pi,
+            tx: Some(tx.id),
+            amount,
+            currency: "usd",
+        }
+        .succeeded();
+        Ok((tx, event))
     }
 
     pub async fn insert(&self, new: &NewTx) -> Result<Transaction> {
