@@ -28,7 +28,7 @@ pub enum Cause<'a> {
 }
 
 impl<'a> Cause<'a> {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Cause::StripeEvent(_) => "stripe_event",
             Cause::Request => "request",
@@ -328,6 +328,14 @@ async fn release_hold(
     Ok(Ok(enqueued))
 }
 
+/// The ledger movement that credits a transaction of `kind`.
+pub(crate) fn credit_kind(kind: TransactionKind) -> MovementKind {
+    match kind {
+        TransactionKind::Coupon => MovementKind::CouponCredit,
+        _ => MovementKind::PaymentCredit,
+    }
+}
+
 /// Credits the transaction's amount, unless the wallet is in another currency. The
 /// wallet is read and credited in one statement (the user's first credit makes it);
 /// what it read of the trial is kept in `wallet`.
@@ -337,11 +345,7 @@ async fn credit_wallet(
     event_id: Option<&str>,
     wallet: &mut WalletRead,
 ) -> Result<Option<String>, StoreError> {
-    let kind = match tx.kind {
-        TransactionKind::Coupon => MovementKind::CouponCredit,
-        _ => MovementKind::PaymentCredit,
-    };
-    let credit = movement(tx, kind, "", tx.amount, event_id);
+    let credit = movement(tx, credit_kind(tx.kind), "", tx.amount, event_id);
     let (currency, trial) = match store::record_movement_in_wallet(conn, &credit).await? {
         Some(read) => read,
         // The user's first money: the wallet is made in the payment's currency (or found

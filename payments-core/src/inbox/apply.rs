@@ -32,7 +32,7 @@ pub struct Handled {
 }
 
 impl Handled {
-    fn new(state: EventState) -> Self {
+    pub(super) fn new(state: EventState) -> Self {
         Handled {
             state,
             transaction_id: None,

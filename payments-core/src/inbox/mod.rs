@@ -6,7 +6,9 @@
 //!   with its outcome (no savepoint: a failure is recorded in a second transaction). The
 //!   primary key decides duplicates, also between instances: a second insert of an id
 //!   waits on the index for the first and fails if it commits, and its rollback undoes
-//!   what the repeat applied.
+//!   what the repeat applied. Its common case, a top-up's success, is first tried as
+//!   one statement that commits on its own ([`one_statement`]): written only where the
+//!   rules would write exactly that, otherwise nothing is written and the steps above run.
 //! - [`process`] is the retry worker's and the operator's: apply inside a savepoint, then record
 //!   the outcome (and the next attempt, or the dead letter) on the event row.
 //! - [`apply`]: what one event does, in the caller's database transaction.
@@ -16,6 +18,7 @@
 //! (`store::doorbell`); every other path rings inside the commit, from the trigger.
 
 mod apply;
+mod one_statement;
 
 pub use apply::Handled;
 
@@ -98,6 +101,9 @@ async fn receive_on(
     {
         return Ok(Received::Duplicate);
     }
+    if let Some(received) = receive_in_one_statement(conn, event, source, rules, doorbell).await? {
+        return Ok(received);
+    }
     let mut tx = doorbell.begin(conn, "receive_event").await?;
     let failure = match receive_in(&mut tx, event, source, rules, &mut Prelocked::default()).await {
         Ok((report, doorbells)) => {
@@ -129,6 +135,48 @@ async fn receive_on(
             Ok(Received::Duplicate)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The common success in one statement that commits on its own
+/// ([`one_statement`]), when the rules allow it and the doorbell rings inside the
+/// commit; None when it wrote nothing and the general path must run.
+async fn receive_in_one_statement(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    source: EventSource,
+    rules: &Rules,
+    doorbell: &Doorbell,
+) -> Result<Option<Received>, StoreError> {
+    if !doorbell.rings_in_commit() {
+        return Ok(None);
+    }
+    let Some(write) = one_statement::plan(event, rules.mode) else {
+        return Ok(None);
+    };
+    match store::write_success(conn, &write, event, source).await {
+        Ok(Some(from)) => {
+            let handled = Handled {
+                transaction_id: Some(write.transaction_id),
+                transition: Some((from, TransactionStatus::Succeeded)),
+                ..Handled::new(EventState::Applied)
+            };
+            Ok(Some(Received::Stored(
+                outcome(event, &handled, 0, &rules.retry).1,
+            )))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if e.is_repeated_event() => Ok(Some(Received::Duplicate)),
+        Err(e) if e.is_unavailable() => Err(e),
+        // Refused by a wall (the ledger's key, a legal-transition check): the general
+        // path decides again and records what it finds.
+        Err(e) => {
+            tracing::warn!(
+                event_id = %event.id, error = %crate::error_chain(&e),
+                "the one-statement success was refused; the event takes the general path"
+            );
+            Ok(None)
+        }
     }
 }
 

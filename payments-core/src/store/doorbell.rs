@@ -81,6 +81,12 @@ impl Doorbell {
         (Doorbell { queue: Some(queue) }, ringer)
     }
 
+    /// Whether the trigger rings inside the commit (no queue): what a statement that
+    /// commits on its own, without [`Doorbell::begin`], needs.
+    pub fn rings_in_commit(&self) -> bool {
+        self.queue.is_none()
+    }
+
     /// BEGIN on `conn`, collecting the doorbells if this path rings after the commit.
     pub async fn begin<'c>(
         &self,

@@ -1,0 +1,407 @@
+//! The inbox's one-statement success against a real PostgreSQL, a fresh database per
+//! test: it writes exactly what the general path writes, only where its guard holds,
+//! and every case it leaves alone still ends as the rules say.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use payments_core::{
+    Currency, Money, Signal, StripeEvent, StripeMode, TransactionId, TransactionKind,
+    TransactionStatus,
+    inbox::{self, Received, Rules},
+    retry::RetryPolicy,
+    settle::Context,
+    store::{self, EventSource, EventState, MovementKind, StripeRefs, SuccessWrite, TrialState},
+    testing::TestDb,
+};
+use serde_json::{Value, json};
+use support::{apply, balance, insert, payment, usd, user, validation};
+
+const RULES: Rules = Rules {
+    retry: RetryPolicy::DEFAULT,
+    mode: StripeMode::Test,
+};
+
+/// A top-up of `amount` cents for `user_id` with its PaymentIntent `pi` recorded, as
+/// payments-api leaves it once Stripe answered.
+async fn top_up(db: &TestDb, user_id: &str, pi: &str, amount: i64) -> TransactionId {
+    let id = insert(db, &payment(user_id, &format!("k-{pi}"), amount)).await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let refs = StripeRefs {
+        payment_intent_id: Some(pi),
+        ..StripeRefs::default()
+    };
+    store::set_stripe_refs(&mut conn, id, &refs)
+        .await
+        .expect("refs");
+    id
+}
+
+async fn wallet(db: &TestDb, user_id: &str, currency: &str) {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let currency = Currency::parse(currency).expect("currency");
+    store::ensure_wallet(&mut conn, &user(user_id), currency)
+        .await
+        .expect("wallet");
+}
+
+fn succeeded(event_id: &str, id: TransactionId, pi: &str, amount: i64) -> StripeEvent {
+    let object = json!({
+        "id": pi, "object": "payment_intent", "status": "succeeded", "amount": amount,
+        "amount_received": amount, "currency": "usd", "latest_charge": format!("ch_{pi}"),
+        "metadata": { "transaction_id": id.to_string() }
+    });
+    event(event_id, object)
+}
+
+fn event(event_id: &str, object: Value) -> StripeEvent {
+    StripeEvent::from_value(json!({
+        "id": event_id, "object": "event", "type": "payment_intent.succeeded",
+        "api_version": "2024-06-20", "created": 1_700_000_000, "livemode": false,
+        "data": { "object": object }
+    }))
+    .expect("valid event")
+}
+
+/// The write the inbox plans for a payment waiting on Stripe.
+fn write(id: TransactionId, pi: &str, amount: i64) -> SuccessWrite<'_> {
+    SuccessWrite {
+        transaction_id: id,
+        from: TransactionStatus::UNSETTLED
+            .iter()
+            .map(|status| (TransactionKind::Payment, *status))
+            .collect(),
+        payment_intent: pi,
+        amount: usd(amount),
+        charge: Some(format!("ch_{pi}")),
+        credit: MovementKind::PaymentCredit,
+        cause: "stripe_event",
+    }
+}
+
+async fn write_success(
+    db: &TestDb,
+    write: &SuccessWrite<'_>,
+    event: &StripeEvent,
+) -> Result<Option<TransactionStatus>, store::StoreError> {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::write_success(&mut conn, write, event, EventSource::Webhook).await
+}
+
+/// Everything one transaction's events wrote, to compare two runs: the row's
+/// status, charge, version and failure, its audit trail, its ledger, its events.
+async fn written(db: &TestDb, id: TransactionId) -> Value {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    sqlx::query_scalar(
+        "SELECT json_build_object( \
+           'row', (SELECT json_build_array(status, stripe_charge_id, version, failure_code, \
+                     amount_refunded, flagged) FROM transactions WHERE id = $1), \
+           'audit', (SELECT json_agg(json_build_array(from_status, to_status, version, cause, \
+                       stripe_event_id) ORDER BY version) FROM transaction_transitions \
+                     WHERE transaction_id = $1), \
+           'ledger', (SELECT json_agg(json_build_array(kind, movement_key, amount, currency, \
+                        stripe_event_id) ORDER BY kind) FROM ledger_entries WHERE transaction_id = $1), \
+           'events', (SELECT json_agg(json_build_array(id, state, attempts, last_error, \
+                        next_attempt_at IS NULL, processed_at IS NULL, source) ORDER BY id) \
+                      FROM stripe_events WHERE transaction_id = $1))",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(&mut *conn)
+    .await
+    .expect("read")
+}
+
+async fn events_stored(db: &TestDb) -> i64 {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    sqlx::query_scalar("SELECT count(*) FROM stripe_events")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count")
+}
+
+async fn status(db: &TestDb, id: TransactionId) -> TransactionStatus {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::get_transaction(&mut conn, id)
+        .await
+        .expect("read")
+        .expect("exists")
+        .status
+}
+
+#[tokio::test]
+async fn the_one_statement_writes_what_the_general_path_writes() {
+    let db = TestDb::new().await;
+    // Twins: one success through the one statement, the other through the general path
+    // (a batch of two events is applied one by one, each by the rules).
+    let one = top_up(&db, "ann", "pi_ann", 1_500).await;
+    let general = top_up(&db, "ben", "pi_ben", 1_500).await;
+    wallet(&db, "ann", "usd").await;
+    wallet(&db, "ben", "usd").await;
+    let first = succeeded("evt_ann", one, "pi_ann", 1_500);
+    let applied = write_success(&db, &write(one, "pi_ann", 1_500), &first).await;
+    assert_eq!(applied.expect("written"), Some(TransactionStatus::Created));
+    let second = succeeded("evt_ben", general, "pi_ben", 1_500);
+    let unrelated = event(
+        "evt_other",
+        json!({ "id": "pi_other", "object": "payment_intent" }),
+    );
+    let cache = store::ConnectionCache::new(db.pool.clone(), 1, Duration::from_secs(60));
+    let batch = [
+        (&second, EventSource::Webhook),
+        (&unrelated, EventSource::Webhook),
+    ];
+    inbox::receive_batch(&cache, &batch, &RULES, &store::Doorbell::in_commit())
+        .await
+        .expect("batch");
+
+    let (mut a, b) = (written(&db, one).await, written(&db, general).await);
+    // The same rows, but for the names that differ between the twins.
+    let text = a.to_string().replace("ann", "ben");
+    a = serde_json::from_str(&text).expect("json");
+    assert_eq!(a, b);
+    assert_eq!(a["row"][0], "succeeded");
+    assert_eq!(a["ledger"][0][2], 1_500);
+    assert_eq!(balance(&db, "ann").await, 1_500);
+    assert_eq!(balance(&db, "ben").await, 1_500);
+}
+
+#[tokio::test]
+async fn a_stored_event_id_is_refused_and_a_settled_row_is_left_alone() {
+    let db = TestDb::new().await;
+    let id = top_up(&db, "cat", "pi_cat", 900).await;
+    wallet(&db, "cat", "usd").await;
+    let write = write(id, "pi_cat", 900);
+    // Stored before the row could take it (kept unmatched for the retry worker), then
+    // delivered again: the event's key refuses the statement, which undoes it all.
+    let early = succeeded("evt_cat_early", id, "pi_cat", 900);
+    let kept = store::EventOutcome {
+        state: EventState::Unmatched,
+        transaction_id: None,
+        error: Some("no transaction matches the event yet"),
+        next_attempt_at: None,
+        count_attempt: true,
+    };
+    let mut conn = db.pool.acquire().await.expect("connection");
+    store::insert_event(&mut conn, &early, EventSource::Webhook, &kept)
+        .await
+        .expect("stored");
+    let again = write_success(&db, &write, &early)
+        .await
+        .expect_err("the event's key refuses it");
+    assert!(again.is_repeated_event(), "{again}");
+    assert_eq!(status(&db, id).await, TransactionStatus::Created);
+    assert_eq!(balance(&db, "cat").await, 0);
+
+    let event = succeeded("evt_cat", id, "pi_cat", 900);
+    let from = write_success(&db, &write, &event).await.expect("first");
+    assert_eq!(from, Some(TransactionStatus::Created));
+    // The same event again, or another of the same success: the row is SUCCEEDED,
+    // outside the guard, so the general path finds the duplicate or the stale event.
+    for repeat in [&event, &succeeded("evt_cat_2", id, "pi_cat", 900)] {
+        assert_eq!(
+            write_success(&db, &write, repeat).await.expect("again"),
+            None
+        );
+    }
+    assert_eq!(balance(&db, "cat").await, 900);
+    assert_eq!(events_stored(&db).await, 2);
+}
+
+#[tokio::test]
+async fn outside_its_guard_the_statement_writes_nothing() {
+    let db = TestDb::new().await;
+    let event = |id, pi| succeeded(&format!("evt_{pi}"), id, pi, 700);
+
+    // No wallet yet: the general path makes it.
+    let id = top_up(&db, "dan", "pi_dan", 700).await;
+    let none = write_success(&db, &write(id, "pi_dan", 700), &event(id, "pi_dan")).await;
+    assert_eq!(none.expect("no wallet"), None);
+
+    // A wallet in another currency: the general path flags the payment.
+    let id = top_up(&db, "eve", "pi_eve", 700).await;
+    wallet(&db, "eve", "eur").await;
+    let none = write_success(&db, &write(id, "pi_eve", 700), &event(id, "pi_eve")).await;
+    assert_eq!(none.expect("other currency"), None);
+
+    // A trial running: the general path ends it.
+    let v = insert(&db, &validation("fay", "fp_fay")).await;
+    apply(&db, v, &Signal::Authorized, Context::default()).await;
+    let id = top_up(&db, "fay", "pi_fay", 700).await;
+    let none = write_success(&db, &write(id, "pi_fay", 700), &event(id, "pi_fay")).await;
+    assert_eq!(none.expect("trial"), None);
+
+    // Another PaymentIntent recorded, another amount, another currency, a status the
+    // plan does not name.
+    let id = top_up(&db, "gus", "pi_gus", 700).await;
+    wallet(&db, "gus", "usd").await;
+    let e = event(id, "pi_gus");
+    let other_pi = write(id, "pi_other", 700);
+    assert_eq!(write_success(&db, &other_pi, &e).await.expect("pi"), None);
+    let other_amount = write(id, "pi_gus", 701);
+    assert_eq!(
+        write_success(&db, &other_amount, &e).await.expect("amount"),
+        None
+    );
+    let other_currency = SuccessWrite {
+        amount: Money::new(700, Currency::parse("eur").expect("eur")).expect("money"),
+        ..write(id, "pi_gus", 700)
+    };
+    assert_eq!(
+        write_success(&db, &other_currency, &e)
+            .await
+            .expect("currency"),
+        None
+    );
+    let not_from_created = SuccessWrite {
+        from: vec![(TransactionKind::Payment, TransactionStatus::Pending)],
+        ..write(id, "pi_gus", 700)
+    };
+    assert_eq!(
+        write_success(&db, &not_from_created, &e)
+            .await
+            .expect("status"),
+        None
+    );
+    let not_a_payment = SuccessWrite {
+        from: vec![(TransactionKind::Coupon, TransactionStatus::Created)],
+        ..write(id, "pi_gus", 700)
+    };
+    assert_eq!(
+        write_success(&db, &not_a_payment, &e).await.expect("kind"),
+        None
+    );
+
+    // A failure recorded: the general path decides whether a late success replaces it.
+    let id = top_up(&db, "hal", "pi_hal", 700).await;
+    wallet(&db, "hal", "usd").await;
+    let declined = Signal::Failed {
+        code: "card_declined".into(),
+        message: "declined".into(),
+    };
+    apply(&db, id, &declined, Context::default()).await;
+    let late = SuccessWrite {
+        from: vec![(TransactionKind::Payment, TransactionStatus::Failed)],
+        ..write(id, "pi_hal", 700)
+    };
+    let none = write_success(&db, &late, &event(id, "pi_hal")).await;
+    assert_eq!(none.expect("failure"), None);
+
+    assert_eq!(events_stored(&db).await, 0);
+    for name in ["dan", "eve", "gus", "hal"] {
+        assert_eq!(balance(&db, name).await, 0, "{name}");
+    }
+    assert_eq!(balance(&db, "fay").await, 2_500, "the trial's grant only");
+}
+
+#[tokio::test]
+async fn through_the_inbox_every_case_ends_as_the_rules_say() {
+    let db = TestDb::new().await;
+    let receive = async |event: &StripeEvent| {
+        inbox::receive(&db.pool, event, EventSource::Webhook, &RULES)
+            .await
+            .expect("receive")
+    };
+    let stored_as = |received: Received| match received {
+        Received::Stored(report) => report.state,
+        Received::Duplicate => panic!("stored before"),
+    };
+
+    // The common case, then its redelivery, then a second event of the same success.
+    let ivy = top_up(&db, "ivy", "pi_ivy", 1_000).await;
+    wallet(&db, "ivy", "usd").await;
+    let e = succeeded("evt_ivy", ivy, "pi_ivy", 1_000);
+    assert_eq!(stored_as(receive(&e).await), EventState::Applied);
+    assert!(matches!(receive(&e).await, Received::Duplicate));
+    let again = succeeded("evt_ivy_2", ivy, "pi_ivy", 1_000);
+    assert_eq!(stored_as(receive(&again).await), EventState::Stale);
+    assert_eq!(balance(&db, "ivy").await, 1_000);
+
+    // No wallet yet: made, then credited.
+    let jon = top_up(&db, "jon", "pi_jon", 400).await;
+    let e = succeeded("evt_jon", jon, "pi_jon", 400);
+    assert_eq!(stored_as(receive(&e).await), EventState::Applied);
+    assert_eq!(balance(&db, "jon").await, 400);
+
+    // A running trial: credited and ended.
+    let v = insert(&db, &validation("kim", "fp_kim")).await;
+    apply(&db, v, &Signal::Authorized, Context::default()).await;
+    let kim = top_up(&db, "kim", "pi_kim", 1_000).await;
+    let e = succeeded("evt_kim", kim, "pi_kim", 1_000);
+    assert_eq!(stored_as(receive(&e).await), EventState::Applied);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let trial = store::get_wallet(&mut conn, &user("kim"))
+        .await
+        .expect("wallet")
+        .expect("exists");
+    assert_eq!(
+        (trial.balance, trial.trial_state),
+        (3_500, TrialState::Ended)
+    );
+
+    // A wallet in another currency: succeeded, flagged, not credited.
+    let lea = top_up(&db, "lea", "pi_lea", 600).await;
+    wallet(&db, "lea", "eur").await;
+    let e = succeeded("evt_lea", lea, "pi_lea", 600);
+    assert_eq!(stored_as(receive(&e).await), EventState::Applied);
+    let row = store::get_transaction(&mut conn, lea)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(row.status, TransactionStatus::Succeeded);
+    assert!(row.flagged.is_some_and(|f| f.contains("wallet is in eur")));
+    assert_eq!(balance(&db, "lea").await, 0);
+
+    // Another PaymentIntent than the one recorded: flagged, nothing moves.
+    let max = top_up(&db, "max", "pi_max", 600).await;
+    wallet(&db, "max", "usd").await;
+    let e = succeeded("evt_max", max, "pi_intruder", 600);
+    assert_eq!(stored_as(receive(&e).await), EventState::Flagged);
+    assert_eq!(status(&db, max).await, TransactionStatus::Created);
+
+    // Nothing recorded yet (the webhook beat payments-api's write): adopted, applied.
+    let ned = insert(&db, &payment("ned", "k-ned", 800)).await;
+    wallet(&db, "ned", "usd").await;
+    let e = succeeded("evt_ned", ned, "pi_ned", 800);
+    assert_eq!(stored_as(receive(&e).await), EventState::Applied);
+    assert_eq!(balance(&db, "ned").await, 800);
+
+    // No transaction yet: kept, to be retried.
+    let e = succeeded("evt_ola", TransactionId::new(), "pi_ola", 800);
+    assert_eq!(stored_as(receive(&e).await), EventState::Unmatched);
+
+    let report = store::check_ledger(&mut conn).await.expect("check");
+    assert!(report.mismatches.is_empty(), "{report:?}");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_credit_exactly_once() {
+    let db = TestDb::new().await;
+    let id = top_up(&db, "pam", "pi_pam", 2_000).await;
+    wallet(&db, "pam", "usd").await;
+    // The same event delivered eight times at once, and three other events of the same
+    // success (Stripe's own duplicates have their own ids).
+    let same = succeeded("evt_pam", id, "pi_pam", 2_000);
+    let others: Vec<StripeEvent> = (0..3)
+        .map(|n| succeeded(&format!("evt_pam_{n}"), id, "pi_pam", 2_000))
+        .collect();
+    let deliveries = std::iter::repeat_n(&same, 8).chain(&others).map(|event| {
+        let pool = db.pool.clone();
+        async move { inbox::receive(&pool, event, EventSource::Webhook, &RULES).await }
+    });
+    let results = join_all(deliveries).await;
+    let states: Vec<Option<EventState>> = results
+        .into_iter()
+        .map(|r| match r.expect("receive") {
+            Received::Stored(report) => Some(report.state),
+            Received::Duplicate => None,
+        })
+        .collect();
+    let count = |state| states.iter().filter(|s| **s == state).count();
+    assert_eq!(count(Some(EventState::Applied)), 1, "{states:?}");
+    assert_eq!(count(Some(EventState::Stale)), 3, "{states:?}");
+    assert_eq!(count(None), 7, "{states:?}");
+    assert_eq!(balance(&db, "pam").await, 2_000);
+    assert_eq!(events_stored(&db).await, 4);
+}
