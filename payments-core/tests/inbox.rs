@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
 use payments_core::{
@@ -23,6 +23,13 @@ const RULES: Rules = Rules {
     retry: RetryPolicy::DEFAULT,
     mode: StripeMode::Test,
 };
+
+struct Uncounted;
+
+impl store::DoorbellMetrics for Uncounted {
+    fn doorbells_rung(&self, _: usize) {}
+    fn doorbells_lost(&self, _: usize) {}
+}
 
 /// A top-up of `amount` cents for `user_id` with its PaymentIntent `pi` recorded, as
 /// payments-api leaves it once Stripe answered.
@@ -134,7 +141,7 @@ async fn status(db: &TestDb, id: TransactionId) -> TransactionStatus {
 async fn the_one_statement_writes_what_the_general_path_writes() {
     let db = TestDb::new().await;
     // Twins: one success through the one statement, the other through the general path
-    // (a batch of two events is applied one by one, each by the rules).
+    // (taken whenever the doorbell rings after the commit).
     let one = top_up(&db, "ann", "pi_ann", 1_500).await;
     let general = top_up(&db, "ben", "pi_ben", 1_500).await;
     wallet(&db, "ann", "usd").await;
@@ -143,18 +150,14 @@ async fn the_one_statement_writes_what_the_general_path_writes() {
     let applied = write_success(&db, &write(one, "pi_ann", 1_500), &first).await;
     assert_eq!(applied.expect("written"), Some(TransactionStatus::Created));
     let second = succeeded("evt_ben", general, "pi_ben", 1_500);
-    let unrelated = event(
-        "evt_other",
-        json!({ "id": "pi_other", "object": "payment_intent" }),
-    );
+    let (doorbell, ringer) = store::Doorbell::after_commit(db.pool.clone(), Arc::new(Uncounted));
     let cache = store::ConnectionCache::new(db.pool.clone(), 1, Duration::from_secs(60));
-    let batch = [
-        (&second, EventSource::Webhook),
-        (&unrelated, EventSource::Webhook),
-    ];
-    inbox::receive_batch(&cache, &batch, &RULES, &store::Doorbell::in_commit())
+    let received = inbox::receive_cached(&cache, &second, EventSource::Webhook, &RULES, &doorbell)
         .await
-        .expect("batch");
+        .expect("general path");
+    assert!(matches!(received, Received::Stored(_)));
+    drop(doorbell);
+    ringer.await.expect("rung");
 
     let (mut a, b) = (written(&db, one).await, written(&db, general).await);
     // The same rows, but for the names that differ between the twins.
@@ -404,4 +407,47 @@ async fn concurrent_deliveries_credit_exactly_once() {
     assert_eq!(count(None), 7, "{states:?}");
     assert_eq!(balance(&db, "pam").await, 2_000);
     assert_eq!(events_stored(&db).await, 4);
+}
+
+#[tokio::test]
+async fn a_batch_writes_the_common_success_in_one_statement_and_reads_the_row_anew_after_it() {
+    let db = TestDb::new().await;
+    let id = top_up(&db, "quin", "pi_quin", 1_100).await;
+    let other = top_up(&db, "rex", "pi_rex", 300).await;
+    wallet(&db, "quin", "usd").await;
+    wallet(&db, "rex", "usd").await;
+    // The batch locks both rows first; the first event settles quin's in one statement,
+    // so the second event about it must not decide from the row read before.
+    let events = [
+        succeeded("evt_quin", id, "pi_quin", 1_100),
+        succeeded("evt_quin_2", id, "pi_quin", 1_100),
+        succeeded("evt_rex", other, "pi_rex", 300),
+    ];
+    let batch: Vec<_> = events.iter().map(|e| (e, EventSource::Webhook)).collect();
+    let cache = store::ConnectionCache::new(db.pool.clone(), 1, Duration::from_secs(60));
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &store::Doorbell::in_commit())
+        .await
+        .expect("batch");
+    let states: Vec<_> = received
+        .into_iter()
+        .map(|r| match r {
+            Received::Stored(report) => report.state,
+            Received::Duplicate => panic!("nothing was stored before"),
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [EventState::Applied, EventState::Stale, EventState::Applied]
+    );
+    assert_eq!(balance(&db, "quin").await, 1_100);
+    assert_eq!(balance(&db, "rex").await, 300);
+    let audit = written(&db, id).await["audit"].clone();
+    assert_eq!(audit.as_array().map(Vec::len), Some(1), "{audit}");
+    // One commit for all three: the batch did not fail over to one event at a time.
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let commits: i64 = sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM stripe_events")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count");
+    assert_eq!(commits, 1);
 }

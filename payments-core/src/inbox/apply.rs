@@ -94,6 +94,11 @@ impl Prelocked {
                 .collect(),
         ))
     }
+
+    /// Drops what was read of `id`: written since, it must be locked and read anew.
+    pub fn forget(&mut self, id: TransactionId) {
+        self.0.remove(&id);
+    }
 }
 
 /// Applies `event`, received by a service holding a key of `mode`. Errors are the

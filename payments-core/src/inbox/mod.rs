@@ -139,8 +139,7 @@ async fn receive_on(
 }
 
 /// The common success in one statement that commits on its own
-/// ([`one_statement`]), when the rules allow it and the doorbell rings inside the
-/// commit; None when it wrote nothing and the general path must run.
+/// ([`one_statement`]); None when it wrote nothing and the general path must run.
 async fn receive_in_one_statement(
     conn: &mut PgConnection,
     event: &StripeEvent,
@@ -148,23 +147,8 @@ async fn receive_in_one_statement(
     rules: &Rules,
     doorbell: &Doorbell,
 ) -> Result<Option<Received>, StoreError> {
-    if !doorbell.rings_in_commit() {
-        return Ok(None);
-    }
-    let Some(write) = one_statement::plan(event, rules.mode) else {
-        return Ok(None);
-    };
-    match store::write_success(conn, &write, event, source).await {
-        Ok(Some(from)) => {
-            let handled = Handled {
-                transaction_id: Some(write.transaction_id),
-                transition: Some((from, TransactionStatus::Succeeded)),
-                ..Handled::new(EventState::Applied)
-            };
-            Ok(Some(Received::Stored(
-                outcome(event, &handled, 0, &rules.retry).1,
-            )))
-        }
+    match write_in_one_statement(conn, event, source, rules, doorbell).await {
+        Ok(Some((_, report))) => Ok(Some(Received::Stored(report))),
         Ok(None) => Ok(None),
         Err(e) if e.is_repeated_event() => Ok(Some(Received::Duplicate)),
         Err(e) if e.is_unavailable() => Err(e),
@@ -178,6 +162,36 @@ async fn receive_in_one_statement(
             Ok(None)
         }
     }
+}
+
+/// Writes `event` in one statement ([`one_statement`]) when the rules allow it and the
+/// doorbell rings inside the commit (the statement cannot hand its doorbells over);
+/// returns the transaction it settled and the report, or None if nothing was written.
+/// Inside a database transaction, the statement commits with it; an error leaves that
+/// transaction unusable, as [`receive_in`]'s do.
+async fn write_in_one_statement(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    source: EventSource,
+    rules: &Rules,
+    doorbell: &Doorbell,
+) -> Result<Option<(TransactionId, Report)>, StoreError> {
+    if !doorbell.rings_in_commit() {
+        return Ok(None);
+    }
+    let Some(write) = one_statement::plan(event, rules.mode) else {
+        return Ok(None);
+    };
+    let Some(from) = store::write_success(conn, &write, event, source).await? else {
+        return Ok(None);
+    };
+    let handled = Handled {
+        transaction_id: Some(write.transaction_id),
+        transition: Some((from, TransactionStatus::Succeeded)),
+        ..Handled::new(EventState::Applied)
+    };
+    let (_, report) = outcome(event, &handled, 0, &rules.retry);
+    Ok(Some((write.transaction_id, report)))
 }
 
 /// Stores and applies several events in one database transaction (group commit: one
@@ -213,7 +227,7 @@ async fn receive_batch_on(
         ]);
     }
     let mut tx = doorbell.begin(conn, "receive_events").await?;
-    match apply_batch(&mut tx, events, rules).await {
+    match apply_batch(&mut tx, events, rules, doorbell).await {
         Ok((received, doorbells)) => {
             tx.commit().await?;
             doorbell.ring(doorbells);
@@ -238,13 +252,15 @@ async fn receive_batch_on(
 /// A batch's work inside its database transaction: the look-up of the ids stored
 /// before, one statement locking every transaction the new events name by our id (in id
 /// order, so batches never wait on each other in a cycle there), then each new event as
-/// [`receive`] applies and stores it, minus its lock. Any error leaves the database
+/// [`receive`] applies and stores it, minus its lock (the common success in one
+/// statement, as on the single path). Any error leaves the database
 /// transaction to be rolled back. Also returns the doorbells collected (the last
 /// insert's read of them covers the whole batch).
 async fn apply_batch(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
     rules: &Rules,
+    doorbell: &Doorbell,
 ) -> Result<(Vec<Received>, String), StoreError> {
     let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
     let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
@@ -266,6 +282,14 @@ async fn apply_batch(
     let mut reports = Vec::with_capacity(new.len());
     let mut doorbells = String::new();
     for (event, source) in &new {
+        if let Some((settled, report)) =
+            write_in_one_statement(conn, event, *source, rules, doorbell).await?
+        {
+            // Its row changed: an event after it about the same transaction locks it anew.
+            prelocked.forget(settled);
+            reports.push(report);
+            continue;
+        }
         match receive_in(conn, event, *source, rules, &mut prelocked).await {
             Ok((report, collected)) => {
                 reports.push(report);
