@@ -1,13 +1,13 @@
 //! The database's own limit for the ingestor's work: `pgbench` running, per event, the
-//! statements webhook-ingestor sends for a `payment_intent.succeeded` that matches a
-//! CREATED payment (read from webhook-ingestor/src/inbox and payments-core's store and
-//! settle), inside one BEGIN … COMMIT, against pre-inserted rows. With K events per
-//! transaction it is the upper bound of what group commit could give.
+//! statement webhook-ingestor sends for a `payment_intent.succeeded` that matches a
+//! CREATED payment (payments-core's `store::WRITE_SUCCESS`), against pre-inserted rows.
+//! With K events per transaction (inside one BEGIN … COMMIT) it is the upper bound of
+//! what group commit could give.
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, bail};
-use payments_core::store::EventState;
+use payments_core::store::{EventState, WRITE_SUCCESS};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -17,60 +17,51 @@ use crate::{
     sampler::{WaitProfile, WaitSampler},
 };
 
-/// The columns payments-core reads for a transaction and a wallet.
-pub(crate) const TX_COLUMNS: &str = "id, user_id, kind, status, amount, currency, amount_refunded, failure_code, \
-    failure_message, payment_method_id, coupon_code, card_fingerprint, trial_credit, flagged, \
-    stripe_payment_intent_id, stripe_invoice_id, stripe_charge_id, client_secret, idempotency_key, \
-    request_fingerprint, version, created_at, updated_at";
 pub(crate) const TX_ID: &str =
     "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
-/// One event's statements, in the ingestor's order (`inbox::receive` between its BEGIN
-/// and COMMIT: lock the transaction with its user's customer and where its row lies,
-/// change the status of that row with its audit row, read the wallet and credit it,
-/// insert the event with its outcome). The trial is not running, so no statement ends it.
+/// One event's statement as the ingestor sends it for a `payment_intent.succeeded` that
+/// matches a CREATED payment whose user's wallet is in its currency, with no trial
+/// running: payments-core's [`WRITE_SUCCESS`] with its parameters written in (the (kind,
+/// status) pairs are those the rules give for a top-up; a unit test of the inbox checks
+/// them). Alone it commits on its own, as the ingestor's does; in a batch, inside
+/// the batch's BEGIN … COMMIT.
 fn event_block(payload_literal: &str) -> String {
-    let user = format!("'bench-' || (:n::bigint % {})::text", crate::db::USERS);
-    let event = "'evt_pgb' || :n::text";
-    let api = stripe_sim::API_VERSION;
+    let statuses = ["created", "pending", "requires_action", "failed"];
+    let kinds = format!("ARRAY[{}]", vec!["'payment'"; statuses.len()].join(", "));
+    let statuses = format!("ARRAY[{}]", statuses.map(|s| format!("'{s}'")).join(", "));
+    let payload = format!(
+        "replace(replace('{payload_literal}', '__N__', :n::text), '__UUID__', {TX_ID}::text)::jsonb"
+    );
+    let parameters = [
+        TX_ID.to_owned(),
+        kinds,
+        "'succeeded'".to_owned(),
+        statuses,
+        "'pi_bench_' || :n::text".to_owned(),
+        "1000".to_owned(),
+        "'usd'".to_owned(),
+        "'ch_bench_' || :n::text".to_owned(),
+        "'stripe_event'".to_owned(),
+        "'evt_pgb' || :n::text".to_owned(),
+        "'payment_credit'".to_owned(),
+        "'payment_intent.succeeded'".to_owned(),
+        format!("'{}'", stripe_sim::API_VERSION),
+        "now()".to_owned(),
+        "false".to_owned(),
+        payload,
+        "'webhook'".to_owned(),
+        format!("'{}'", EventState::Applied.as_str()),
+    ];
+    // From the last, so `$1` does not replace the start of `$10`.
+    let mut statement = WRITE_SUCCESS.to_owned();
+    for (n, value) in parameters.iter().enumerate().rev() {
+        statement = statement.replace(&format!("${}", n + 1), &format!("({value})"));
+    }
     [
         "\\set i :i + 1".to_owned(),
         "\\set n :base + :client_id * :stride + :i".to_owned(),
-        format!(
-            "SELECT {TX_COLUMNS}, (SELECT c.stripe_customer_id FROM customers c \
-               WHERE c.user_id = t.user_id) AS stripe_customer, t.ctid::text AS row_address \
-             FROM transactions t WHERE t.id = {TX_ID} FOR UPDATE OF t \\gset"
-        ),
-        format!(
-            "WITH updated AS ( \
-               UPDATE transactions SET status = 'succeeded', amount_refunded = 0, \
-               failure_code = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_code END, \
-               failure_message = CASE WHEN 'succeeded' = 'failed' THEN NULL WHEN 'succeeded' = 'succeeded' THEN NULL ELSE failure_message END, \
-               stripe_charge_id = COALESCE(stripe_charge_id, 'ch_bench_' || :n::text) \
-               WHERE ctid = :row_address::tid AND id = {TX_ID} RETURNING {TX_COLUMNS} \
-             ), audit AS ( \
-               INSERT INTO transaction_transitions (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
-               SELECT id, 'created', status, version, 'stripe_event', {event} FROM updated \
-             ) SELECT {TX_COLUMNS} FROM updated;"
-        ),
-        format!(
-            "WITH wallet AS (SELECT currency, trial_state FROM wallets WHERE user_id = {user}), \
-             moved AS ( \
-               INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
-               SELECT {user}, {TX_ID}, 'payment_credit', '', 1000, 'usd', {event} FROM wallet \
-               WHERE wallet.currency = 'usd' \
-             ) SELECT currency, trial_state FROM wallet;"
-        ),
-        format!(
-            "INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
-               state, transaction_id, last_error, next_attempt_at, attempts, processed_at) \
-             VALUES ({event}, 'payment_intent.succeeded', '{api}', now(), false, \
-             replace(replace('{payload_literal}', '__N__', :n::text), '__UUID__', {TX_ID}::text)::jsonb, \
-             'webhook', '{applied}', {TX_ID}, NULL, NULL, 1, \
-             CASE WHEN {retryable} THEN NULL ELSE now() END);",
-            applied = EventState::Applied.as_str(),
-            retryable = EventState::Applied.is_retryable()
-        ),
+        format!("{statement};"),
     ]
     .join("\n")
 }
@@ -86,9 +77,13 @@ pub(crate) fn payload_literal() -> anyhow::Result<String> {
         .replace('\'', "''"))
 }
 
-/// The pgbench script for `k` events per database transaction.
+/// The pgbench script for `k` events per database transaction (one alone commits on its
+/// own, as the ingestor's does).
 pub fn script(k: usize) -> anyhow::Result<String> {
     let block = event_block(&payload_literal()?);
+    if k == 1 {
+        return Ok(format!("{block}\n"));
+    }
     let mut out = String::from("BEGIN;\n");
     for _ in 0..k {
         out.push_str(&block);

@@ -27,28 +27,12 @@ pub struct SuccessWrite<'a> {
     pub cause: &'static str,
 }
 
-/// Writes `write` for `event`, received from `source`, if the row passes its guard;
-/// returns the status the transaction moved from, or None (nothing written). On top of
-/// the write's guard the row must hold nothing refunded and no failure, and its user's
-/// wallet must be in the same currency and not in a trial.
-///
-/// Like [`insert_event`](super::insert_event), a repeated event id is refused by the
-/// primary key ([`StoreError::is_repeated_event`]) and the whole statement is undone.
-/// The status is re-checked on the row version the update meets, so a writer that
-/// changed it meanwhile makes this write nothing.
-pub async fn write_success(
-    conn: &mut PgConnection,
-    write: &SuccessWrite<'_>,
-    event: &StripeEvent,
-    source: EventSource,
-) -> Result<Option<TransactionStatus>, StoreError> {
-    let (kinds, statuses): (Vec<&str>, Vec<&str>) = write
-        .from
-        .iter()
-        .map(|(kind, status)| (kind.as_str(), status.as_str()))
-        .unzip();
-    Ok(sqlx::query_scalar(
-        "WITH tx AS ( \
+/// [`write_success`]'s statement (public for the benchmark's replay of it):
+/// `$1` the transaction, `$2`/`$4` the (kind, status) pairs as two arrays, `$3` SUCCEEDED,
+/// `$5`–`$7` the PaymentIntent, amount and currency the row must hold, `$8` the charge,
+/// `$9` the cause, `$10` the event id, `$11` the credit's kind, `$12`–`$18` the event's
+/// type, API version, creation, livemode, payload, source and state.
+pub const WRITE_SUCCESS: &str = "WITH tx AS ( \
            UPDATE transactions t SET status = $3, failure_code = NULL, failure_message = NULL, \
              stripe_charge_id = COALESCE(t.stripe_charge_id, $8) \
            FROM (SELECT id, status FROM transactions WHERE id = $1) old \
@@ -72,26 +56,47 @@ pub async fn write_success(
            INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
              state, transaction_id, attempts, processed_at) \
            SELECT $10, $12, $13, $14, $15, $16, $17, $18, id, 1, now() FROM tx \
-         ) SELECT from_status FROM tx",
-    )
-    .bind(write.transaction_id.as_uuid())
-    .bind(&kinds)
-    .bind(TransactionStatus::Succeeded)
-    .bind(&statuses)
-    .bind(write.payment_intent)
-    .bind(write.amount.minor())
-    .bind(write.amount.currency())
-    .bind(write.charge.as_deref())
-    .bind(write.cause)
-    .bind(event.id.as_str())
-    .bind(write.credit)
-    .bind(&event.event_type)
-    .bind(&event.api_version)
-    .bind(event.created)
-    .bind(event.livemode)
-    .bind(&event.payload)
-    .bind(source)
-    .bind(EventState::Applied)
-    .fetch_optional(&mut *conn)
-    .await?)
+         ) SELECT from_status FROM tx";
+
+/// Writes `write` for `event`, received from `source`, if the row passes its guard;
+/// returns the status the transaction moved from, or None (nothing written). On top of
+/// the write's guard the row must hold nothing refunded and no failure, and its user's
+/// wallet must be in the same currency and not in a trial.
+///
+/// Like [`insert_event`](super::insert_event), a repeated event id is refused by the
+/// primary key ([`StoreError::is_repeated_event`]) and the whole statement is undone.
+/// The status is re-checked on the row version the update meets, so a writer that
+/// changed it meanwhile makes this write nothing.
+pub async fn write_success(
+    conn: &mut PgConnection,
+    write: &SuccessWrite<'_>,
+    event: &StripeEvent,
+    source: EventSource,
+) -> Result<Option<TransactionStatus>, StoreError> {
+    let (kinds, statuses): (Vec<&str>, Vec<&str>) = write
+        .from
+        .iter()
+        .map(|(kind, status)| (kind.as_str(), status.as_str()))
+        .unzip();
+    Ok(sqlx::query_scalar(WRITE_SUCCESS)
+        .bind(write.transaction_id.as_uuid())
+        .bind(&kinds)
+        .bind(TransactionStatus::Succeeded)
+        .bind(&statuses)
+        .bind(write.payment_intent)
+        .bind(write.amount.minor())
+        .bind(write.amount.currency())
+        .bind(write.charge.as_deref())
+        .bind(write.cause)
+        .bind(event.id.as_str())
+        .bind(write.credit)
+        .bind(&event.event_type)
+        .bind(&event.api_version)
+        .bind(event.created)
+        .bind(event.livemode)
+        .bind(&event.payload)
+        .bind(source)
+        .bind(EventState::Applied)
+        .fetch_optional(&mut *conn)
+        .await?)
 }
