@@ -451,3 +451,40 @@ async fn a_batch_writes_the_common_success_in_one_statement_and_reads_the_row_an
         .expect("count");
     assert_eq!(commits, 1);
 }
+
+#[tokio::test]
+async fn a_batch_of_successes_meeting_a_stored_event_still_answers_each_one() {
+    let db = TestDb::new().await;
+    let sam = top_up(&db, "sam", "pi_sam", 500).await;
+    let tia = top_up(&db, "tia", "pi_tia", 600).await;
+    wallet(&db, "sam", "usd").await;
+    wallet(&db, "tia", "usd").await;
+    let first = succeeded("evt_sam", sam, "pi_sam", 500);
+    let cache = store::ConnectionCache::new(db.pool.clone(), 1, Duration::from_secs(60));
+    let in_commit = store::Doorbell::in_commit();
+    inbox::receive_cached(&cache, &first, EventSource::Webhook, &RULES, &in_commit)
+        .await
+        .expect("first delivery");
+    // A batch of successes only looks nothing up before it writes: the redelivered one
+    // fails it on the event's key, and each event is then received on its own.
+    let second = succeeded("evt_tia", tia, "pi_tia", 600);
+    let batch = [
+        (&second, EventSource::Webhook),
+        (&first, EventSource::Webhook),
+        (&second, EventSource::Webhook),
+    ];
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &in_commit)
+        .await
+        .expect("batch");
+    let answers: Vec<Option<EventState>> = received
+        .into_iter()
+        .map(|r| match r {
+            Received::Stored(report) => Some(report.state),
+            Received::Duplicate => None,
+        })
+        .collect();
+    assert_eq!(answers, [Some(EventState::Applied), None, None]);
+    assert_eq!(balance(&db, "sam").await, 500);
+    assert_eq!(balance(&db, "tia").await, 600);
+    assert_eq!(events_stored(&db).await, 2);
+}

@@ -32,7 +32,10 @@ use sqlx::{Connection, PgConnection, PgPool};
 use crate::{
     StripeEvent, StripeMode, TransactionId, TransactionStatus,
     retry::RetryPolicy,
-    store::{self, ConnectionCache, Doorbell, EventOutcome, EventSource, EventState, StoreError},
+    store::{
+        self, ConnectionCache, Doorbell, EventOutcome, EventSource, EventState, StoreError,
+        SuccessWrite,
+    },
 };
 
 /// How the inbox treats events: their retry budget, and the mode (test or live) of
@@ -165,10 +168,8 @@ async fn receive_in_one_statement(
 }
 
 /// Writes `event` in one statement ([`one_statement`]) when the rules allow it and the
-/// doorbell rings inside the commit (the statement cannot hand its doorbells over);
-/// returns the transaction it settled and the report, or None if nothing was written.
-/// Inside a database transaction, the statement commits with it; an error leaves that
-/// transaction unusable, as [`receive_in`]'s do.
+/// doorbell rings inside the commit; returns the transaction it settled and the report,
+/// or None if nothing was written.
 async fn write_in_one_statement(
     conn: &mut PgConnection,
     event: &StripeEvent,
@@ -176,13 +177,35 @@ async fn write_in_one_statement(
     rules: &Rules,
     doorbell: &Doorbell,
 ) -> Result<Option<(TransactionId, Report)>, StoreError> {
-    if !doorbell.rings_in_commit() {
-        return Ok(None);
+    match plan_one_statement(event, rules, doorbell) {
+        Some(write) => write_planned(conn, &write, event, source, rules).await,
+        None => Ok(None),
     }
-    let Some(write) = one_statement::plan(event, rules.mode) else {
-        return Ok(None);
-    };
-    let Some(from) = store::write_success(conn, &write, event, source).await? else {
+}
+
+/// The one-statement write of `event`, if the rules allow it and the doorbell rings
+/// inside the commit (the statement cannot hand its doorbells over).
+fn plan_one_statement<'e>(
+    event: &'e StripeEvent,
+    rules: &Rules,
+    doorbell: &Doorbell,
+) -> Option<SuccessWrite<'e>> {
+    match doorbell.rings_in_commit() {
+        true => one_statement::plan(event, rules.mode),
+        false => None,
+    }
+}
+
+/// Runs a planned one-statement write. Inside a database transaction, it commits with
+/// it; an error leaves that transaction unusable, as [`receive_in`]'s do.
+async fn write_planned(
+    conn: &mut PgConnection,
+    write: &SuccessWrite<'_>,
+    event: &StripeEvent,
+    source: EventSource,
+    rules: &Rules,
+) -> Result<Option<(TransactionId, Report)>, StoreError> {
+    let Some(from) = store::write_success(conn, write, event, source).await? else {
         return Ok(None);
     };
     let handled = Handled {
@@ -252,38 +275,54 @@ async fn receive_batch_on(
 /// A batch's work inside its database transaction: the look-up of the ids stored
 /// before, one statement locking every transaction the new events name by our id (in id
 /// order, so batches never wait on each other in a cycle there), then each new event as
-/// [`receive`] applies and stores it, minus its lock (the common success in one
-/// statement, as on the single path). Any error leaves the database
-/// transaction to be rolled back. Also returns the doorbells collected (the last
-/// insert's read of them covers the whole batch).
+/// [`receive`] applies and stores it, minus its lock. The common success is written in
+/// one statement, as on the single path, and needs neither: when every event of the
+/// batch is one, the batch is BEGIN, a statement per event, COMMIT. A redelivered event
+/// then fails the batch on the event's key, and the batch goes one event at a time. Any
+/// error leaves the database transaction to be rolled back. Also returns the doorbells
+/// collected (the last insert's read of them covers the whole batch).
 async fn apply_batch(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
     rules: &Rules,
     doorbell: &Doorbell,
 ) -> Result<(Vec<Received>, String), StoreError> {
-    let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
-    let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
-        .await?
-        .into_iter()
+    let planned: Vec<Option<SuccessWrite>> = events
+        .iter()
+        .map(|(event, _)| plan_one_statement(event, rules, doorbell))
         .collect();
+    let mut seen: HashSet<String> = match planned.iter().all(Option::is_some) {
+        true => HashSet::new(),
+        false => {
+            let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
+            store::stored_event_ids(conn, &ids)
+                .await?
+                .into_iter()
+                .collect()
+        }
+    };
     // An id stored before, or repeated within the batch, is a duplicate: not applied.
     let fresh: Vec<bool> = events
         .iter()
         .map(|(event, _)| seen.insert(event.id.as_str().to_owned()))
         .collect();
-    let new: Vec<(&StripeEvent, EventSource)> = events
+    let new: Vec<(&StripeEvent, EventSource, Option<SuccessWrite>)> = events
         .iter()
+        .zip(planned)
         .zip(&fresh)
-        .filter_map(|(event, fresh)| fresh.then_some(*event))
+        .filter_map(|(((event, source), write), fresh)| fresh.then_some((*event, *source, write)))
         .collect();
-    let to_lock = new.iter().map(|(event, _)| *event);
+    let to_lock = new
+        .iter()
+        .filter(|(_, _, write)| write.is_none())
+        .map(|(event, _, _)| *event);
     let mut prelocked = Prelocked::lock(conn, to_lock, rules.mode).await?;
     let mut reports = Vec::with_capacity(new.len());
     let mut doorbells = String::new();
-    for (event, source) in &new {
-        if let Some((settled, report)) =
-            write_in_one_statement(conn, event, *source, rules, doorbell).await?
+    for (event, source, write) in &new {
+        if let Some(write) = write
+            && let Some((settled, report)) =
+                write_planned(conn, write, event, *source, rules).await?
         {
             // Its row changed: an event after it about the same transaction locks it anew.
             prelocked.forget(settled);
