@@ -1,13 +1,13 @@
 //! The database's own limit for the ingestor's work: `pgbench` running, per event, the
 //! statement webhook-ingestor sends for a `payment_intent.succeeded` that matches a
-//! CREATED payment (payments-core's `store::WRITE_SUCCESS`), against pre-inserted rows.
-//! With K events per transaction (inside one BEGIN … COMMIT) it is the upper bound of
-//! what group commit could give.
+//! CREATED payment (payments-core's `store::WRITE_SUCCESSES`), against pre-inserted
+//! rows. With K events per statement (one commit) it is the upper bound of what group
+//! commit could give.
 
 use std::{path::Path, time::Duration};
 
 use anyhow::{Context, bail};
-use payments_core::store::{EventState, WRITE_SUCCESS};
+use payments_core::store::{EventState, WRITE_SUCCESSES};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -20,50 +20,73 @@ use crate::{
 pub(crate) const TX_ID: &str =
     "('00000000-0000-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid";
 
-/// One event's statement as the ingestor sends it for a `payment_intent.succeeded` that
-/// matches a CREATED payment whose user's wallet is in its currency, with no trial
-/// running: payments-core's [`WRITE_SUCCESS`] with its parameters written in (the (kind,
-/// status) pairs are those the rules give for a top-up; a unit test of the inbox checks
-/// them). Alone it commits on its own, as the ingestor's does; in a batch, inside
-/// the batch's BEGIN … COMMIT.
-fn event_block(payload_literal: &str) -> String {
+/// `k` events' statement as the ingestor sends it for `payment_intent.succeeded`s that
+/// match CREATED payments whose users' wallets are in their currency, with no trial
+/// running: payments-core's [`WRITE_SUCCESSES`] with its parameters written in, one
+/// array element per event (the (kind, status) pairs are those the rules give for a
+/// top-up; a unit test of the inbox checks them). It commits on its own, as the
+/// ingestor's does, one event alone or a batch of `k`.
+fn statement(payload_literal: &str, k: usize) -> String {
+    let rows: Vec<String> = (1..=k).map(|j| format!("n{j}")).collect();
+    let array = |value: &dyn Fn(&str) -> String, cast: &str| {
+        let values: Vec<String> = rows.iter().map(|n| value(n)).collect();
+        format!("ARRAY[{}]::{cast}[]", values.join(", "))
+    };
     let statuses = ["created", "pending", "requires_action", "failed"];
-    let kinds = format!("ARRAY[{}]", vec!["'payment'"; statuses.len()].join(", "));
-    let statuses = format!("ARRAY[{}]", statuses.map(|s| format!("'{s}'")).join(", "));
-    let payload = format!(
-        "replace(replace('{payload_literal}', '__N__', :n::text), '__UUID__', {TX_ID}::text)::jsonb"
-    );
+    let pairs = |value: &dyn Fn(usize, &str) -> String, cast: &str| {
+        let values: Vec<String> = (1..=k)
+            .flat_map(|j| statuses.iter().map(move |status| (j, *status)))
+            .map(|(j, status)| value(j, status))
+            .collect();
+        format!("ARRAY[{}]::{cast}[]", values.join(", "))
+    };
+    let api = format!("'{}'", stripe_sim::API_VERSION);
     let parameters = [
-        TX_ID.to_owned(),
-        kinds,
+        array(&tx_id, "uuid"),
+        array(&|n| format!("'pi_bench_' || :{n}::text"), "text"),
+        array(&|_| "1000".to_owned(), "bigint"),
+        array(&|_| "'usd'".to_owned(), "text"),
+        array(&|n| format!("'ch_bench_' || :{n}::text"), "text"),
+        array(&|_| "'payment_credit'".to_owned(), "text"),
+        array(&|_| "'stripe_event'".to_owned(), "text"),
+        array(&|n| format!("'evt_pgb' || :{n}::text"), "text"),
+        array(&|_| "'payment_intent.succeeded'".to_owned(), "text"),
+        array(&|_| api.clone(), "text"),
+        array(&|_| "now()".to_owned(), "timestamptz"),
+        array(&|_| "false".to_owned(), "bool"),
+        array(
+            &|n| {
+                format!(
+                    "replace(replace('{payload_literal}', '__N__', :{n}::text), '__UUID__', {}::text)::jsonb",
+                    tx_id(n)
+                )
+            },
+            "jsonb",
+        ),
+        array(&|_| "'webhook'".to_owned(), "text"),
+        pairs(&|j, _| j.to_string(), "bigint"),
+        pairs(&|_, _| "'payment'".to_owned(), "text"),
+        pairs(&|_, status| format!("'{status}'"), "text"),
         "'succeeded'".to_owned(),
-        statuses,
-        "'pi_bench_' || :n::text".to_owned(),
-        "1000".to_owned(),
-        "'usd'".to_owned(),
-        "'ch_bench_' || :n::text".to_owned(),
-        "'stripe_event'".to_owned(),
-        "'evt_pgb' || :n::text".to_owned(),
-        "'payment_credit'".to_owned(),
-        "'payment_intent.succeeded'".to_owned(),
-        format!("'{}'", stripe_sim::API_VERSION),
-        "now()".to_owned(),
-        "false".to_owned(),
-        payload,
-        "'webhook'".to_owned(),
         format!("'{}'", EventState::Applied.as_str()),
     ];
     // From the last, so `$1` does not replace the start of `$10`.
-    let mut statement = WRITE_SUCCESS.to_owned();
+    let mut statement = WRITE_SUCCESSES.to_owned();
     for (n, value) in parameters.iter().enumerate().rev() {
         statement = statement.replace(&format!("${}", n + 1), &format!("({value})"));
     }
-    [
-        "\\set i :i + 1".to_owned(),
-        "\\set n :base + :client_id * :stride + :i".to_owned(),
-        format!("{statement};"),
-    ]
-    .join("\n")
+    let mut lines = Vec::new();
+    for n in &rows {
+        lines.push("\\set i :i + 1".to_owned());
+        lines.push(format!("\\set {n} :base + :client_id * :stride + :i"));
+    }
+    lines.push(format!("{statement};"));
+    lines.join("\n")
+}
+
+/// The transaction id of the row numbered by the pgbench variable `n`.
+fn tx_id(n: &str) -> String {
+    format!("('00000000-0000-4000-8000-' || lpad(to_hex(:{n}::bigint), 12, '0'))::uuid")
 }
 
 /// The webhook's JSON as an SQL string literal's body, with `__N__` and `__UUID__` where
@@ -77,20 +100,10 @@ pub(crate) fn payload_literal() -> anyhow::Result<String> {
         .replace('\'', "''"))
 }
 
-/// The pgbench script for `k` events per database transaction (one alone commits on its
-/// own, as the ingestor's does).
+/// The pgbench script for `k` events per commit: one statement, as the ingestor sends
+/// one event alone or a batch of `k` (group commit).
 pub fn script(k: usize) -> anyhow::Result<String> {
-    let block = event_block(&payload_literal()?);
-    if k == 1 {
-        return Ok(format!("{block}\n"));
-    }
-    let mut out = String::from("BEGIN;\n");
-    for _ in 0..k {
-        out.push_str(&block);
-        out.push('\n');
-    }
-    out.push_str("COMMIT;\n");
-    Ok(out)
+    Ok(format!("{}\n", statement(&payload_literal()?, k)))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

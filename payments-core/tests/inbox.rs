@@ -488,3 +488,84 @@ async fn a_batch_of_successes_meeting_a_stored_event_still_answers_each_one() {
     assert_eq!(balance(&db, "tia").await, 600);
     assert_eq!(events_stored(&db).await, 2);
 }
+
+/// The distinct commits the stored events were written by.
+async fn commits_of_events(db: &TestDb) -> i64 {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    sqlx::query_scalar("SELECT count(DISTINCT xmin::text) FROM stripe_events")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count")
+}
+
+fn states(received: Vec<Received>) -> Vec<Option<EventState>> {
+    received
+        .into_iter()
+        .map(|r| match r {
+            Received::Stored(report) => Some(report.state),
+            Received::Duplicate => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_of_successes_is_written_by_one_statement_and_the_rest_on_their_own() {
+    let db = TestDb::new().await;
+    let mut events = Vec::new();
+    for (name, amount) in [("uma", 100), ("vic", 200), ("wes", 300)] {
+        let pi = format!("pi_{name}");
+        let id = top_up(&db, name, &pi, amount).await;
+        wallet(&db, name, "usd").await;
+        events.push(succeeded(&format!("evt_{name}"), id, &pi, amount));
+    }
+    let cache = store::ConnectionCache::new(db.pool.clone(), 1, Duration::from_secs(60));
+    let in_commit = store::Doorbell::in_commit();
+    let batch: Vec<_> = events.iter().map(|e| (e, EventSource::Webhook)).collect();
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &in_commit)
+        .await
+        .expect("batch");
+    assert_eq!(states(received), [Some(EventState::Applied); 3]);
+    assert_eq!(commits_of_events(&db).await, 1, "one statement, one commit");
+    for (name, amount) in [("uma", 100), ("vic", 200), ("wes", 300)] {
+        assert_eq!(balance(&db, name).await, amount, "{name}");
+    }
+
+    // One without a wallet fails its guard: the others are written together, it is
+    // received on its own (its wallet made), in a commit of its own.
+    let mut events = Vec::new();
+    for (name, amount, has_wallet) in [("xia", 400, true), ("yan", 500, false), ("zed", 600, true)]
+    {
+        let pi = format!("pi_{name}");
+        let id = top_up(&db, name, &pi, amount).await;
+        if has_wallet {
+            wallet(&db, name, "usd").await;
+        }
+        events.push(succeeded(&format!("evt_{name}"), id, &pi, amount));
+    }
+    let batch: Vec<_> = events.iter().map(|e| (e, EventSource::Webhook)).collect();
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &in_commit)
+        .await
+        .expect("batch");
+    assert_eq!(states(received), [Some(EventState::Applied); 3]);
+    assert_eq!(commits_of_events(&db).await, 3);
+    for (name, amount) in [("xia", 400), ("yan", 500), ("zed", 600)] {
+        assert_eq!(balance(&db, name).await, amount, "{name}");
+    }
+
+    // A batch meeting an event stored before: the statement is refused as a whole, and
+    // the batch's general path answers the repeat and writes the rest in one commit.
+    let late = top_up(&db, "amy", "pi_amy", 700).await;
+    wallet(&db, "amy", "usd").await;
+    let new = succeeded("evt_amy", late, "pi_amy", 700);
+    let batch = [
+        (&new, EventSource::Webhook),
+        (&events[0], EventSource::Webhook),
+    ];
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &in_commit)
+        .await
+        .expect("batch");
+    assert_eq!(states(received), [Some(EventState::Applied), None]);
+    assert_eq!(balance(&db, "amy").await, 700);
+    assert_eq!(balance(&db, "xia").await, 400);
+    assert_eq!(commits_of_events(&db).await, 4);
+}

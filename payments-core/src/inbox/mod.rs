@@ -208,13 +208,76 @@ async fn write_planned(
     let Some(from) = store::write_success(conn, write, event, source).await? else {
         return Ok(None);
     };
+    let report = applied(event, write, from, rules);
+    Ok(Some((write.transaction_id, report)))
+}
+
+/// The report of a one-statement write that moved its transaction from `from`.
+fn applied(
+    event: &StripeEvent,
+    write: &SuccessWrite<'_>,
+    from: TransactionStatus,
+    rules: &Rules,
+) -> Report {
     let handled = Handled {
         transaction_id: Some(write.transaction_id),
         transition: Some((from, TransactionStatus::Succeeded)),
         ..Handled::new(EventState::Applied)
     };
-    let (_, report) = outcome(event, &handled, 0, &rules.retry);
-    Ok(Some((write.transaction_id, report)))
+    outcome(event, &handled, 0, &rules.retry).1
+}
+
+/// A batch made only of one-statement successes, of distinct events and transactions:
+/// all written by one statement that commits on its own (one round trip for the
+/// batch). An event whose guard failed is then received on its own ([`receive_on`]).
+/// None when the batch is not one of those, or the statement was refused (an event
+/// stored before): nothing was written, and the caller's steps run.
+async fn receive_batch_in_one_statement(
+    conn: &mut PgConnection,
+    events: &[(&StripeEvent, EventSource)],
+    rules: &Rules,
+    doorbell: &Doorbell,
+) -> Result<Option<Vec<Received>>, StoreError> {
+    let Some(writes) = events
+        .iter()
+        .map(|(event, _)| plan_one_statement(event, rules, doorbell))
+        .collect::<Option<Vec<SuccessWrite>>>()
+    else {
+        return Ok(None);
+    };
+    let (mut transactions, mut ids) = (HashSet::new(), HashSet::new());
+    let distinct = writes.iter().zip(events).all(|(write, (event, _))| {
+        transactions.insert(write.transaction_id) && ids.insert(event.id.as_str())
+    });
+    if !distinct {
+        return Ok(None);
+    }
+    let items: Vec<_> = writes
+        .iter()
+        .zip(events)
+        .map(|(write, (event, source))| (write, *event, *source))
+        .collect();
+    let written = match store::write_successes(conn, &items).await {
+        Ok(written) => written,
+        Err(e) if e.is_unavailable() => return Err(e),
+        Err(e) => {
+            if !e.is_repeated_event() {
+                tracing::warn!(
+                    error = %crate::error_chain(&e), batch = events.len(),
+                    "a batch's one statement was refused; the batch takes the general path"
+                );
+            }
+            return Ok(None);
+        }
+    };
+    let mut received = Vec::with_capacity(events.len());
+    for ((write, (event, source)), from) in writes.iter().zip(events).zip(written) {
+        received.push(match from {
+            Some(from) => Received::Stored(applied(event, write, from, rules)),
+            None => receive_on(conn, event, *source, rules, doorbell).await?,
+        });
+    }
+    Ok(Some(received))
 }
 
 /// Stores and applies several events in one database transaction (group commit: one
@@ -249,6 +312,9 @@ async fn receive_batch_on(
             receive_on(conn, event, *source, rules, doorbell).await?,
         ]);
     }
+    if let Some(received) = receive_batch_in_one_statement(conn, events, rules, doorbell).await? {
+        return Ok(received);
+    }
     let mut tx = doorbell.begin(conn, "receive_events").await?;
     match apply_batch(&mut tx, events, rules, doorbell).await {
         Ok((received, doorbells)) => {
@@ -272,14 +338,13 @@ async fn receive_batch_on(
     Ok(one_by_one)
 }
 
-/// A batch's work inside its database transaction: the look-up of the ids stored
-/// before, one statement locking every transaction the new events name by our id (in id
-/// order, so batches never wait on each other in a cycle there), then each new event as
-/// [`receive`] applies and stores it, minus its lock. The common success is written in
-/// one statement, as on the single path, and needs neither: when every event of the
-/// batch is one, the batch is BEGIN, a statement per event, COMMIT. A redelivered event
-/// then fails the batch on the event's key, and the batch goes one event at a time. Any
-/// error leaves the database transaction to be rolled back. Also returns the doorbells
+/// A batch's work inside its database transaction, when it is not made only of
+/// one-statement successes ([`receive_batch_in_one_statement`]): the look-up of the ids
+/// stored before, one statement locking every transaction the new events name by our id
+/// (in id order, so batches never wait on each other in a cycle there), then each new
+/// event as [`receive`] applies and stores it, minus its lock. The common success is
+/// written in one statement, as on the single path, and is not locked first. Any error
+/// leaves the database transaction to be rolled back. Also returns the doorbells
 /// collected (the last insert's read of them covers the whole batch).
 async fn apply_batch(
     conn: &mut PgConnection,
@@ -287,20 +352,14 @@ async fn apply_batch(
     rules: &Rules,
     doorbell: &Doorbell,
 ) -> Result<(Vec<Received>, String), StoreError> {
-    let planned: Vec<Option<SuccessWrite>> = events
-        .iter()
-        .map(|(event, _)| plan_one_statement(event, rules, doorbell))
+    let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
+    let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
+        .await?
+        .into_iter()
         .collect();
-    let mut seen: HashSet<String> = match planned.iter().all(Option::is_some) {
-        true => HashSet::new(),
-        false => {
-            let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
-            store::stored_event_ids(conn, &ids)
-                .await?
-                .into_iter()
-                .collect()
-        }
-    };
+    let planned = events
+        .iter()
+        .map(|(event, _)| plan_one_statement(event, rules, doorbell));
     // An id stored before, or repeated within the batch, is a duplicate: not applied.
     let fresh: Vec<bool> = events
         .iter()

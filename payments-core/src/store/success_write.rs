@@ -1,11 +1,15 @@
 //! A success stored and applied in one statement: the transaction moved to SUCCEEDED
 //! with its audit row, the wallet credited (the ledger trigger moves the balance), the
 //! event stored once as applied, and the doorbell rung by the `transactions` trigger.
-//! It commits on its own (no BEGIN), so one round trip does the whole event. The inbox
+//! It commits on its own (no BEGIN), so one round trip does the whole event, or a whole
+//! batch of them (group commit). The inbox
 //! decides when the rules allow it (`inbox::one_statement`); this only writes under the
 //! guard it is given.
 
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::{EventSource, EventState, MovementKind, StoreError};
 use crate::{Money, StripeEvent, TransactionId, TransactionKind, TransactionStatus};
@@ -27,76 +31,156 @@ pub struct SuccessWrite<'a> {
     pub cause: &'static str,
 }
 
-/// [`write_success`]'s statement (public for the benchmark's replay of it):
-/// `$1` the transaction, `$2`/`$4` the (kind, status) pairs as two arrays, `$3` SUCCEEDED,
-/// `$5`–`$7` the PaymentIntent, amount and currency the row must hold, `$8` the charge,
-/// `$9` the cause, `$10` the event id, `$11` the credit's kind, `$12`–`$18` the event's
-/// type, API version, creation, livemode, payload, source and state.
-pub const WRITE_SUCCESS: &str = "WITH tx AS ( \
-           UPDATE transactions t SET status = $3, failure_code = NULL, failure_message = NULL, \
-             stripe_charge_id = COALESCE(t.stripe_charge_id, $8) \
-           FROM (SELECT id, status FROM transactions WHERE id = $1) old \
-           WHERE t.id = $1 AND t.status = old.status \
-             AND (t.kind::text, t.status::text) IN (SELECT * FROM unnest($2::text[], $4::text[])) \
-             AND t.stripe_payment_intent_id = $5 AND t.amount = $6 AND t.currency = $7 \
-             AND t.amount_refunded = 0 AND t.failure_code IS NULL \
-             AND EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = t.user_id \
-                         AND w.currency = t.currency AND w.trial_state <> 'active') \
-           RETURNING t.id, t.user_id, t.amount, t.currency, t.status, t.version, \
-             old.status AS from_status \
-         ), audit AS ( \
-           INSERT INTO transaction_transitions \
-             (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
-           SELECT id, from_status, status, version, $9, $10 FROM tx \
-         ), credit AS ( \
-           INSERT INTO ledger_entries \
-             (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
-           SELECT user_id, id, $11, '', amount, currency, $10 FROM tx \
-         ), stored AS ( \
-           INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
-             state, transaction_id, attempts, processed_at) \
-           SELECT $10, $12, $13, $14, $15, $16, $17, $18, id, 1, now() FROM tx \
-         ) SELECT from_status FROM tx";
+/// [`write_successes`]' statement (public for the benchmark's replay of it), one row of
+/// its input per event: `$1` the transactions, `$2`–`$4` the PaymentIntents, amounts and
+/// currencies the rows must hold, `$5` the charges, `$6` the credits' kinds, `$7` the
+/// causes, `$8`–`$14` the events' ids, types, API versions, creations, livemodes,
+/// payloads and sources; `$15`–`$17` the (event, kind, status) triples of the pairs each
+/// row may be in (the event by its place in the input, from 1); `$18` SUCCEEDED, `$19`
+/// the events' state (applied).
+pub const WRITE_SUCCESSES: &str = "WITH input AS ( \
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], \
+         $12::bool[], $13::jsonb[], $14::text[]) WITH ORDINALITY \
+         AS i(transaction_id, payment_intent, amount, currency, charge, credit, cause, \
+              event_id, type, api_version, created, livemode, payload, source, n) \
+     ), tx AS ( \
+       UPDATE transactions t SET status = $18, failure_code = NULL, failure_message = NULL, \
+         stripe_charge_id = COALESCE(t.stripe_charge_id, i.charge) \
+       FROM input i JOIN transactions old ON old.id = i.transaction_id \
+       WHERE t.id = i.transaction_id AND t.status = old.status \
+         AND (i.n, t.kind::text, t.status::text) IN \
+           (SELECT * FROM unnest($15::bigint[], $16::text[], $17::text[])) \
+         AND t.stripe_payment_intent_id = i.payment_intent AND t.amount = i.amount \
+         AND t.currency = i.currency AND t.amount_refunded = 0 AND t.failure_code IS NULL \
+         AND EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = t.user_id \
+                     AND w.currency = t.currency AND w.trial_state <> 'active') \
+       RETURNING t.id, t.user_id, t.amount, t.currency, t.status, t.version, \
+         old.status AS from_status, i.n \
+     ), audit AS ( \
+       INSERT INTO transaction_transitions \
+         (transaction_id, from_status, to_status, version, cause, stripe_event_id) \
+       SELECT tx.id, tx.from_status, tx.status, tx.version, i.cause, i.event_id \
+       FROM tx JOIN input i USING (n) \
+     ), credit AS ( \
+       INSERT INTO ledger_entries \
+         (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
+       SELECT tx.user_id, tx.id, i.credit, '', tx.amount, tx.currency, i.event_id \
+       FROM tx JOIN input i USING (n) \
+     ), stored AS ( \
+       INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
+         state, transaction_id, attempts, processed_at) \
+       SELECT i.event_id, i.type, i.api_version, i.created, i.livemode, i.payload, i.source, \
+         $19, tx.id, 1, now() \
+       FROM tx JOIN input i USING (n) \
+     ) SELECT n, from_status FROM tx";
 
-/// Writes `write` for `event`, received from `source`, if the row passes its guard;
-/// returns the status the transaction moved from, or None (nothing written). On top of
-/// the write's guard the row must hold nothing refunded and no failure, and its user's
-/// wallet must be in the same currency and not in a trial.
+/// Writes each of `writes` (a write, its event, where the event came from) whose row
+/// passes its guard, in one statement that commits with the caller's database
+/// transaction, or on its own outside one. Returns, for each write, the status its
+/// transaction moved from, or None (nothing written for it). On top of each write's
+/// guard the row must hold nothing refunded and no failure, and its user's wallet must
+/// be in the same currency and not in a trial. The writes must name distinct
+/// transactions: a row is updated once per statement, so a second write of it would
+/// silently be left out.
 ///
-/// Like [`insert_event`](super::insert_event), a repeated event id is refused by the
-/// primary key ([`StoreError::is_repeated_event`]) and the whole statement is undone.
-/// The status is re-checked on the row version the update meets, so a writer that
-/// changed it meanwhile makes this write nothing.
+/// Like [`insert_event`](super::insert_event), an event id stored before is refused by
+/// the primary key ([`StoreError::is_repeated_event`]) and the whole statement is
+/// undone. The status is re-checked on the row version the update meets, so a writer
+/// that changed it meanwhile makes the write of that row nothing.
+pub async fn write_successes(
+    conn: &mut PgConnection,
+    writes: &[(&SuccessWrite<'_>, &StripeEvent, EventSource)],
+) -> Result<Vec<Option<TransactionStatus>>, StoreError> {
+    let c = Columns::of(writes);
+    let written: Vec<(i64, TransactionStatus)> = sqlx::query_as(WRITE_SUCCESSES)
+        .bind(c.transaction)
+        .bind(c.payment_intent)
+        .bind(c.amount)
+        .bind(c.currency)
+        .bind(c.charge)
+        .bind(c.credit)
+        .bind(c.cause)
+        .bind(c.event)
+        .bind(c.event_type)
+        .bind(c.api_version)
+        .bind(c.created)
+        .bind(c.livemode)
+        .bind(c.payload)
+        .bind(c.source)
+        .bind(c.pair_event)
+        .bind(c.pair_kind)
+        .bind(c.pair_status)
+        .bind(TransactionStatus::Succeeded)
+        .bind(EventState::Applied)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut from = vec![None; writes.len()];
+    for (n, status) in written {
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| from.get_mut(i)) {
+            *slot = Some(status);
+        }
+    }
+    Ok(from)
+}
+
+/// [`WRITE_SUCCESSES`]' input, a column (an array parameter) per field.
+#[derive(Default)]
+struct Columns<'w> {
+    transaction: Vec<Uuid>,
+    payment_intent: Vec<&'w str>,
+    amount: Vec<i64>,
+    currency: Vec<String>,
+    charge: Vec<Option<&'w str>>,
+    credit: Vec<&'w str>,
+    cause: Vec<&'w str>,
+    event: Vec<&'w str>,
+    event_type: Vec<&'w str>,
+    api_version: Vec<Option<&'w str>>,
+    created: Vec<DateTime<Utc>>,
+    livemode: Vec<bool>,
+    payload: Vec<&'w Value>,
+    source: Vec<&'w str>,
+    pair_event: Vec<i64>,
+    pair_kind: Vec<&'w str>,
+    pair_status: Vec<&'w str>,
+}
+
+impl<'w> Columns<'w> {
+    fn of(writes: &'w [(&'w SuccessWrite<'w>, &'w StripeEvent, EventSource)]) -> Columns<'w> {
+        let mut c = Columns::default();
+        for (n, (write, event, source)) in (1..).zip(writes) {
+            c.transaction.push(write.transaction_id.as_uuid());
+            c.payment_intent.push(write.payment_intent);
+            c.amount.push(write.amount.minor());
+            c.currency.push(write.amount.currency().to_string());
+            c.charge.push(write.charge.as_deref());
+            c.credit.push(write.credit.as_str());
+            c.cause.push(write.cause);
+            c.event.push(event.id.as_str());
+            c.event_type.push(&event.event_type);
+            c.api_version.push(event.api_version.as_deref());
+            c.created.push(event.created);
+            c.livemode.push(event.livemode);
+            c.payload.push(&event.payload);
+            c.source.push(source.as_str());
+            for (kind, status) in &write.from {
+                c.pair_event.push(n);
+                c.pair_kind.push(kind.as_str());
+                c.pair_status.push(status.as_str());
+            }
+        }
+        c
+    }
+}
+
+/// [`write_successes`] for one event.
 pub async fn write_success(
     conn: &mut PgConnection,
     write: &SuccessWrite<'_>,
     event: &StripeEvent,
     source: EventSource,
 ) -> Result<Option<TransactionStatus>, StoreError> {
-    let (kinds, statuses): (Vec<&str>, Vec<&str>) = write
-        .from
-        .iter()
-        .map(|(kind, status)| (kind.as_str(), status.as_str()))
-        .unzip();
-    Ok(sqlx::query_scalar(WRITE_SUCCESS)
-        .bind(write.transaction_id.as_uuid())
-        .bind(&kinds)
-        .bind(TransactionStatus::Succeeded)
-        .bind(&statuses)
-        .bind(write.payment_intent)
-        .bind(write.amount.minor())
-        .bind(write.amount.currency())
-        .bind(write.charge.as_deref())
-        .bind(write.cause)
-        .bind(event.id.as_str())
-        .bind(write.credit)
-        .bind(&event.event_type)
-        .bind(&event.api_version)
-        .bind(event.created)
-        .bind(event.livemode)
-        .bind(&event.payload)
-        .bind(source)
-        .bind(EventState::Applied)
-        .fetch_optional(&mut *conn)
-        .await?)
+    let written = write_successes(conn, &[(write, event, source)]).await?;
+    Ok(written.into_iter().next().flatten())
 }
