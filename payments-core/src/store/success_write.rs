@@ -38,12 +38,20 @@ pub struct SuccessWrite<'a> {
 /// payloads and sources; `$15`–`$17` the (event, kind, status) triples of the pairs each
 /// row may be in (the event by its place in the input, from 1); `$18` SUCCEEDED, `$19`
 /// the events' state (applied).
+///
+/// The range on `n`, which every row passes, is there for the plan cache: planned with
+/// its arrays known, the input is estimated at their length, and planned once for any
+/// arrays at ten rows, which costs that plan so much more that PostgreSQL would plan
+/// every execution anew (about 1.4 ms, three times the execution). A range on an
+/// unknown column is estimated to keep 0.5% of the rows, so both plans count one row
+/// per input, the same nested loops over the primary keys, and the one plan is kept.
 pub const WRITE_SUCCESSES: &str = "WITH input AS ( \
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
          $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], \
          $12::bool[], $13::jsonb[], $14::text[]) WITH ORDINALITY \
          AS i(transaction_id, payment_intent, amount, currency, charge, credit, cause, \
               event_id, type, api_version, created, livemode, payload, source, n) \
+       WHERE n > 0 AND n < 1000000 \
      ), tx AS ( \
        UPDATE transactions t SET status = $18, failure_code = NULL, failure_message = NULL, \
          stripe_charge_id = COALESCE(t.stripe_charge_id, i.charge) \
