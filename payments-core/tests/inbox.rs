@@ -569,3 +569,49 @@ async fn a_batch_of_successes_is_written_by_one_statement_and_the_rest_on_their_
     assert_eq!(balance(&db, "xia").await, 400);
     assert_eq!(commits_of_events(&db).await, 4);
 }
+
+#[tokio::test]
+async fn the_success_statement_is_planned_once_and_kept() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    // PostgreSQL plans a prepared statement for its values the first five times, then
+    // keeps one plan for all values if that plan costs no more: the statement must let
+    // it, or every event pays for planning again. The costs differ only on tables of
+    // some size.
+    sqlx::query(
+        "INSERT INTO transactions (id, user_id, kind, status, amount, currency, \
+           payment_method_id, idempotency_key, request_fingerprint, stripe_payment_intent_id) \
+         SELECT gen_random_uuid(), 'many-' || (g % 1000), 'payment', 'created', 100, 'usd', \
+           'pm_many', 'k-' || g, 'f', 'pi_many_' || g FROM generate_series(1, 100000) g",
+    )
+    .execute(&mut *conn)
+    .await
+    .expect("rows");
+    sqlx::query("ANALYZE")
+        .execute(&mut *conn)
+        .await
+        .expect("analyze");
+    for n in 0..8 {
+        let (name, pi) = (format!("plan-{n}"), format!("pi_plan_{n}"));
+        let id = top_up(&db, &name, &pi, 100).await;
+        wallet(&db, &name, "usd").await;
+        let event = succeeded(&format!("evt_plan_{n}"), id, &pi, 100);
+        let from = store::write_success(
+            &mut conn,
+            &write(id, &pi, 100),
+            &event,
+            EventSource::Webhook,
+        )
+        .await
+        .expect("written");
+        assert_eq!(from, Some(TransactionStatus::Created));
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+    )
+    .bind(store::WRITE_SUCCESSES)
+    .fetch_one(&mut *conn)
+    .await
+    .expect("the statement is prepared on this connection");
+    assert_eq!((generic, custom), (3, 5));
+}
