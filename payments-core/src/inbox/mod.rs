@@ -281,13 +281,16 @@ async fn receive_batch_in_one_statement(
 }
 
 /// Stores and applies several events in one database transaction (group commit: one
-/// commit and one WAL flush for all of them). The results are in the events' order;
-/// an error means none is stored. Each event is applied exactly as [`receive`] would;
-/// an id stored before, or repeated within the batch, is a duplicate and is not
-/// applied. If applying any of them fails on anything but the database being away
-/// (or another instance stores one of them first), the batch rolls back and each
-/// event goes through [`receive`]'s steps on its own, on the same connection, so one
-/// bad event costs the others only time.
+/// commit and one WAL flush for all of them). The results are in the events' order.
+/// Each event is applied exactly as [`receive`] would; an id stored before, or repeated
+/// within the batch, is a duplicate and is not applied. If applying any of them fails on
+/// anything but the database being away (or another instance stores one of them
+/// first), the batch rolls back and each event goes through [`receive`]'s steps on its
+/// own, on the same connection, so one bad event costs the others only time. An error
+/// (the database away) means the events may or may not be stored: those committed
+/// before it (a batch of successes written in one statement, then one of its events on
+/// its own; the steps one event at a time) are, and their redelivery is a duplicate,
+/// as for a 200 lost on its way back.
 pub async fn receive_batch(
     cache: &ConnectionCache,
     events: &[(&StripeEvent, EventSource)],

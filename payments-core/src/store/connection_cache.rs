@@ -1,9 +1,9 @@
 //! Pool connections a hot path keeps checked out between its units of work.
 //!
 //! sqlx tests every connection returned to its pool with a round trip (a Sync and its
-//! ReadyForQuery), and that test cannot be turned off. On the webhook path, which makes
-//! nine round trips per event, it is a tenth, and with the pool's hand-over it was about
-//! 7% of the ingestor's CPU under load. A connection whose work ended cleanly (committed
+//! ReadyForQuery), and that test cannot be turned off. On the webhook path, whose common
+//! event is one round trip, it would be a second, and with the pool's hand-over it was
+//! about 7% of the ingestor's CPU under load (when the path made nine). A connection whose work ended cleanly (committed
 //! or rolled back) is put back here with [`CachedConnection::keep`] instead, and the next
 //! event takes it without either. Anything else (an error, a request abandoned mid-query)
 //! drops the connection, which goes back to the pool through sqlx's test as before.

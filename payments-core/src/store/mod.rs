@@ -141,7 +141,8 @@ pub struct DbConfig {
 pub const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The pool both services use. sqlx pings every connection it hands out by default: one
-/// more round trip per database transaction, on a path that makes nine. Here only a
+/// more round trip per database transaction, where the webhook path's common event
+/// makes one. Here only a
 /// connection that has sat idle (when the server may have restarted or a network hop
 /// dropped it) is pinged, as HikariCP does. sqlx still tests each connection when it is
 /// returned, off the caller's path, and closes it if it broke in use; one that breaks
