@@ -244,10 +244,18 @@ mod tests {
     }
 
     #[test]
-    fn the_script_has_one_block_per_event_inside_one_transaction() {
+    fn the_script_sends_one_statement_with_a_row_per_event() {
         let s = script(3).expect("script");
-        assert_eq!(s.matches("INSERT INTO stripe_events").count(), 3);
-        assert!(s.starts_with("BEGIN;\n") && s.ends_with("COMMIT;\n"));
+        // One statement, as the ingestor sends it, committing on its own.
+        assert_eq!(s.lines().filter(|l| !l.starts_with('\\')).count(), 1);
+        assert_eq!(s.matches("INSERT INTO stripe_events").count(), 1);
+        assert!(!s.contains("BEGIN") && !s.contains("COMMIT"));
+        // Every parameter is written in, and each event has its row number.
+        assert!(!s.contains('$'));
+        for n in ["n1", "n2", "n3"] {
+            assert!(s.contains(&format!("\\set {n} ")), "{n}");
+            assert!(s.contains(&format!("'evt_pgb' || :{n}::text")), "{n}");
+        }
         // No JSON colon is glued to a word pgbench would take for a variable.
         assert!(!s.contains("\":\""));
     }
