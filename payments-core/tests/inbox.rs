@@ -615,3 +615,26 @@ async fn the_success_statement_is_planned_once_and_kept() {
     .expect("the statement is prepared on this connection");
     assert_eq!((generic, custom), (3, 5));
 }
+
+#[tokio::test]
+async fn a_batch_crediting_one_wallet_twice_moves_its_balance_by_both() {
+    let db = TestDb::new().await;
+    let first = top_up(&db, "bea", "pi_bea_1", 250).await;
+    let second = top_up(&db, "bea", "pi_bea_2", 750).await;
+    wallet(&db, "bea", "usd").await;
+    let events = [
+        succeeded("evt_bea_1", first, "pi_bea_1", 250),
+        succeeded("evt_bea_2", second, "pi_bea_2", 750),
+    ];
+    let batch: Vec<_> = events.iter().map(|e| (e, EventSource::Webhook)).collect();
+    let cache = store::ConnectionCache::new(db.pool.clone(), 1, Duration::from_secs(60));
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &store::Doorbell::in_commit())
+        .await
+        .expect("batch");
+    assert_eq!(states(received), [Some(EventState::Applied); 2]);
+    assert_eq!(commits_of_events(&db).await, 1, "one statement");
+    assert_eq!(balance(&db, "bea").await, 1_000);
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let report = store::check_ledger(&mut conn).await.expect("check");
+    assert!(report.mismatches.is_empty(), "{report:?}");
+}
