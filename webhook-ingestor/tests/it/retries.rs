@@ -10,6 +10,11 @@ use crate::{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_that_beat_its_transaction_is_applied_by_the_worker() -> Result {
     let app = TestApp::start_with(|c| c.retry.max_attempts = 100).await?;
+    // payments-api made the user's Stripe customer before the PaymentIntent (the event's
+    // `cus_test`). Without it, a retry landing between the commit and the recording of
+    // the PaymentIntent below would find an object it may not adopt (another customer's)
+    // and flag the event, which is right, but not this test's story.
+    app.customer("rita", "cus_test").await?;
     // payments-api's row is written but not committed yet when the webhook arrives.
     let mut pending = app.pool().begin().await?;
     let tx = insert_on(&mut pending, &NewTx::payment("rita", 1_200)).await?;
