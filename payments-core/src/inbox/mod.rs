@@ -104,9 +104,23 @@ async fn receive_on(
     {
         return Ok(Received::Duplicate);
     }
-    if let Some(received) = receive_in_one_statement(conn, event, source, rules, doorbell).await? {
+    if let Some(write) = plan_one_statement(event, rules, doorbell)
+        && let Some(received) = receive_in_one_statement(conn, &write, event, source, rules).await?
+    {
         return Ok(received);
     }
+    receive_general(conn, event, source, rules, doorbell).await
+}
+
+/// [`receive_on`]'s steps after the one statement (or without it): apply and store in
+/// one database transaction, or store the failure in a second.
+async fn receive_general(
+    conn: &mut PgConnection,
+    event: &StripeEvent,
+    source: EventSource,
+    rules: &Rules,
+    doorbell: &Doorbell,
+) -> Result<Received, StoreError> {
     let mut tx = doorbell.begin(conn, "receive_event").await?;
     let failure = match receive_in(&mut tx, event, source, rules, &mut Prelocked::default()).await {
         Ok((report, doorbells)) => {
@@ -141,16 +155,16 @@ async fn receive_on(
     }
 }
 
-/// The common success in one statement that commits on its own
+/// The common success, planned as `write`, in one statement that commits on its own
 /// ([`one_statement`]); None when it wrote nothing and the general path must run.
 async fn receive_in_one_statement(
     conn: &mut PgConnection,
+    write: &SuccessWrite<'_>,
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
-    doorbell: &Doorbell,
 ) -> Result<Option<Received>, StoreError> {
-    match write_in_one_statement(conn, event, source, rules, doorbell).await {
+    match write_planned(conn, write, event, source, rules).await {
         Ok(Some((_, report))) => Ok(Some(Received::Stored(report))),
         Ok(None) => Ok(None),
         Err(e) if e.is_repeated_event() => Ok(Some(Received::Duplicate)),
@@ -164,22 +178,6 @@ async fn receive_in_one_statement(
             );
             Ok(None)
         }
-    }
-}
-
-/// Writes `event` in one statement ([`one_statement`]) when the rules allow it and the
-/// doorbell rings inside the commit; returns the transaction it settled and the report,
-/// or None if nothing was written.
-async fn write_in_one_statement(
-    conn: &mut PgConnection,
-    event: &StripeEvent,
-    source: EventSource,
-    rules: &Rules,
-    doorbell: &Doorbell,
-) -> Result<Option<(TransactionId, Report)>, StoreError> {
-    match plan_one_statement(event, rules, doorbell) {
-        Some(write) => write_planned(conn, &write, event, source, rules).await,
-        None => Ok(None),
     }
 }
 
@@ -229,19 +227,21 @@ fn applied(
 
 /// A batch made only of one-statement successes, of distinct events and transactions:
 /// all written by one statement that commits on its own (one round trip for the
-/// batch). An event whose guard failed is then received on its own ([`receive_on`]).
+/// batch). An event whose guard failed is then received on its own, by the general
+/// path ([`receive_general`]).
 /// None when the batch is not one of those, or the statement was refused (an event
 /// stored before): nothing was written, and the caller's steps run.
 async fn receive_batch_in_one_statement(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
+    planned: &[Option<SuccessWrite<'_>>],
     rules: &Rules,
     doorbell: &Doorbell,
 ) -> Result<Option<Vec<Received>>, StoreError> {
-    let Some(writes) = events
+    let Some(writes) = planned
         .iter()
-        .map(|(event, _)| plan_one_statement(event, rules, doorbell))
-        .collect::<Option<Vec<SuccessWrite>>>()
+        .map(Option::as_ref)
+        .collect::<Option<Vec<&SuccessWrite>>>()
     else {
         return Ok(None);
     };
@@ -255,7 +255,7 @@ async fn receive_batch_in_one_statement(
     let items: Vec<_> = writes
         .iter()
         .zip(events)
-        .map(|(write, (event, source))| (write, *event, *source))
+        .map(|(write, (event, source))| (*write, *event, *source))
         .collect();
     let written = match store::write_successes(conn, &items).await {
         Ok(written) => written,
@@ -274,7 +274,8 @@ async fn receive_batch_in_one_statement(
     for ((write, (event, source)), from) in writes.iter().zip(events).zip(written) {
         received.push(match from {
             Some(from) => Received::Stored(applied(event, write, from, rules)),
-            None => receive_on(conn, event, *source, rules, doorbell).await?,
+            // Its guard failed a moment ago: the general path, without trying again.
+            None => receive_general(conn, event, *source, rules, doorbell).await?,
         });
     }
     Ok(Some(received))
@@ -315,11 +316,17 @@ async fn receive_batch_on(
             receive_on(conn, event, *source, rules, doorbell).await?,
         ]);
     }
-    if let Some(received) = receive_batch_in_one_statement(conn, events, rules, doorbell).await? {
+    let planned: Vec<Option<SuccessWrite>> = events
+        .iter()
+        .map(|(event, _)| plan_one_statement(event, rules, doorbell))
+        .collect();
+    if let Some(received) =
+        receive_batch_in_one_statement(conn, events, &planned, rules, doorbell).await?
+    {
         return Ok(received);
     }
     let mut tx = doorbell.begin(conn, "receive_events").await?;
-    match apply_batch(&mut tx, events, rules, doorbell).await {
+    match apply_batch(&mut tx, events, &planned, rules).await {
         Ok((received, doorbells)) => {
             tx.commit().await?;
             doorbell.ring(doorbells);
@@ -352,23 +359,20 @@ async fn receive_batch_on(
 async fn apply_batch(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
+    planned: &[Option<SuccessWrite<'_>>],
     rules: &Rules,
-    doorbell: &Doorbell,
 ) -> Result<(Vec<Received>, String), StoreError> {
     let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
     let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
         .await?
         .into_iter()
         .collect();
-    let planned = events
-        .iter()
-        .map(|(event, _)| plan_one_statement(event, rules, doorbell));
     // An id stored before, or repeated within the batch, is a duplicate: not applied.
     let fresh: Vec<bool> = events
         .iter()
         .map(|(event, _)| seen.insert(event.id.as_str().to_owned()))
         .collect();
-    let new: Vec<(&StripeEvent, EventSource, Option<SuccessWrite>)> = events
+    let new: Vec<(&StripeEvent, EventSource, &Option<SuccessWrite>)> = events
         .iter()
         .zip(planned)
         .zip(&fresh)
