@@ -4,30 +4,14 @@ use super::*;
 use crate::{Currency, Money, TransactionId, TransactionStatus, UserId};
 
 fn tx(kind: TransactionKind, amount: i64) -> Transaction {
-    let now = chrono::Utc::now();
+    let user = UserId::parse("ann").expect("user id");
+    let amount = Money::new(amount, Currency::USD).expect("money");
     Transaction {
-        id: TransactionId::new(),
-        user_id: UserId::parse("ann").expect("user id"),
-        kind,
         status: TransactionStatus::Pending,
-        amount: Money::new(amount, Currency::USD).expect("money"),
-        amount_refunded: 0,
-        failure_code: None,
-        failure_message: None,
-        payment_method_id: None,
-        coupon_code: None,
-        card_fingerprint: None,
-        trial_credit: None,
-        flagged: None,
         stripe_payment_intent_id: Some("pi_1".into()),
-        stripe_invoice_id: None,
-        stripe_charge_id: None,
-        client_secret: None,
         idempotency_key: "k".into(),
         request_fingerprint: "f".into(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
+        ..Transaction::created(TransactionId::new(), user, kind, amount)
     }
 }
 

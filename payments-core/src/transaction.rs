@@ -83,6 +83,42 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// A transaction of `kind` moving `amount`, as it stands once created: CREATED at
+    /// version 1, nothing refunded, recorded or flagged, no idempotency key. For a row
+    /// assumed rather than read (the rules' questions, tests); the store reads its own.
+    pub fn created(
+        id: TransactionId,
+        user_id: UserId,
+        kind: TransactionKind,
+        amount: Money,
+    ) -> Transaction {
+        let now = Utc::now();
+        Transaction {
+            id,
+            user_id,
+            kind,
+            status: TransactionStatus::Created,
+            amount,
+            amount_refunded: 0,
+            failure_code: None,
+            failure_message: None,
+            payment_method_id: None,
+            coupon_code: None,
+            card_fingerprint: None,
+            trial_credit: None,
+            flagged: None,
+            stripe_payment_intent_id: None,
+            stripe_invoice_id: None,
+            stripe_charge_id: None,
+            client_secret: None,
+            idempotency_key: String::new(),
+            request_fingerprint: String::new(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// The currency of everything the transaction moves.
     pub fn currency(&self) -> Currency {
         self.amount.currency()

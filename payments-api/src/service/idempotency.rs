@@ -159,30 +159,17 @@ mod tests {
     }
 
     fn stored(fingerprint: &str) -> Transaction {
-        let now = chrono::Utc::now();
+        let user = UserId::parse("alice").expect("id");
+        let amount = Money::new(1000, Currency::USD).expect("positive");
         Transaction {
-            id: payments_core::TransactionId::new(),
-            user_id: UserId::parse("alice").expect("id"),
-            kind: TransactionKind::Payment,
-            status: payments_core::TransactionStatus::Created,
-            amount: Money::new(1000, Currency::USD).expect("positive"),
-            amount_refunded: 0,
-            failure_code: None,
-            failure_message: None,
-            payment_method_id: None,
-            coupon_code: None,
-            card_fingerprint: None,
-            trial_credit: None,
-            flagged: None,
-            stripe_payment_intent_id: None,
-            stripe_invoice_id: None,
-            stripe_charge_id: None,
-            client_secret: None,
             idempotency_key: "k1".into(),
             request_fingerprint: fingerprint.into(),
-            version: 1,
-            created_at: now,
-            updated_at: now,
+            ..Transaction::created(
+                payments_core::TransactionId::new(),
+                user,
+                TransactionKind::Payment,
+                amount,
+            )
         }
     }
 

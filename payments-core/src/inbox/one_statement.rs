@@ -130,30 +130,10 @@ fn assumed_row(
     payment_intent: &str,
     amount: Money,
 ) -> Option<Transaction> {
-    let epoch = chrono::DateTime::UNIX_EPOCH;
+    let user = UserId::parse("assumed").ok()?;
     Some(Transaction {
-        id,
-        user_id: UserId::parse("assumed").ok()?,
-        kind,
-        status: TransactionStatus::Created,
-        amount,
-        amount_refunded: 0,
-        failure_code: None,
-        failure_message: None,
-        payment_method_id: None,
-        coupon_code: None,
-        card_fingerprint: None,
-        trial_credit: None,
-        flagged: None,
         stripe_payment_intent_id: Some(payment_intent.to_owned()),
-        stripe_invoice_id: None,
-        stripe_charge_id: None,
-        client_secret: None,
-        idempotency_key: String::new(),
-        request_fingerprint: String::new(),
-        version: 0,
-        created_at: epoch,
-        updated_at: epoch,
+        ..Transaction::created(id, user, kind, amount)
     })
 }
 
