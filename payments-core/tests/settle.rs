@@ -5,12 +5,12 @@ mod support;
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Refund, Signal, Transaction, TransactionId, TransactionStatus, UNEXPLAINED_FAILURE,
+    Currency, Refund, Signal, TransactionStatus, UNEXPLAINED_FAILURE,
     settle::{Context, Outcome},
     store::{self, Movement, MovementKind, StoreError},
     testing::TestDb,
 };
-use support::{apply, balance, insert, payment, usd, user, validation};
+use support::{apply, balance, insert, payment, read, usd, user, validation};
 
 #[tokio::test]
 async fn a_success_applied_concurrently_credits_exactly_once() {
@@ -315,10 +315,4 @@ async fn the_real_reason_of_a_failure_replaces_an_unexplained_one_whichever_arri
     let after = read(&db, id).await;
     assert_eq!(after.failure_code.as_deref(), Some("insufficient_funds"));
     assert_eq!(balance(&db, "dora").await, 0);
-}
-
-async fn read(db: &TestDb, id: TransactionId) -> Transaction {
-    let mut conn = db.pool.acquire().await.expect("connection");
-    let tx = store::get_transaction(&mut conn, id).await.expect("read");
-    tx.expect("exists")
 }

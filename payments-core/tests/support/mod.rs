@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use payments_core::{
-    Currency, Money, Signal, TransactionId, TransactionKind, UserId,
+    Currency, Money, Signal, Transaction, TransactionId, TransactionKind, UserId,
     settle::{self, Cause, Context, Outcome},
     store::{self, Inserted, NewTransaction},
     testing::TestDb,
@@ -63,6 +63,12 @@ pub async fn apply(
     .expect("apply");
     tx.commit().await.expect("commit");
     outcome
+}
+
+pub async fn read(db: &TestDb, id: TransactionId) -> Transaction {
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let tx = store::get_transaction(&mut conn, id).await.expect("read");
+    tx.expect("exists")
 }
 
 pub async fn balance(db: &TestDb, user_id: &str) -> i64 {
