@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::ingest_phase::{RATE_CAP, WARM_UP_SENDERS};
 use super::*;
-use crate::ingest::Ingest;
+use crate::{ingest::Ingest, procfs::CpuUse};
 
 impl Suite<'_> {
     /// The anchor phase and the designs phase, both against the anchor's database `adb`.
@@ -118,7 +118,7 @@ impl Suite<'_> {
                                 r.events_per_s,
                                 &format!("p50 {:.1} ms, errors {}", r.latency.p50_ms, r.errors),
                                 r.work.as_ref(),
-                                r.cpu.postgres,
+                                &r.cpu,
                             );
                             if r.credited != r.acknowledged {
                                 println!(
@@ -151,7 +151,7 @@ impl Suite<'_> {
                                 r.tps,
                                 &format!("{:.1} ms avg, failed {}", r.latency_avg_ms, r.failed),
                                 Some(&r.work),
-                                r.cpu.postgres,
+                                &r.cpu,
                             );
                             match script {
                                 AnchorScript::Notify => level.notify.push(r),
@@ -271,7 +271,7 @@ impl Suite<'_> {
                         d.tps,
                         &format!("÷ anchor NOTIFY {:.2}", d.tps / a.tps),
                         Some(&d.work),
-                        d.cpu.postgres,
+                        &d.cpu,
                     );
                     print_work(
                         run,
@@ -280,7 +280,7 @@ impl Suite<'_> {
                         a.tps,
                         "",
                         Some(&a.work),
-                        a.cpu.postgres,
+                        &a.cpu,
                     );
                     result.runs.push(d);
                     result.anchor.push(a);
@@ -308,7 +308,7 @@ fn print_work(
     rate: f64,
     extra: &str,
     work: Option<&Work>,
-    postgres_cores: f64,
+    cpu: &CpuUse,
 ) {
     let Some(work) = work else {
         println!("run {run} {senders:>3} {name:<17} {rate:>7.0}/s {extra}");
@@ -316,7 +316,7 @@ fn print_work(
     };
     let p = work.per_event();
     println!(
-        "run {run} {senders:>3} {name:<17} {rate:>7.0}/s | per event: {:.2} commits, {:.0} buffers, {:.1} rows written, HOT {:.0}%, {:.1} WAL records, {:.1} KB WAL{}, PG CPU {:.2} ms | {extra}",
+        "run {run} {senders:>3} {name:<17} {rate:>7.0}/s | per event: {:.2} commits, {:.0} buffers, {:.1} rows written, HOT {:.0}%, {:.1} WAL records, {:.1} KB WAL{}, PG CPU {:.2} ms{} | machine {:.0}% busy | {extra}",
         p.commits,
         p.buffers,
         p.rows_written,
@@ -324,6 +324,12 @@ fn print_work(
         p.wal_records,
         p.wal_bytes / 1_000.0,
         if p.wal_own { "" } else { " (cluster)" },
-        postgres_cores * 1_000.0 / rate,
+        cpu.postgres * 1_000.0 / rate,
+        // The ingestor's, where the run measured one (pgbench's own is not).
+        cpu.processes.first().map_or(String::new(), |c| format!(
+            ", ingestor CPU {:.2} ms",
+            c * 1_000.0 / rate
+        )),
+        cpu.machine_busy * 100.0,
     );
 }
