@@ -349,7 +349,7 @@ impl Stack {
 /// The grouped ingestor's settings: at most this many events per commit, this many
 /// database transactions filling or committing at once.
 pub const GROUP_COMMIT_MAX_EVENTS: usize = 32;
-pub const GROUP_COMMIT_COMMITTERS: usize = 4;
+pub const GROUP_COMMIT_COMMITTERS: usize = 2;
 
 /// payments-api's two listening ports.
 #[derive(Debug, Clone, Copy)]
