@@ -60,8 +60,8 @@ pub fn postgres_cpu_secs() -> f64 {
     ticks / ticks_per_sec()
 }
 
-/// Busy and total jiffies of the whole machine (`/proc/stat`, first line).
-fn machine_jiffies() -> Option<(f64, f64)> {
+/// Busy, total and stolen jiffies of the whole machine (`/proc/stat`, first line).
+fn machine_jiffies() -> Option<(f64, f64, f64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?;
     let values: Vec<f64> = line
@@ -72,14 +72,16 @@ fn machine_jiffies() -> Option<(f64, f64)> {
     let total: f64 = values.iter().sum();
     // idle and iowait are the 4th and 5th values.
     let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
-    Some((total - idle, total))
+    // steal (8th): time the hypervisor gave this machine's CPUs to someone else.
+    let steal = values.get(7).copied().unwrap_or(0.0);
+    Some((total - idle, total, steal))
 }
 
 /// CPU use between two moments: the machine's, and that of the named processes.
 #[derive(Debug, Clone)]
 pub struct CpuMeter {
     started: Instant,
-    machine: Option<(f64, f64)>,
+    machine: Option<(f64, f64, f64)>,
     processes: Vec<(u32, f64)>,
     postgres: f64,
 }
@@ -87,8 +89,12 @@ pub struct CpuMeter {
 /// Shares of one core (1.0 = one core fully busy) over the measured interval.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct CpuUse {
-    /// Fraction of all cores busy (0..1).
+    /// Fraction of all cores busy (0..1), stolen time included.
     pub machine_busy: f64,
+    /// Fraction of all cores' time the hypervisor gave to other machines (0..1): work
+    /// that waited without any process here running.
+    #[serde(default)]
+    pub machine_stolen: f64,
     /// Cores used by each named process, in the order given.
     pub processes: Vec<f64>,
     /// Cores used by all PostgreSQL processes.
@@ -111,12 +117,15 @@ impl CpuMeter {
 
     pub fn stop(&self) -> CpuUse {
         let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-        let machine_busy = match (self.machine, machine_jiffies()) {
-            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => (b1 - b0) / (t1 - t0),
-            _ => f64::NAN,
+        let (machine_busy, machine_stolen) = match (self.machine, machine_jiffies()) {
+            (Some((b0, t0, s0)), Some((b1, t1, s1))) if t1 > t0 => {
+                ((b1 - b0) / (t1 - t0), (s1 - s0) / (t1 - t0))
+            }
+            _ => (f64::NAN, f64::NAN),
         };
         CpuUse {
             machine_busy,
+            machine_stolen,
             processes: self
                 .processes
                 .iter()

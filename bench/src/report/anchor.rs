@@ -267,7 +267,46 @@ pub(super) fn section(out: &mut String, s: &Settings, r: &Results) {
             "**they differ**"
         }
     );
+    stolen(out, r);
     work_table(out, r);
+}
+
+/// How much of the measured windows the hypervisor gave to other machines: the figures
+/// move with it, the ingestor's and the anchor's alike, which a ratio within one run
+/// cancels only in part (the contenders take turns, they do not run at once).
+fn stolen(out: &mut String, r: &Results) {
+    let shares: Vec<f64> = r
+        .anchor
+        .iter()
+        .flat_map(|l| {
+            let ingest = l
+                .ingest
+                .iter()
+                .chain(&l.grouped)
+                .map(|x| x.cpu.machine_stolen);
+            let anchor = l
+                .notify
+                .iter()
+                .chain(&l.nonotify)
+                .map(|x| x.cpu.machine_stolen);
+            ingest.chain(anchor)
+        })
+        .filter(|s| s.is_finite())
+        .collect();
+    if shares.is_empty() {
+        return;
+    }
+    let (low, high) = spread(&shares, |x| *x);
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    let _ = writeln!(
+        out,
+        "CPU time stolen by the hypervisor (`/proc/stat`), as a share of each measured window: \
+         median {}, from {} to {} over the {} windows.\n",
+        pct(median(shares.iter().copied())),
+        pct(low),
+        pct(high),
+        shares.len(),
+    );
 }
 
 fn work_table(out: &mut String, r: &Results) {

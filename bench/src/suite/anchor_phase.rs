@@ -316,7 +316,7 @@ fn print_work(
     };
     let p = work.per_event();
     println!(
-        "run {run} {senders:>3} {name:<17} {rate:>7.0}/s | per event: {:.2} commits, {:.0} buffers, {:.1} rows written, HOT {:.0}%, {:.1} WAL records, {:.1} KB WAL{}, PG CPU {:.2} ms{} | machine {:.0}% busy | {extra}",
+        "run {run} {senders:>3} {name:<17} {rate:>7.0}/s | per event: {:.2} commits, {:.0} buffers, {:.1} rows written, HOT {:.0}%, {:.1} WAL records, {:.1} KB WAL{}, PG CPU {:.2} ms{} | machine {:.0}% busy ({:.0}% stolen) | {extra}",
         p.commits,
         p.buffers,
         p.rows_written,
@@ -331,5 +331,6 @@ fn print_work(
             c * 1_000.0 / rate
         )),
         cpu.machine_busy * 100.0,
+        cpu.machine_stolen * 100.0,
     );
 }
