@@ -347,7 +347,9 @@ impl Stack {
 }
 
 /// The grouped ingestor's settings: at most this many events per commit, this many
-/// database transactions filling or committing at once.
+/// database transactions filling or committing at once. They are webhook-ingestor's
+/// defaults (`GroupCommitConfig::DEFAULT`, a crate the bench does not build against),
+/// passed explicitly so the report can name them; change both together.
 pub const GROUP_COMMIT_MAX_EVENTS: usize = 32;
 pub const GROUP_COMMIT_COMMITTERS: usize = 2;
 
