@@ -65,7 +65,7 @@ pub struct ScriptRun {
     pub latency_avg_ms: f64,
     pub processed: u64,
     pub failed: u64,
-    /// Machine and PostgreSQL CPU inside the run.
+    /// Machine and PostgreSQL CPU inside the run; `processes` holds pgbench's own.
     pub cpu: CpuUse,
     pub work: Work,
 }
@@ -92,16 +92,22 @@ pub async fn run_script(
         command.args(["-D", define]);
     }
     command.arg("-f").arg(script).arg(db.url.url());
+    command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let window = Window::open(&db.pool).await?;
-    let running = tokio::spawn(command.output());
+    let child = command
+        .spawn()
+        .context("running pgbench (is it installed?)")?;
+    // pgbench is the load generator: its own CPU is measured with the machine's.
+    let pid = child.id();
+    let running = tokio::spawn(child.wait_with_output());
     let margin = Duration::from_millis(500);
     tokio::time::sleep(margin).await;
-    let cpu = CpuMeter::start(&[]);
+    let cpu = CpuMeter::start(&pid.into_iter().collect::<Vec<_>>());
     tokio::time::sleep(Duration::from_secs_f64(secs_whole).saturating_sub(margin * 2)).await;
     let cpu = cpu.stop();
-    let output = running
-        .await?
-        .context("running pgbench (is it installed?)")?;
+    let output = running.await?.context("waiting for pgbench")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(

@@ -69,6 +69,8 @@ fn statement(payload_literal: &str, k: usize) -> String {
         pairs(&|_, status| format!("'{status}'"), "text"),
         "'succeeded'".to_owned(),
         format!("'{}'", EventState::Applied.as_str()),
+        // The doorbell rings inside the commit, as the ingestor's does by default.
+        "'in_commit'".to_owned(),
     ];
     // From the last, so `$1` does not replace the start of `$10`.
     let mut statement = WRITE_SUCCESSES.to_owned();

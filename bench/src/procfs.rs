@@ -84,6 +84,7 @@ pub struct CpuMeter {
     machine: Option<(f64, f64, f64)>,
     processes: Vec<(u32, f64)>,
     postgres: f64,
+    own: f64,
 }
 
 /// Shares of one core (1.0 = one core fully busy) over the measured interval.
@@ -99,6 +100,9 @@ pub struct CpuUse {
     pub processes: Vec<f64>,
     /// Cores used by all PostgreSQL processes.
     pub postgres: f64,
+    /// Cores used by this benchmark process: the load generator, where it is one.
+    #[serde(default)]
+    pub own: f64,
     pub secs: f64,
 }
 
@@ -112,6 +116,7 @@ impl CpuMeter {
                 .map(|p| (*p, cpu_secs(*p).unwrap_or(0.0)))
                 .collect(),
             postgres: postgres_cpu_secs(),
+            own: cpu_secs(std::process::id()).unwrap_or(0.0),
         }
     }
 
@@ -132,6 +137,7 @@ impl CpuMeter {
                 .map(|(pid, before)| (cpu_secs(*pid).unwrap_or(*before) - before) / secs)
                 .collect(),
             postgres: (postgres_cpu_secs() - self.postgres) / secs,
+            own: (cpu_secs(std::process::id()).unwrap_or(self.own) - self.own) / secs,
             secs,
         }
     }

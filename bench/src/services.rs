@@ -151,8 +151,34 @@ impl Service {
     }
 }
 
-/// A free loopback port (released again; the service binds it a moment later).
+/// A free loopback port (released again; the service binds it a moment later), below
+/// the kernel's range of ephemeral ports: a port from that range (what binding port 0
+/// gives) can be taken meanwhile as the local end of any outgoing connection, and the
+/// service then fails to start.
 fn free_port() -> anyhow::Result<u16> {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let low = 10_000u16.min(ephemeral_low / 2);
+    let span = u32::from(ephemeral_low - low);
+    // Start somewhere different each call (the process id and the clock), then walk.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id();
+    // Never the same port twice in a run: one handed out may not be bound yet.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for i in 0..span {
+        let port = low + ((seed.wrapping_add(i)) % span) as u16;
+        if !given.contains(&port) && StdListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return Ok(port);
+        }
+    }
     Ok(StdListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -8,8 +8,8 @@ use std::{sync::Arc, time::Duration};
 
 use futures::future::join_all;
 use payments_core::{
-    Currency, Money, Signal, StripeEvent, StripeMode, TransactionId, TransactionKind,
-    TransactionStatus,
+    Currency, Money, Signal, StripeEvent, StripeMode, TRANSACTION_CHANNEL, TransactionId,
+    TransactionKind, TransactionStatus,
     inbox::{self, Received, Rules},
     retry::RetryPolicy,
     settle::Context,
@@ -17,6 +17,7 @@ use payments_core::{
     testing::TestDb,
 };
 use serde_json::{Value, json};
+use sqlx::postgres::PgListener;
 use support::{apply, balance, insert, payment, read, usd, user, validation};
 
 const RULES: Rules = Rules {
@@ -94,7 +95,9 @@ async fn write_success(
     event: &StripeEvent,
 ) -> Result<Option<TransactionStatus>, store::StoreError> {
     let mut conn = db.pool.acquire().await.expect("connection");
-    store::write_success(&mut conn, write, event, EventSource::Webhook).await
+    let written =
+        store::write_success(&mut conn, write, event, EventSource::Webhook, false).await?;
+    Ok(written.map(|w| w.from))
 }
 
 /// Everything one transaction's events wrote, to compare two runs: the row's
@@ -153,11 +156,10 @@ fn states(received: Vec<Received>) -> Vec<Option<EventState>> {
 async fn the_one_statement_writes_what_the_general_path_writes() {
     let db = TestDb::new().await;
     // Twins: one success through the one statement, the other through the general path
-    // (taken whenever the doorbell rings after the commit).
+    // (its guard wants a wallet, which the general path creates).
     let one = top_up(&db, "ann", "pi_ann", 1_500).await;
     let general = top_up(&db, "ben", "pi_ben", 1_500).await;
     wallet(&db, "ann", "usd").await;
-    wallet(&db, "ben", "usd").await;
     let first = succeeded("evt_ann", one, "pi_ann", 1_500);
     let applied = write_success(&db, &write(one, "pi_ann", 1_500), &first).await;
     assert_eq!(applied.expect("written"), Some(TransactionStatus::Created));
@@ -180,6 +182,61 @@ async fn the_one_statement_writes_what_the_general_path_writes() {
     assert_eq!(a["ledger"][0][2], 1_500);
     assert_eq!(balance(&db, "ann").await, 1_500);
     assert_eq!(balance(&db, "ben").await, 1_500);
+}
+
+/// Collecting, the statement rings nothing inside its commit and returns the doorbell
+/// the trigger would have rung (the row at the version it committed), for the caller to
+/// ring once the commit is done; the setting ends with the statement's own commit.
+#[tokio::test]
+async fn the_one_statement_can_leave_its_doorbell_to_the_caller() {
+    let db = TestDb::new().await;
+    let quiet = top_up(&db, "ivy", "pi_ivy", 400).await;
+    let loud = top_up(&db, "jon", "pi_jon", 400).await;
+    wallet(&db, "ivy", "usd").await;
+    wallet(&db, "jon", "usd").await;
+    let mut listener = PgListener::connect_with(&db.pool).await.expect("listener");
+    listener.listen(TRANSACTION_CHANNEL).await.expect("listen");
+
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let ivy = succeeded("evt_ivy", quiet, "pi_ivy", 400);
+    let collected = store::write_success(
+        &mut conn,
+        &write(quiet, "pi_ivy", 400),
+        &ivy,
+        EventSource::Webhook,
+        true,
+    )
+    .await
+    .expect("written")
+    .expect("its guard holds");
+    let jon = succeeded("evt_jon", loud, "pi_jon", 400);
+    let rung = store::write_success(
+        &mut conn,
+        &write(loud, "pi_jon", 400),
+        &jon,
+        EventSource::Webhook,
+        false,
+    )
+    .await
+    .expect("written")
+    .expect("its guard holds");
+
+    let (ivy, jon) = (read(&db, quiet).await, read(&db, loud).await);
+    assert_eq!(ivy.status, TransactionStatus::Succeeded);
+    assert_eq!(collected.from, TransactionStatus::Created);
+    assert_eq!(
+        collected.doorbell(quiet),
+        format!("{}:{}", quiet, ivy.version)
+    );
+    assert_eq!(rung.doorbell(loud), format!("{}:{}", loud, jon.version));
+    // Notifications arrive in commit order: had the collecting statement rung, its
+    // doorbell would come first.
+    let first = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+        .await
+        .expect("a doorbell within 10 s")
+        .expect("notification");
+    assert_eq!(first.payload(), rung.doorbell(loud));
+    assert_eq!(balance(&db, "ivy").await, 400);
 }
 
 #[tokio::test]
@@ -558,15 +615,16 @@ async fn the_success_statement_is_planned_once_and_kept() {
         let id = top_up(&db, &name, &pi, 100).await;
         wallet(&db, &name, "usd").await;
         let event = succeeded(&format!("evt_plan_{n}"), id, &pi, 100);
-        let from = store::write_success(
+        let written = store::write_success(
             &mut conn,
             &write(id, &pi, 100),
             &event,
             EventSource::Webhook,
+            false,
         )
         .await
         .expect("written");
-        assert_eq!(from, Some(TransactionStatus::Created));
+        assert_eq!(written.map(|w| w.from), Some(TransactionStatus::Created));
     }
     let (generic, custom): (i64, i64) = sqlx::query_as(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",

@@ -51,9 +51,9 @@ pub struct Config {
     /// `INGESTOR_DOORBELL_AFTER_COMMIT`: the webhook path rings the watchers' doorbell
     /// right after its commit, so its commits do not wait on each other's WAL flush for
     /// the notification queue's lock; a doorbell lost to a crash in between is found by
-    /// payments-api's safety pass. Off by default: inside the commit, as every writer.
-    /// Where commits are bound by the CPU rather than by the flush (the benchmark
-    /// machine), the extra NOTIFY transactions cost more than the lock.
+    /// payments-api's safety pass. On by default: with one statement per success, that
+    /// lock was what held the webhook rate (most of the backends' time went waiting on
+    /// it at 16 senders). Off: inside the commit, as every other writer.
     pub doorbell_after_commit: bool,
 }
 
@@ -125,7 +125,7 @@ impl FromEnv for Config {
                     GroupCommitConfig::DEFAULT.committers,
                 ),
             },
-            doorbell_after_commit: env.parsed("INGESTOR_DOORBELL_AFTER_COMMIT", false),
+            doorbell_after_commit: env.parsed("INGESTOR_DOORBELL_AFTER_COMMIT", true),
         }
     }
 }
@@ -175,7 +175,7 @@ impl Config {
             signals_interval: None,
             shutdown_grace: Duration::from_secs(10),
             group_commit: GroupCommitConfig::DEFAULT,
-            doorbell_after_commit: false,
+            doorbell_after_commit: true,
         }
     }
 }

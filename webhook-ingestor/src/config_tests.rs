@@ -57,11 +57,11 @@ fn group_commit_is_sized_by_its_settings() -> Result<(), ConfigError> {
 }
 
 #[test]
-fn the_doorbell_rings_inside_the_commit_unless_turned_on() -> Result<(), ConfigError> {
-    assert!(!load(MINIMAL)?.doorbell_after_commit);
+fn the_doorbell_rings_after_the_commit_unless_turned_off() -> Result<(), ConfigError> {
+    assert!(load(MINIMAL)?.doorbell_after_commit);
     let mut vars = MINIMAL.to_vec();
-    vars.push(("INGESTOR_DOORBELL_AFTER_COMMIT", "true"));
-    assert!(load(&vars)?.doorbell_after_commit);
+    vars.push(("INGESTOR_DOORBELL_AFTER_COMMIT", "false"));
+    assert!(!load(&vars)?.doorbell_after_commit);
     Ok(())
 }
 

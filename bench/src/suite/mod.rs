@@ -10,6 +10,7 @@
 //!   commit) and its warm-up.
 
 mod anchor_phase;
+pub(crate) use anchor_phase::{MAX_REPEATS, STOLEN_LIMIT};
 mod ingest_phase;
 
 use std::{path::Path, sync::Arc};
@@ -73,6 +74,9 @@ pub struct AnchorLevel {
     pub grouped: Vec<IngestRun>,
     pub notify: Vec<ScriptRun>,
     pub nonotify: Vec<ScriptRun>,
+    /// Windows measured again because the hypervisor stole too much of their CPU.
+    #[serde(default)]
+    pub repeated: usize,
 }
 
 /// One candidate design at one client count, with the anchor (NOTIFY) run beside it.

@@ -104,8 +104,9 @@ async fn receive_on(
     {
         return Ok(Received::Duplicate);
     }
-    if let Some(write) = plan_one_statement(event, rules, doorbell)
-        && let Some(received) = receive_in_one_statement(conn, &write, event, source, rules).await?
+    if let Some(write) = one_statement::plan(event, rules.mode)
+        && let Some(received) =
+            receive_in_one_statement(conn, &write, event, source, rules, doorbell).await?
     {
         return Ok(received);
     }
@@ -156,16 +157,22 @@ async fn receive_general(
 }
 
 /// The common success, planned as `write`, in one statement that commits on its own
-/// ([`one_statement`]); None when it wrote nothing and the general path must run.
+/// ([`one_statement`]), its doorbell rung through `doorbell`; None when it wrote
+/// nothing and the general path must run.
 async fn receive_in_one_statement(
     conn: &mut PgConnection,
     write: &SuccessWrite<'_>,
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
+    doorbell: &Doorbell,
 ) -> Result<Option<Received>, StoreError> {
-    match write_planned(conn, write, event, source, rules).await {
-        Ok(Some((_, report))) => Ok(Some(Received::Stored(report))),
+    let collect = !doorbell.rings_in_commit();
+    match write_planned(conn, write, event, source, rules, collect).await {
+        Ok(Some(written)) => {
+            doorbell.ring(written.doorbell);
+            Ok(Some(Received::Stored(written.report)))
+        }
         Ok(None) => Ok(None),
         Err(e) if e.is_repeated_event() => Ok(Some(Received::Duplicate)),
         Err(e) if e.is_unavailable() => Err(e),
@@ -181,33 +188,31 @@ async fn receive_in_one_statement(
     }
 }
 
-/// The one-statement write of `event`, if the rules allow it and the doorbell rings
-/// inside the commit (the statement cannot hand its doorbells over).
-fn plan_one_statement<'e>(
-    event: &'e StripeEvent,
-    rules: &Rules,
-    doorbell: &Doorbell,
-) -> Option<SuccessWrite<'e>> {
-    match doorbell.rings_in_commit() {
-        true => one_statement::plan(event, rules.mode),
-        false => None,
-    }
+/// What a planned one-statement write did.
+struct PlannedWrite {
+    report: Report,
+    /// Its doorbell's payload, to ring once it has committed if it was collected.
+    doorbell: String,
 }
 
-/// Runs a planned one-statement write. Inside a database transaction, it commits with
-/// it; an error leaves that transaction unusable, as [`receive_in`]'s do.
+/// Runs a planned one-statement write, its doorbell collected if `collect` (see
+/// [`store::write_successes`]). Inside a database transaction, it commits with it; an
+/// error leaves that transaction unusable, as [`receive_in`]'s do.
 async fn write_planned(
     conn: &mut PgConnection,
     write: &SuccessWrite<'_>,
     event: &StripeEvent,
     source: EventSource,
     rules: &Rules,
-) -> Result<Option<(TransactionId, Report)>, StoreError> {
-    let Some(from) = store::write_success(conn, write, event, source).await? else {
+    collect: bool,
+) -> Result<Option<PlannedWrite>, StoreError> {
+    let Some(written) = store::write_success(conn, write, event, source, collect).await? else {
         return Ok(None);
     };
-    let report = applied(event, write, from, rules);
-    Ok(Some((write.transaction_id, report)))
+    Ok(Some(PlannedWrite {
+        report: applied(event, write, written.from, rules),
+        doorbell: written.doorbell(write.transaction_id),
+    }))
 }
 
 /// The report of a one-statement write that moved its transaction from `from`.
@@ -257,7 +262,7 @@ async fn receive_batch_in_one_statement(
         .zip(events)
         .map(|(write, (event, source))| (*write, *event, *source))
         .collect();
-    let written = match store::write_successes(conn, &items).await {
+    let written = match store::write_successes(conn, &items, !doorbell.rings_in_commit()).await {
         Ok(written) => written,
         Err(e) if e.is_unavailable() => return Err(e),
         Err(e) => {
@@ -270,10 +275,16 @@ async fn receive_batch_in_one_statement(
             return Ok(None);
         }
     };
+    // Committed: ring what was written before anything else runs.
+    for (write, done) in writes.iter().zip(&written) {
+        if let Some(done) = done {
+            doorbell.ring(done.doorbell(write.transaction_id));
+        }
+    }
     let mut received = Vec::with_capacity(events.len());
-    for ((write, (event, source)), from) in writes.iter().zip(events).zip(written) {
-        received.push(match from {
-            Some(from) => Received::Stored(applied(event, write, from, rules)),
+    for ((write, (event, source)), done) in writes.iter().zip(events).zip(written) {
+        received.push(match done {
+            Some(done) => Received::Stored(applied(event, write, done.from, rules)),
             // Its guard failed a moment ago: the general path, without trying again.
             None => receive_general(conn, event, *source, rules, doorbell).await?,
         });
@@ -318,7 +329,7 @@ async fn receive_batch_on(
     }
     let planned: Vec<Option<SuccessWrite>> = events
         .iter()
-        .map(|(event, _)| plan_one_statement(event, rules, doorbell))
+        .map(|(event, _)| one_statement::plan(event, rules.mode))
         .collect();
     if let Some(received) =
         receive_batch_in_one_statement(conn, events, &planned, rules, doorbell).await?
@@ -326,7 +337,15 @@ async fn receive_batch_on(
         return Ok(received);
     }
     let mut tx = doorbell.begin(conn, "receive_events").await?;
-    match apply_batch(&mut tx, events, &planned, rules).await {
+    match apply_batch(
+        &mut tx,
+        events,
+        &planned,
+        rules,
+        !doorbell.rings_in_commit(),
+    )
+    .await
+    {
         Ok((received, doorbells)) => {
             tx.commit().await?;
             doorbell.ring(doorbells);
@@ -355,12 +374,15 @@ async fn receive_batch_on(
 /// event as [`receive`] applies and stores it, minus its lock. The common success is
 /// written in one statement, as on the single path, and is not locked first. Any error
 /// leaves the database transaction to be rolled back. Also returns the doorbells
-/// collected (the last insert's read of them covers the whole batch).
+/// collected if `collect` (the database transaction collects them: an insert's read of
+/// them covers everything before it, and the one-statement writes after the last insert
+/// are added).
 async fn apply_batch(
     conn: &mut PgConnection,
     events: &[(&StripeEvent, EventSource)],
     planned: &[Option<SuccessWrite<'_>>],
     rules: &Rules,
+    collect: bool,
 ) -> Result<(Vec<Received>, String), StoreError> {
     let ids: Vec<&str> = events.iter().map(|(event, _)| event.id.as_str()).collect();
     let mut seen: HashSet<String> = store::stored_event_ids(conn, &ids)
@@ -384,21 +406,24 @@ async fn apply_batch(
         .map(|(event, _, _)| *event);
     let mut prelocked = Prelocked::lock(conn, to_lock, rules.mode).await?;
     let mut reports = Vec::with_capacity(new.len());
-    let mut doorbells = String::new();
+    // The last insert's read of the collected doorbells, and the writes' since.
+    let (mut collected_by_insert, mut written_since) = (String::new(), Vec::new());
     for (event, source, write) in &new {
         if let Some(write) = write
-            && let Some((settled, report)) =
-                write_planned(conn, write, event, *source, rules).await?
+            && let Some(written) =
+                write_planned(conn, write, event, *source, rules, collect).await?
         {
             // Its row changed: an event after it about the same transaction locks it anew.
-            prelocked.forget(settled);
-            reports.push(report);
+            prelocked.forget(write.transaction_id);
+            reports.push(written.report);
+            written_since.push(written.doorbell);
             continue;
         }
         match receive_in(conn, event, *source, rules, &mut prelocked).await {
             Ok((report, collected)) => {
                 reports.push(report);
-                doorbells = collected;
+                collected_by_insert = collected;
+                written_since.clear();
             }
             Err(e) => {
                 if !e.is_unavailable() {
@@ -416,6 +441,14 @@ async fn apply_batch(
             None => Received::Duplicate,
         })
         .collect();
+    let doorbells = match collect {
+        true => std::iter::once(collected_by_insert)
+            .chain(written_since)
+            .filter(|d| !d.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        false => String::new(),
+    };
     Ok((received, doorbells))
 }
 

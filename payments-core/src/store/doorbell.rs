@@ -3,18 +3,19 @@
 //! PostgreSQL serializes the commits of database transactions that NOTIFY: the
 //! notification queue's lock is taken before the commit and held until its WAL flush is
 //! done. The webhook path's commits all settle a transaction, so while the trigger rings
-//! inside them, they commit one flush after another however many run side by side. Where
-//! the flush is slow that bounds the webhook rate; where the CPU is (the benchmark
-//! machine), the extra NOTIFY transactions below cost about what the lock did, so the
-//! ingestor uses this only when configured to.
+//! inside them, they commit one flush after another however many run side by side. With
+//! a success written by one statement, that lock is what bounds the webhook rate, so the
+//! ingestor rings after the commit unless configured not to.
 //!
 //! A database transaction begun with [`begin_collecting_doorbells`] has the trigger
 //! collect its `id:version` payloads instead (the transaction-local setting
 //! `payments.doorbells`), which [`insert_event`](super::insert_event) reads back with the
-//! event's insert, so collecting them costs no round trip. Once it has committed, the
-//! caller hands them to [`Doorbell::ring`], and one task sends everything queued since
-//! its last send in one statement, on a connection of its own, whose commit writes no
-//! WAL and so holds that lock only briefly.
+//! event's insert, so collecting them costs no round trip; the one-statement success
+//! sets the same itself and returns its rows' versions
+//! ([`write_successes`](super::write_successes)). Once it has committed, the caller hands
+//! them to [`Doorbell::ring`], and one task sends everything queued since its last send
+//! in one statement (at most one every [`LINGER`] under load), on a connection of its
+//! own, whose commit flushes no WAL and so holds that lock only briefly.
 //!
 //! What this gives up: a doorbell queued when the process dies is never rung. The watch
 //! hub's safety pass (payments-api) compares the versions of watched rows every few
@@ -25,7 +26,7 @@
 use std::{sync::Arc, time::Duration};
 
 use sqlx::{PgConnection, PgPool, Postgres, pool::PoolConnection};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
 
 use super::{DbTransaction, StoreError, db_transaction};
 use crate::TRANSACTION_CHANNEL;
@@ -39,6 +40,11 @@ const PER_STATEMENT: usize = 512;
 
 /// How long the ringer waits before it tries a new connection after a failed one.
 const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// The least time between the starts of two NOTIFY statements. Under load each then
+/// carries the doorbells of every commit in that time (one NOTIFY transaction for
+/// many), at most this much later; a doorbell after a quiet spell is rung at once.
+const LINGER: Duration = Duration::from_millis(2);
 
 /// Where the ringer counts what became of the doorbells (the service's metrics).
 pub trait DoorbellMetrics: Send + Sync + 'static {
@@ -138,6 +144,16 @@ pub async fn begin_collecting_doorbells<'c>(
     .await
 }
 
+/// The value of `payments.doorbell` (migration 0031) under which the `transactions`
+/// trigger collects doorbells (`after_commit`) or rings them in the commit (anything
+/// else), for a statement that sets it itself.
+pub(super) fn doorbell_mode(collect: bool) -> &'static str {
+    match collect {
+        true => "after_commit",
+        false => "in_commit",
+    }
+}
+
 /// The `id:version` payloads of what a database transaction collected: the trigger
 /// (migration 0031) separates them with a space.
 fn payloads(collected: &str) -> impl Iterator<Item = &str> {
@@ -151,7 +167,19 @@ async fn ring_queued(
 ) {
     let mut conn: Option<PoolConnection<Postgres>> = None;
     let mut batch = Vec::with_capacity(PER_STATEMENT);
+    let mut last_send: Option<Instant> = None;
     while queue.recv_many(&mut batch, PER_STATEMENT).await > 0 {
+        if let Some(next) = last_send.map(|at| at + LINGER)
+            && next > Instant::now()
+        {
+            tokio::time::sleep_until(next).await;
+            while batch.len() < PER_STATEMENT
+                && let Ok(more) = queue.try_recv()
+            {
+                batch.push(more);
+            }
+        }
+        last_send = Some(Instant::now());
         let payloads: Vec<&str> = batch.iter().flat_map(|c| payloads(c)).collect();
         // A held connection may have died since the last send (a database restart):
         // one more try on a fresh one before these doorbells are given up.

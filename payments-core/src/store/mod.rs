@@ -54,7 +54,7 @@ pub use payment_methods::{
     mark_validated, payment_method_owner, upsert_payment_method,
 };
 pub use signals::{HealthSignals, StateCount, health_signals};
-pub use success_write::{SuccessWrite, WRITE_SUCCESSES, write_success, write_successes};
+pub use success_write::{SuccessWrite, WRITE_SUCCESSES, Written, write_success, write_successes};
 pub use transactions::{
     Inserted, ListCursor, Locked, NewTransaction, RowAddress, StatusChange, StripeRefs,
     SweepCursor, back_off_reconciliation, change_status, claim_unsettled, coupon_redeemed,

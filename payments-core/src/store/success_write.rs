@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{EventSource, EventState, MovementKind, StoreError};
+use super::{EventSource, EventState, MovementKind, StoreError, doorbell::doorbell_mode};
 use crate::{Money, StripeEvent, TransactionId, TransactionKind, TransactionStatus};
 
 /// The write, and the guard under which it is what the rules would write.
@@ -37,7 +37,11 @@ pub struct SuccessWrite<'a> {
 /// causes, `$8`–`$14` the events' ids, types, API versions, creations, livemodes,
 /// payloads and sources; `$15`–`$17` the (event, kind, status) triples of the pairs each
 /// row may be in (the event by its place in the input, from 1); `$18` SUCCEEDED, `$19`
-/// the events' state (applied).
+/// the events' state (applied); `$20` where the `transactions` trigger rings the
+/// watchers' doorbell for this database transaction (`payments.doorbell`, migration
+/// 0031: `after_commit` collects it instead, and the caller rings the `id:version` each
+/// row returns once it has committed). The setting is made in the input's filter, which
+/// runs before any row is written, so before the trigger (at the statement's end).
 ///
 /// The range on `n`, which every row passes, is there for the plan cache: planned with
 /// its arrays known, the input is estimated at their length, and planned once for any
@@ -51,7 +55,7 @@ pub const WRITE_SUCCESSES: &str = "WITH input AS ( \
          $12::bool[], $13::jsonb[], $14::text[]) WITH ORDINALITY \
          AS i(transaction_id, payment_intent, amount, currency, charge, credit, cause, \
               event_id, type, api_version, created, livemode, payload, source, n) \
-       WHERE n > 0 AND n < 1000000 \
+       WHERE n > 0 AND n < 1000000 AND set_config('payments.doorbell', $20, true) IS NOT NULL \
      ), tx AS ( \
        UPDATE transactions t SET status = $18, failure_code = NULL, failure_message = NULL, \
          stripe_charge_id = COALESCE(t.stripe_charge_id, i.charge) \
@@ -81,27 +85,48 @@ pub const WRITE_SUCCESSES: &str = "WITH input AS ( \
        SELECT i.event_id, i.type, i.api_version, i.created, i.livemode, i.payload, i.source, \
          $19, tx.id, 1, now() \
        FROM tx JOIN input i USING (n) \
-     ) SELECT n, from_status FROM tx";
+     ) SELECT n, from_status, version FROM tx";
+
+/// What one write did: the status its transaction moved from, and the version it
+/// moved to (what the watchers' doorbell carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub from: TransactionStatus,
+    pub version: i64,
+}
+
+impl Written {
+    /// The doorbell's payload for this write of `transaction`, as the trigger rings it.
+    pub fn doorbell(&self, transaction: TransactionId) -> String {
+        format!("{}:{}", transaction.as_uuid(), self.version)
+    }
+}
 
 /// Writes each of `writes` (a write, its event, where the event came from) whose row
 /// passes its guard, in one statement that commits with the caller's database
-/// transaction, or on its own outside one. Returns, for each write, the status its
-/// transaction moved from, or None (nothing written for it). On top of each write's
-/// guard the row must hold nothing refunded and no failure, and its user's wallet must
-/// be in the same currency and not in a trial. The writes must name distinct
-/// transactions: a row is updated once per statement, so a second write of it would
-/// silently be left out.
+/// transaction, or on its own outside one. Returns, for each write, what it did, or
+/// None (nothing written for it). On top of each write's guard the row must hold
+/// nothing refunded and no failure, and its user's wallet must be in the same currency
+/// and not in a trial. The writes must name distinct transactions: a row is updated
+/// once per statement, so a second write of it would silently be left out.
+///
+/// With `collect_doorbells` the trigger collects the doorbells instead of ringing them
+/// (for the rest of the database transaction, as [`begin_collecting_doorbells`] does):
+/// the caller rings [`Written::doorbell`] of each write once it has committed.
 ///
 /// Like [`insert_event`](super::insert_event), an event id stored before is refused by
 /// the primary key ([`StoreError::is_repeated_event`]) and the whole statement is
 /// undone. The status is re-checked on the row version the update meets, so a writer
 /// that changed it meanwhile makes the write of that row nothing.
+///
+/// [`begin_collecting_doorbells`]: super::begin_collecting_doorbells
 pub async fn write_successes(
     conn: &mut PgConnection,
     writes: &[(&SuccessWrite<'_>, &StripeEvent, EventSource)],
-) -> Result<Vec<Option<TransactionStatus>>, StoreError> {
+    collect_doorbells: bool,
+) -> Result<Vec<Option<Written>>, StoreError> {
     let c = Columns::of(writes);
-    let written: Vec<(i64, TransactionStatus)> = sqlx::query_as(WRITE_SUCCESSES)
+    let written: Vec<(i64, TransactionStatus, i64)> = sqlx::query_as(WRITE_SUCCESSES)
         .bind(c.transaction)
         .bind(c.payment_intent)
         .bind(c.amount)
@@ -121,15 +146,16 @@ pub async fn write_successes(
         .bind(c.pair_status)
         .bind(TransactionStatus::Succeeded)
         .bind(EventState::Applied)
+        .bind(doorbell_mode(collect_doorbells))
         .fetch_all(&mut *conn)
         .await?;
-    let mut from = vec![None; writes.len()];
-    for (n, status) in written {
-        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| from.get_mut(i)) {
-            *slot = Some(status);
+    let mut done = vec![None; writes.len()];
+    for (n, from, version) in written {
+        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| done.get_mut(i)) {
+            *slot = Some(Written { from, version });
         }
     }
-    Ok(from)
+    Ok(done)
 }
 
 /// [`WRITE_SUCCESSES`]' input, a column (an array parameter) per field.
@@ -188,7 +214,8 @@ pub async fn write_success(
     write: &SuccessWrite<'_>,
     event: &StripeEvent,
     source: EventSource,
-) -> Result<Option<TransactionStatus>, StoreError> {
-    let written = write_successes(conn, &[(write, event, source)]).await?;
+    collect_doorbells: bool,
+) -> Result<Option<Written>, StoreError> {
+    let written = write_successes(conn, &[(write, event, source)], collect_doorbells).await?;
     Ok(written.into_iter().next().flatten())
 }

@@ -6,15 +6,18 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use payments_core::{
-    RetryPolicy, StripeEvent, StripeMode, TRANSACTION_CHANNEL, Transaction,
-    TransactionStatus as Status,
+    Currency, RetryPolicy, StripeEvent, StripeMode, TRANSACTION_CHANNEL, Transaction,
+    TransactionStatus as Status, UserId,
     inbox::{self, Received, Rules},
     store::{self, ConnectionCache, Doorbell, EventSource},
 };
 use sqlx::postgres::PgListener;
 use webhook_ingestor::metrics::Metrics;
 
-use crate::helpers::{Result, TestApp, eventually};
+use crate::{
+    events::Pi,
+    helpers::{Result, TestApp, eventually},
+};
 
 async fn listen(app: &TestApp) -> Result<PgListener> {
     let mut listener = PgListener::connect_with(app.pool()).await?;
@@ -43,8 +46,17 @@ fn payload(tx: &Transaction) -> String {
     format!("{}:{}", tx.id, tx.version)
 }
 
-async fn a_settling_webhook_rings_once_with_the_version_it_committed(after_commit: bool) -> Result {
+async fn a_settling_webhook_rings_once_with_the_version_it_committed(
+    after_commit: bool,
+    with_wallets: bool,
+) -> Result {
     let app = TestApp::start_with(|config| config.doorbell_after_commit = after_commit).await?;
+    if with_wallets {
+        // A success for a user with a wallet is written by the one statement; without
+        // one it takes the general path, which creates the wallet.
+        wallet(&app, "doorbell").await?;
+        wallet(&app, "doorbell-2").await?;
+    }
     let (tx, event) = app.payment_and_success("doorbell", 700).await?;
     let (other, other_event) = app.payment_and_success("doorbell-2", 700).await?;
     // Listening only now: the seeding writes have rung already.
@@ -68,17 +80,30 @@ async fn a_settling_webhook_rings_once_with_the_version_it_committed(after_commi
     })
     .await?;
     assert_eq!(app.metrics.doorbells("lost"), 0);
+    assert_eq!(app.balance("doorbell").await?, 700);
+    Ok(())
+}
+
+async fn wallet(app: &TestApp, user: &str) -> Result {
+    let mut conn = app.pool().acquire().await?;
+    store::ensure_wallet(&mut conn, &UserId::parse(user)?, Currency::parse("usd")?).await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settling_webhook_rings_after_its_commit_with_the_version_it_committed() -> Result {
-    a_settling_webhook_rings_once_with_the_version_it_committed(true).await
+    a_settling_webhook_rings_once_with_the_version_it_committed(true, false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_statement_success_rings_after_its_commit_with_the_version_it_committed() -> Result {
+    a_settling_webhook_rings_once_with_the_version_it_committed(true, true).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settling_webhook_rings_inside_its_commit_when_configured_so() -> Result {
-    a_settling_webhook_rings_once_with_the_version_it_committed(false).await
+    a_settling_webhook_rings_once_with_the_version_it_committed(false, false).await?;
+    a_settling_webhook_rings_once_with_the_version_it_committed(false, true).await
 }
 
 /// A database transaction that collects its doorbells rings none at its commit; what it
@@ -203,6 +228,74 @@ async fn a_doorbell_that_cannot_be_queued_is_counted_lost() -> Result {
     assert_eq!(
         (metrics.doorbells("rung"), metrics.doorbells("lost")),
         (0, 2)
+    );
+    Ok(())
+}
+
+/// Batches of group commit that mix one-statement successes (users with a wallet) with
+/// events the general path applies (a cancel) ring for every transaction they changed,
+/// once, whichever comes last in the batch; so does a batch made only of such successes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_with_one_statement_successes_ring_for_every_transaction() -> Result {
+    let app = TestApp::start().await?;
+    let mut seeded = Vec::new();
+    for i in 0..6 {
+        let (user, pi) = (format!("mixed-{i}"), format!("pi_mixed_{i}"));
+        wallet(&app, &user).await?;
+        let tx = app.payment(&user, 700, &pi).await?;
+        let pi = Pi {
+            id: &pi,
+            tx: Some(tx.id),
+            amount: 700,
+            currency: "usd",
+        };
+        let event = if i == 0 || i == 3 {
+            pi.canceled()
+        } else {
+            pi.succeeded()
+        };
+        seeded.push((tx, StripeEvent::from_value(event)?));
+    }
+    let mut listener = listen(&app).await?;
+    let rules = Rules {
+        retry: RetryPolicy::DEFAULT,
+        mode: StripeMode::Test,
+    };
+    let cache = ConnectionCache::new(app.pool().clone(), 1, Duration::from_secs(60));
+    let metrics = Arc::new(Metrics::default());
+    let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone(), metrics.clone());
+    // The cancel first, then last, then no cancel at all.
+    for pair in seeded.chunks(2) {
+        let batch: Vec<_> = pair
+            .iter()
+            .map(|(_, e)| (e, EventSource::Webhook))
+            .collect();
+        let received = inbox::receive_batch(&cache, &batch, &rules, &doorbell).await?;
+        assert!(
+            received.iter().all(|r| matches!(r, Received::Stored(_))),
+            "{received:?}"
+        );
+    }
+    drop(doorbell);
+    tokio::time::timeout(Duration::from_secs(10), ringer).await??;
+
+    let mut expected = Vec::new();
+    for (i, (tx, _)) in seeded.iter().enumerate() {
+        let now = app.transaction(tx.id).await?;
+        let status = match i {
+            0 | 3 => Status::Canceled,
+            _ => Status::Succeeded,
+        };
+        assert_eq!(now.status, status);
+        expected.push(payload(&now));
+    }
+    expected.sort();
+    assert_eq!(next_doorbells(&mut listener, seeded.len()).await?, expected);
+    // Each once: six rung in all, and nothing else rang inside a commit (a doorbell
+    // rung twice would be counted, or would arrive after the six).
+    assert_eq!(
+        (metrics.doorbells("rung"), metrics.doorbells("lost")),
+        (6, 0)
     );
     Ok(())
 }
