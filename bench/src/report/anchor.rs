@@ -106,7 +106,13 @@ pub(super) fn targets(r: &Results) -> Vec<Target> {
         ingest_ratios,
     );
     let why = lowest(r, &TARGET_SENDERS, ingest_ratios).map_or(String::new(), |l| {
-        why_slower(l, &l.ingest, &l.notify, AnchorScript::Notify, "one statement per event")
+        why_slower(
+            l,
+            &l.ingest,
+            &l.notify,
+            AnchorScript::Notify,
+            "one statement per event",
+        )
     });
     out.push(Target {
         what,
