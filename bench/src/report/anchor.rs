@@ -178,7 +178,6 @@ pub(super) fn targets(r: &Results) -> Vec<Target> {
     out
 }
 
-/// Why the ingestor is slower than the anchor: its work per event against the anchor's.
 /// Of the levels at `wanted` senders, the one whose median ratio is lowest.
 fn lowest<'a>(
     r: &'a Results,
@@ -194,7 +193,8 @@ fn lowest<'a>(
         .map(|(l, _)| l)
 }
 
-/// Where one contender's events went at its lowest level, against the anchor's script.
+/// Why the ingestor is slower than the anchor at level `l`: its work and CPU per event
+/// (`ours`, one commit per event or group commit) against the anchor script's (`bar`).
 fn why_slower(
     l: &AnchorLevel,
     ours: &[IngestRun],
@@ -214,7 +214,6 @@ fn why_slower(
     let pgbench = median_by(bar, |x| {
         per_event(x.cpu.processes.first().copied().unwrap_or(f64::NAN), x.tps)
     });
-    let busy = |v: f64| pct(v);
     let cpu = |v: f64| format!("{v:.2} ms");
     format!(
         "Lowest at {} senders. Per event there, the ingestor cost PostgreSQL {:.0} buffer \
@@ -235,7 +234,7 @@ fn why_slower(
         cpu(ingest_cpu(ours)),
         cpu(ingestor),
         cpu(generator),
-        busy(median_by(ours, |x| x.cpu.machine_busy)),
+        pct(median_by(ours, |x| x.cpu.machine_busy)),
         bar_work.buffers,
         bar_work.wal_records,
         kb(bar_work.wal_bytes),
@@ -243,7 +242,7 @@ fn why_slower(
         pct(bar_work.hot_ratio),
         cpu(script_cpu(bar)),
         cpu(pgbench),
-        busy(median_by(bar, |x| x.cpu.machine_busy)),
+        pct(median_by(bar, |x| x.cpu.machine_busy)),
         script.statements(),
     )
 }

@@ -167,7 +167,7 @@ async fn receive_in_one_statement(
     rules: &Rules,
     doorbell: &Doorbell,
 ) -> Result<Option<Received>, StoreError> {
-    let collect = !doorbell.rings_in_commit();
+    let collect = doorbell.collects();
     match write_planned(conn, write, event, source, rules, collect).await {
         Ok(Some(written)) => {
             doorbell.ring(written.doorbell);
@@ -262,7 +262,7 @@ async fn receive_batch_in_one_statement(
         .zip(events)
         .map(|(write, (event, source))| (*write, *event, *source))
         .collect();
-    let written = match store::write_successes(conn, &items, !doorbell.rings_in_commit()).await {
+    let written = match store::write_successes(conn, &items, doorbell.collects()).await {
         Ok(written) => written,
         Err(e) if e.is_unavailable() => return Err(e),
         Err(e) => {
@@ -337,15 +337,7 @@ async fn receive_batch_on(
         return Ok(received);
     }
     let mut tx = doorbell.begin(conn, "receive_events").await?;
-    match apply_batch(
-        &mut tx,
-        events,
-        &planned,
-        rules,
-        !doorbell.rings_in_commit(),
-    )
-    .await
-    {
+    match apply_batch(&mut tx, events, &planned, rules, doorbell.collects()).await {
         Ok((received, doorbells)) => {
             tx.commit().await?;
             doorbell.ring(doorbells);

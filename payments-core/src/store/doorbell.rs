@@ -87,10 +87,10 @@ impl Doorbell {
         (Doorbell { queue: Some(queue) }, ringer)
     }
 
-    /// Whether the trigger rings inside the commit (no queue): what a statement that
-    /// commits on its own, without [`Doorbell::begin`], needs.
-    pub fn rings_in_commit(&self) -> bool {
-        self.queue.is_none()
+    /// Whether this path's commits collect their doorbells for [`Doorbell::ring`] (rung
+    /// after the commit), rather than the trigger ringing them inside it.
+    pub fn collects(&self) -> bool {
+        self.queue.is_some()
     }
 
     /// BEGIN on `conn`, collecting the doorbells if this path rings after the commit.

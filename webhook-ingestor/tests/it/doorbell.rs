@@ -19,6 +19,12 @@ use crate::{
     helpers::{Result, TestApp, eventually},
 };
 
+/// The rules the batches below are received under (as the ingestor's in test mode).
+const RULES: Rules = Rules {
+    retry: RetryPolicy::DEFAULT,
+    mode: StripeMode::Test,
+};
+
 async fn listen(app: &TestApp) -> Result<PgListener> {
     let mut listener = PgListener::connect_with(app.pool()).await?;
     listener.listen(TRANSACTION_CHANNEL).await?;
@@ -183,14 +189,10 @@ async fn a_batch_rings_for_every_transaction_it_settled() -> Result {
         .map(|(_, event)| StripeEvent::from_value(event.clone()))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let batch: Vec<_> = events.iter().map(|e| (e, EventSource::Webhook)).collect();
-    let rules = Rules {
-        retry: RetryPolicy::DEFAULT,
-        mode: StripeMode::Test,
-    };
     let cache = ConnectionCache::new(app.pool().clone(), 1, Duration::from_secs(60));
     let (doorbell, _ringer) =
         Doorbell::after_commit(app.pool().clone(), Arc::new(Metrics::default()));
-    let received = inbox::receive_batch(&cache, &batch, &rules, &doorbell).await?;
+    let received = inbox::receive_batch(&cache, &batch, &RULES, &doorbell).await?;
     assert!(
         received.iter().all(|r| matches!(r, Received::Stored(_))),
         "{received:?}"
@@ -257,10 +259,6 @@ async fn batches_with_one_statement_successes_ring_for_every_transaction() -> Re
         seeded.push((tx, StripeEvent::from_value(event)?));
     }
     let mut listener = listen(&app).await?;
-    let rules = Rules {
-        retry: RetryPolicy::DEFAULT,
-        mode: StripeMode::Test,
-    };
     let cache = ConnectionCache::new(app.pool().clone(), 1, Duration::from_secs(60));
     let metrics = Arc::new(Metrics::default());
     let (doorbell, ringer) = Doorbell::after_commit(app.pool().clone(), metrics.clone());
@@ -270,7 +268,7 @@ async fn batches_with_one_statement_successes_ring_for_every_transaction() -> Re
             .iter()
             .map(|(_, e)| (e, EventSource::Webhook))
             .collect();
-        let received = inbox::receive_batch(&cache, &batch, &rules, &doorbell).await?;
+        let received = inbox::receive_batch(&cache, &batch, &RULES, &doorbell).await?;
         assert!(
             received.iter().all(|r| matches!(r, Received::Stored(_))),
             "{received:?}"
