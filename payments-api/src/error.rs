@@ -202,6 +202,12 @@ impl From<StoreError> for ApiError {
                 source: e.into(),
             },
             StoreError::Conflict(constraint) => conflict(&constraint),
+            // Undone to break a cycle of waits: nothing was written, and the same
+            // request (its idempotency key) can be sent again.
+            other if other.is_lock_cycle() => ApiError::Unavailable {
+                dependency: Dependency::Database,
+                source: other.into(),
+            },
             other => ApiError::internal("database error", other),
         }
     }
@@ -384,5 +390,26 @@ mod tests {
             ErrorDetail::of(&db).expect("ErrorInfo").reason,
             Reason::DatabaseUnavailable
         );
+    }
+
+    /// A deadlock's victim wrote nothing: the caller may send the same request again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_victim_is_unavailable_and_retryable() {
+        let db = payments_core::testing::TestDb::new().await;
+        let error = ApiError::from(StoreError::from(db.deadlock_victim().await));
+        assert!(
+            matches!(
+                error,
+                ApiError::Unavailable {
+                    dependency: Dependency::Database,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        let status = Status::from(error);
+        assert_eq!(status.code(), Code::Unavailable);
+        let detail = ErrorDetail::of(&status).expect("ErrorInfo");
+        assert!(detail.retry_delay.is_some());
     }
 }

@@ -59,6 +59,34 @@ impl TestDb {
         crate::store::migrate(&self.pool).await
     }
 
+    /// The error PostgreSQL gives the victim of a real deadlock: two database
+    /// transactions each lock a row of a table of their own, then wait for the other's
+    /// (about a second: `deadlock_timeout`). The table is left in the test database.
+    pub async fn deadlock_victim(&self) -> sqlx::Error {
+        let mut setup = self.pool.acquire().await.expect("connection");
+        setup
+            .execute(
+                "CREATE TABLE IF NOT EXISTS lock_cycle (id int PRIMARY KEY); \
+                      INSERT INTO lock_cycle VALUES (1), (2) ON CONFLICT DO NOTHING",
+            )
+            .await
+            .expect("the lock_cycle table");
+        let both_hold_one = tokio::sync::Barrier::new(2);
+        let take = |first: i32, second: i32| {
+            let (pool, both_hold_one) = (self.pool.clone(), &both_hold_one);
+            async move {
+                let mut tx = pool.begin().await?;
+                let lock = "SELECT id FROM lock_cycle WHERE id = $1 FOR UPDATE";
+                sqlx::query(lock).bind(first).execute(&mut *tx).await?;
+                both_hold_one.wait().await;
+                sqlx::query(lock).bind(second).execute(&mut *tx).await?;
+                tx.rollback().await
+            }
+        };
+        let (a, b) = tokio::join!(take(1, 2), take(2, 1));
+        a.err().or(b.err()).expect("one of the two is the victim")
+    }
+
     async fn unmigrated() -> Self {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let admin_url = server_url();

@@ -361,3 +361,17 @@ async fn a_status_change_lands_on_its_transaction_wherever_the_row_lies() {
         "one audit row per change, on its own transaction"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_victim_is_a_lock_cycle_and_nothing_else() {
+    let db = TestDb::new().await;
+    let victim = store::StoreError::from(db.deadlock_victim().await);
+    assert!(victim.is_lock_cycle(), "{victim:?}");
+    assert!(!victim.is_unavailable(), "{victim:?}");
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let refused = sqlx::query("SELECT 1/0")
+        .execute(&mut *conn)
+        .await
+        .expect_err("division by zero");
+    assert!(!store::StoreError::from(refused).is_lock_cycle());
+}

@@ -70,7 +70,8 @@ pub struct Prelocked(HashMap<TransactionId, Locked>);
 
 impl Prelocked {
     /// Locks, in one statement, the transactions `events` name by our id (those of
-    /// `mode`, the only ones applied).
+    /// `mode`, the only ones applied), then their users' wallets
+    /// ([`store::lock_many`]).
     pub async fn lock<'e>(
         conn: &mut PgConnection,
         events: impl IntoIterator<Item = &'e StripeEvent>,

@@ -362,9 +362,10 @@ async fn receive_batch_on(
 /// A batch's work inside its database transaction, when it is not made only of
 /// one-statement successes ([`receive_batch_in_one_statement`]): the look-up of the ids
 /// stored before, one statement locking every transaction the new events name by our id
-/// (in id order, so batches never wait on each other in a cycle there), then each new
-/// event as [`receive`] applies and stores it, minus its lock. The common success is
-/// written in one statement, as on the single path, and is not locked first. Any error
+/// and then their wallets (each in id order, so batches never wait on each other in a
+/// cycle: [`store::lock_many`]), then each new event as [`receive`] applies and stores
+/// it, minus its lock. The common success is written in one statement, as on the single
+/// path, on the row locked for it. Any error
 /// leaves the database transaction to be rolled back. Also returns the doorbells
 /// collected if `collect` (the database transaction collects them: an insert's read of
 /// them covers everything before it, and the one-statement writes after the last insert
@@ -392,10 +393,7 @@ async fn apply_batch(
         .zip(&fresh)
         .filter_map(|(((event, source), write), fresh)| fresh.then_some((*event, *source, write)))
         .collect();
-    let to_lock = new
-        .iter()
-        .filter(|(_, _, write)| write.is_none())
-        .map(|(event, _, _)| *event);
+    let to_lock = new.iter().map(|(event, _, _)| *event);
     let mut prelocked = Prelocked::lock(conn, to_lock, rules.mode).await?;
     let mut reports = Vec::with_capacity(new.len());
     // The last insert's read of the collected doorbells, and the writes' since.

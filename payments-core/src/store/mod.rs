@@ -123,6 +123,14 @@ impl StoreError {
         matches!(self, StoreError::Unavailable(_))
     }
 
+    /// Whether the database undid the statement to break a wait cycle (a deadlock) or a
+    /// serialization failure: nothing of its database transaction was written, and the
+    /// same work may be tried again at once.
+    pub fn is_lock_cycle(&self) -> bool {
+        matches!(self, StoreError::Other(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+    }
+
     /// Whether this is the unique violation of the named constraint.
     pub fn is_conflict_on(&self, constraint: &str) -> bool {
         matches!(self, StoreError::Conflict(c) if c == constraint)

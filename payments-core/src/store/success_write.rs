@@ -43,6 +43,11 @@ pub struct SuccessWrite<'a> {
 /// row returns once it has committed). The setting is made in the input's filter, which
 /// runs before any row is written, so before the trigger (at the statement's end).
 ///
+/// [`write_successes`] orders its input by transaction, so the rows are locked in id
+/// order (the update follows the input); and the credits are inserted in user order,
+/// so the ledger trigger takes the wallets in that order: the discipline
+/// [`lock_many`](super::lock_many) keeps, so batches never wait on each other in a cycle.
+///
 /// The range on `n`, which every row passes, is there for the plan cache: planned with
 /// its arrays known, the input is estimated at their length, and planned once for any
 /// arrays at ten rows, which costs that plan so much more that PostgreSQL would plan
@@ -78,7 +83,7 @@ pub const WRITE_SUCCESSES: &str = "WITH input AS ( \
        INSERT INTO ledger_entries \
          (user_id, transaction_id, kind, movement_key, amount, currency, stripe_event_id) \
        SELECT tx.user_id, tx.id, i.credit, '', tx.amount, tx.currency, i.event_id \
-       FROM tx JOIN input i USING (n) \
+       FROM tx JOIN input i USING (n) ORDER BY tx.user_id \
      ), stored AS ( \
        INSERT INTO stripe_events (id, type, api_version, created, livemode, payload, source, \
          state, transaction_id, attempts, processed_at) \
@@ -114,6 +119,9 @@ impl Written {
 /// (for the rest of the database transaction, as [`begin_collecting_doorbells`] does):
 /// the caller rings [`Written::doorbell`] of each write once it has committed.
 ///
+/// The writes are made in transaction-id order, whatever their order here (see
+/// [`WRITE_SUCCESSES`]); the answers are in this order.
+///
 /// Like [`insert_event`](super::insert_event), an event id stored before is refused by
 /// the primary key ([`StoreError::is_repeated_event`]) and the whole statement is
 /// undone. The status is re-checked on the row version the update meets, so a writer
@@ -125,7 +133,10 @@ pub async fn write_successes(
     writes: &[(&SuccessWrite<'_>, &StripeEvent, EventSource)],
     collect_doorbells: bool,
 ) -> Result<Vec<Option<Written>>, StoreError> {
-    let c = Columns::of(writes);
+    // The statement's input in transaction-id order, and where each came from.
+    let mut order: Vec<usize> = (0..writes.len()).collect();
+    order.sort_by_key(|&i| writes[i].0.transaction_id.as_uuid());
+    let c = Columns::of(order.iter().map(|&i| &writes[i]));
     let written: Vec<(i64, TransactionStatus, i64)> = sqlx::query_as(WRITE_SUCCESSES)
         .bind(c.transaction)
         .bind(c.payment_intent)
@@ -151,7 +162,8 @@ pub async fn write_successes(
         .await?;
     let mut done = vec![None; writes.len()];
     for (n, from, version) in written {
-        if let Some(slot) = usize::try_from(n - 1).ok().and_then(|i| done.get_mut(i)) {
+        let place = usize::try_from(n - 1).ok().and_then(|i| order.get(i));
+        if let Some(slot) = place.and_then(|&i| done.get_mut(i)) {
             *slot = Some(Written { from, version });
         }
     }
@@ -181,7 +193,9 @@ struct Columns<'w> {
 }
 
 impl<'w> Columns<'w> {
-    fn of(writes: &'w [(&'w SuccessWrite<'w>, &'w StripeEvent, EventSource)]) -> Columns<'w> {
+    fn of(
+        writes: impl Iterator<Item = &'w (&'w SuccessWrite<'w>, &'w StripeEvent, EventSource)>,
+    ) -> Columns<'w> {
         let mut c = Columns::default();
         for (n, (write, event, source)) in (1..).zip(writes) {
             c.transaction.push(write.transaction_id.as_uuid());

@@ -193,7 +193,13 @@ async fn pay(pool: &PgPool, stripe: &Client, tx: &Transaction) -> Result {
         ..StripeRefs::default()
     };
     let mut conn = pool.acquire().await?;
-    store::set_stripe_refs(&mut conn, tx.id, &refs).await?;
+    // A deadlock's victim is UNAVAILABLE at payments-api, and its caller sends again.
+    for attempt in 1.. {
+        match store::set_stripe_refs(&mut conn, tx.id, &refs).await {
+            Err(e) if e.is_lock_cycle() && attempt < 3 => continue,
+            done => return Ok(done?),
+        }
+    }
     Ok(())
 }
 

@@ -168,12 +168,28 @@ pub struct Locked {
     pub address: RowAddress,
 }
 
-/// Locks the transactions of `ids` that exist, in id order (so two batches locking
-/// overlapping sets cannot deadlock on each other), each with its user's Stripe customer
-/// and where its row lies, as [`lock_by_target`] reads them: a batch of events takes its
-/// locks in one statement instead of one per event.
+/// Locks the transactions of `ids` that exist, in id order, then their users' wallets
+/// in user order, each transaction with its
+/// user's Stripe customer and where its row lies, as [`lock_by_target`] reads them: a
+/// batch of events takes its locks in one statement instead of one per event.
+///
+/// Every writer takes a transaction before its wallet (a single event's lock, then the
+/// ledger trigger's credit), and a batch of successes written in one statement takes
+/// its transactions in id order, then its wallets in user order
+/// ([`write_successes`](crate::store::write_successes)): so batches locking
+/// overlapping sets wait on each other, and never in a cycle. The wallets are taken as
+/// the credit's update takes them (`FOR NO KEY UPDATE`), which leaves the ledger's
+/// foreign-key checks from other writers free. Their sort reads every transaction
+/// first, so all of those are locked before the first wallet.
 pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>, StoreError> {
-    let sql = locking_select("t.id = ANY($1) ORDER BY t.id");
+    let sql = format!(
+        "WITH locked AS MATERIALIZED ({}), \
+           wallets_locked AS (SELECT 1 FROM wallets w \
+             WHERE w.user_id IN (SELECT user_id FROM locked) \
+             ORDER BY w.user_id FOR NO KEY UPDATE) \
+         SELECT * FROM locked WHERE (SELECT count(*) FROM wallets_locked) >= 0",
+        locking_select("t.id = ANY($1) ORDER BY t.id")
+    );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(ids)
         .fetch_all(&mut *conn)
