@@ -187,6 +187,104 @@ async fn a_wallet_balance_moves_only_with_a_ledger_entry() {
     }
 }
 
+/// The code and constraint name of the error `sql` meets (inside a savepoint), or None
+/// if the database took it.
+async fn refusal(
+    conn: &mut PgConnection,
+    sql: &str,
+    id: TransactionId,
+) -> Option<(String, String)> {
+    let mut savepoint = conn.begin().await.expect("savepoint");
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .bind(id.as_uuid())
+        .execute(&mut *savepoint)
+        .await;
+    savepoint.rollback().await.expect("rollback");
+    match done {
+        Ok(_) => None,
+        Err(sqlx::Error::Database(e)) => Some((
+            e.code().unwrap_or_default().into_owned(),
+            e.constraint().unwrap_or_default().to_owned(),
+        )),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+/// The rules that span columns are held by the row triggers the writes run anyway (a
+/// table's CHECK constraints are re-read and re-planned by every statement): they refuse
+/// what the constraints refused, with the same code and constraint names, and no table
+/// an event writes has a CHECK constraint left.
+#[tokio::test]
+async fn the_rules_across_columns_refuse_under_their_constraint_names() {
+    let db = TestDb::new().await;
+    let id = paid(&db, "joy").await;
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let refused = [
+        (
+            "UPDATE transactions SET amount_refunded = amount + 1 WHERE id = $1",
+            "transactions_check",
+        ),
+        (
+            "UPDATE transactions SET amount_refunded = -1 WHERE id = $1",
+            "transactions_check",
+        ),
+        (
+            "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency) \
+             VALUES ('joy', $1, 'refund_debit', 're_1', 100, 'usd')",
+            "ledger_entries_sign_by_kind",
+        ),
+        (
+            "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency) \
+             VALUES ('joy', $1, 'payment_credit', 'again', -1000, 'usd')",
+            "ledger_entries_sign_by_kind",
+        ),
+        (
+            "UPDATE wallets SET trial_state = 'active' WHERE user_id = 'joy' AND $1 IS NOT NULL",
+            "wallets_check",
+        ),
+        (
+            "UPDATE wallets SET trial_started_at = now() WHERE user_id = 'joy' AND $1 IS NOT NULL",
+            "wallets_check",
+        ),
+        (
+            "UPDATE wallets SET trial_state = 'ended', trial_started_at = now() \
+             WHERE user_id = 'joy' AND $1 IS NOT NULL",
+            "wallets_check1",
+        ),
+        (
+            "INSERT INTO wallets (user_id, currency, trial_state, trial_started_at, trial_ended_at) \
+             SELECT 'kim', 'usd', 'active', now(), now() WHERE $1 IS NOT NULL",
+            "wallets_check1",
+        ),
+    ];
+    for (sql, constraint) in refused {
+        assert_eq!(
+            refusal(&mut conn, sql, id).await,
+            Some(("23514".to_owned(), constraint.to_owned())),
+            "{sql}"
+        );
+    }
+    let allowed = [
+        "UPDATE transactions SET amount_refunded = amount WHERE id = $1",
+        "UPDATE wallets SET trial_state = 'ended', trial_started_at = now(), trial_ended_at = now() \
+         WHERE user_id = 'joy' AND $1 IS NOT NULL",
+        "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency) \
+         VALUES ('joy', $1, 'refund_debit', 're_1', -100, 'usd')",
+    ];
+    for sql in allowed {
+        assert_eq!(refusal(&mut conn, sql, id).await, None, "{sql}");
+    }
+    let checks: Vec<String> = sqlx::query_scalar(
+        "SELECT conname::text FROM pg_constraint WHERE contype = 'c' \
+         AND conrelid IN ('transactions'::regclass, 'ledger_entries'::regclass, 'wallets'::regclass, \
+                          'stripe_events'::regclass, 'transaction_transitions'::regclass)",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("constraints");
+    assert_eq!(checks, Vec::<String>::new());
+}
+
 /// The balance wall lets a change through only inside a trigger, trusting that the one
 /// trigger writing `wallets` is the ledger's, which moves the balance by the entry's
 /// amount: any other trigger function that writes `wallets` would open it.
