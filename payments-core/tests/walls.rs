@@ -11,22 +11,41 @@ use payments_core::{
 use sqlx::{Connection as _, PgConnection};
 use support::{apply, insert, payment};
 
-/// Runs `sql` with `binds` (text) inside a savepoint; whether the database took it.
-async fn accepted(conn: &mut PgConnection, sql: &str, id: TransactionId, binds: &[&str]) -> bool {
+/// Runs `sql` with `binds` (text) inside a savepoint, its deferred checks included: the
+/// code and constraint name of the error it meets, or None if the database took it.
+async fn refusal(
+    conn: &mut PgConnection,
+    sql: &str,
+    id: TransactionId,
+    binds: &[&str],
+) -> Option<(String, String)> {
     let mut savepoint = conn.begin().await.expect("savepoint");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).bind(id.as_uuid());
     for bind in binds {
         query = query.bind(*bind);
     }
-    let done = query.execute(&mut *savepoint).await.is_ok();
-    // Deferred checks run at commit: the savepoint's release does not run them.
-    let done = done
-        && sqlx::query("SET CONSTRAINTS ALL IMMEDIATE")
+    let done = match query.execute(&mut *savepoint).await {
+        // Deferred checks run at commit: the savepoint's release does not run them.
+        Ok(_) => sqlx::query("SET CONSTRAINTS ALL IMMEDIATE")
             .execute(&mut *savepoint)
             .await
-            .is_ok();
+            .map(drop),
+        Err(e) => Err(e),
+    };
     savepoint.rollback().await.expect("rollback");
-    done
+    match done {
+        Ok(()) => None,
+        Err(sqlx::Error::Database(e)) => Some((
+            e.code().unwrap_or_default().into_owned(),
+            e.constraint().unwrap_or_default().to_owned(),
+        )),
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
+/// Whether the database took `sql` ([`refusal`]).
+async fn accepted(conn: &mut PgConnection, sql: &str, id: TransactionId, binds: &[&str]) -> bool {
+    refusal(conn, sql, id, binds).await.is_none()
 }
 
 const MOVE: &str = "INSERT INTO ledger_entries (user_id, transaction_id, kind, movement_key, amount, currency) \
@@ -187,29 +206,6 @@ async fn a_wallet_balance_moves_only_with_a_ledger_entry() {
     }
 }
 
-/// The code and constraint name of the error `sql` meets (inside a savepoint), or None
-/// if the database took it.
-async fn refusal(
-    conn: &mut PgConnection,
-    sql: &str,
-    id: TransactionId,
-) -> Option<(String, String)> {
-    let mut savepoint = conn.begin().await.expect("savepoint");
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-        .bind(id.as_uuid())
-        .execute(&mut *savepoint)
-        .await;
-    savepoint.rollback().await.expect("rollback");
-    match done {
-        Ok(_) => None,
-        Err(sqlx::Error::Database(e)) => Some((
-            e.code().unwrap_or_default().into_owned(),
-            e.constraint().unwrap_or_default().to_owned(),
-        )),
-        Err(e) => panic!("{sql}: {e}"),
-    }
-}
-
 /// The rules that span columns are held by the row triggers the writes run anyway (a
 /// table's CHECK constraints are re-read and re-planned by every statement): they refuse
 /// what the constraints refused, with the same code and constraint names, and no table
@@ -259,7 +255,7 @@ async fn the_rules_across_columns_refuse_under_their_constraint_names() {
     ];
     for (sql, constraint) in refused {
         assert_eq!(
-            refusal(&mut conn, sql, id).await,
+            refusal(&mut conn, sql, id, &[]).await,
             Some(("23514".to_owned(), constraint.to_owned())),
             "{sql}"
         );
@@ -272,7 +268,7 @@ async fn the_rules_across_columns_refuse_under_their_constraint_names() {
          VALUES ('joy', $1, 'refund_debit', 're_1', -100, 'usd')",
     ];
     for sql in allowed {
-        assert_eq!(refusal(&mut conn, sql, id).await, None, "{sql}");
+        assert_eq!(refusal(&mut conn, sql, id, &[]).await, None, "{sql}");
     }
     let checks: Vec<String> = sqlx::query_scalar(
         "SELECT conname::text FROM pg_constraint WHERE contype = 'c' \

@@ -194,13 +194,13 @@ async fn pay(pool: &PgPool, stripe: &Client, tx: &Transaction) -> Result {
     };
     let mut conn = pool.acquire().await?;
     // A deadlock's victim is UNAVAILABLE at payments-api, and its caller sends again.
-    for attempt in 1.. {
+    let mut attempt = 1;
+    loop {
         match store::set_stripe_refs(&mut conn, tx.id, &refs).await {
-            Err(e) if e.is_lock_cycle() && attempt < 3 => continue,
+            Err(e) if e.is_lock_cycle() && attempt < 3 => attempt += 1,
             done => return Ok(done?),
         }
     }
-    Ok(())
 }
 
 async fn scalar(pool: &PgPool, sql: &'static str) -> Result<i64> {

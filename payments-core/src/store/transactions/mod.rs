@@ -182,6 +182,7 @@ pub struct Locked {
 /// foreign-key checks from other writers free. Their sort reads every transaction
 /// first, so all of those are locked before the first wallet.
 pub async fn lock_many(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>, StoreError> {
+    // A CTE nothing reads is not run: the always-true count is what takes the wallets.
     let sql = format!(
         "WITH locked AS MATERIALIZED ({}), \
            wallets_locked AS (SELECT 1 FROM wallets w \
